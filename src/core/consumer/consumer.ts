@@ -1,0 +1,395 @@
+import { performance } from 'node:perf_hooks';
+import type { CodecRegistry } from '../codec/registry.js';
+import { ConfigError, DecodeError, HeraldError, SchemaValidationError, toError } from '../errors.js';
+import type { EventDefinition, EventEnvelope } from '../event.js';
+import type { Logger } from '../logger.js';
+import { compose } from '../middleware.js';
+import { DeferredError, idempotencyMiddleware, type IdempotencyOptions } from '../middleware/idempotency.js';
+import { timeoutMiddleware } from '../middleware/timeout.js';
+import type { DeliveryInfo, Observers } from '../observer.js';
+import { compilePattern, mostSpecific, type TypePattern } from '../patterns.js';
+import type { Router } from '../routing.js';
+import type { DeadLetterEntry, DeadLetterReason, DeadLetterStore } from '../../store/dead-letter-store.js';
+import type { IdempotencyStore } from '../../store/idempotency-store.js';
+import type { Delivery, Subscription, Transport } from '../../transport/transport.js';
+import type { ConsumeContext, ConsumerMiddleware, Handler } from './context.js';
+import { resolveRetry, retryDelay, type ResolvedRetry, type RetryOptions } from './retry-policy.js';
+
+/** What to consume and how. Passed to `herald.subscribe()`. */
+export interface SubscribeSpec<P = unknown> {
+  /** Consumer group: every group gets every event; members of one group share the work. */
+  readonly group: string;
+  /** Event definitions or type patterns (`conversation.*`) this subscription handles. */
+  readonly events?: readonly (EventDefinition<P> | EventDefinition<any> | string)[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** One handler for every event in `events`. */
+  readonly handler?: Handler<P>;
+  /** Or one handler per type pattern; the most specific pattern wins. */
+  readonly handlers?: Readonly<Record<string, Handler>>;
+  /** Name recorded in the DLQ, logs and metrics; default the group. */
+  readonly name?: string;
+  /** Topics to read; by default derived from `events` through the routing rules. */
+  readonly topics?: readonly string[];
+  /** Messages handled at once by this member; default 8. */
+  readonly concurrency?: number;
+  /** `aggregate` (default): strictly ordered per aggregateId, parallel across aggregates. */
+  readonly ordering?: 'aggregate' | 'none';
+  /** Retry through delayed redelivery, then dead-letter; `false` dead-letters on the first failure. */
+  readonly retry?: RetryOptions | false;
+  /** Skip event ids this group already processed (needs an idempotency store). */
+  readonly idempotency?: boolean | IdempotencyOptions;
+  /** Abort and fail the handler after this long. */
+  readonly timeoutMs?: number;
+  /** Extra middleware around this subscription's handler (after the app-wide middleware). */
+  readonly middleware?: readonly ConsumerMiddleware[];
+  /** Where a new group starts; default `earliest`. */
+  readonly startFrom?: 'earliest' | 'latest';
+}
+
+/** Everything a consumer needs from its surroundings; assembled by Herald. */
+export interface ConsumerDeps {
+  readonly transport: Transport;
+  readonly router: Router;
+  readonly codecs: CodecRegistry;
+  readonly deadLetters: DeadLetterStore;
+  readonly idempotency?: IdempotencyStore;
+  readonly observers: Observers;
+  readonly logger: Logger;
+  /** App-wide middleware, outermost first. */
+  readonly middleware: readonly ConsumerMiddleware[];
+}
+
+/** Marks errors that retrying cannot fix: the message is dead-lettered at once. */
+export class PermanentError extends HeraldError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('HERALD_PERMANENT', message, options);
+  }
+}
+
+interface Route {
+  readonly pattern: TypePattern;
+  readonly name: string;
+  readonly run: (ctx: ConsumeContext) => Promise<void>;
+}
+
+interface InFlight {
+  readonly delivery: Delivery;
+  readonly done: Promise<void>;
+}
+
+const FIRST_FAILURE_MEMORY = 10_000;
+
+/** Set on messages replayed from the DLQ: only that group processes them; other groups skip them. */
+export const REPLAY_GROUP_HEADER = 'herald-replay-group';
+
+/**
+ * One subscription's consumer: receives deliveries from the transport, runs them through decoding,
+ * validation, middleware and the handler, and settles each one: ack on success, nack with backoff
+ * to retry, dead-letter when retrying cannot help or attempts are exhausted.
+ */
+export class Consumer {
+  readonly group: string;
+  readonly name: string;
+  readonly topics: readonly string[];
+  private routes: Route[] = [];
+  private readonly handlerSpecs: { pattern: string; name: string; handler: Handler }[];
+  private readonly definitions = new Map<string, EventDefinition>();
+  private readonly retry: ResolvedRetry;
+  private readonly concurrency: number;
+  private readonly ordering: 'key' | 'none';
+  private readonly startFrom: 'earliest' | 'latest';
+  private readonly logger: Logger;
+  private readonly subscriptions: Subscription[] = [];
+  private readonly inFlight = new Set<InFlight>();
+  /** Aborted when stop() gives up waiting: every running handler sees it as ctx.signal. */
+  private readonly stopController = new AbortController();
+  /** First failure time per message, so the DLQ entry can say when trouble began. */
+  private readonly firstFailures = new Map<string, number>();
+  private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
+  private readonly spec: SubscribeSpec;
+
+  constructor(
+    spec: SubscribeSpec,
+    private readonly deps: ConsumerDeps,
+  ) {
+    if (typeof spec.group !== 'string' || spec.group.length === 0) throw new ConfigError('group', 'must be a non-empty string');
+    this.group = spec.group;
+    this.name = spec.name ?? spec.group;
+    this.concurrency = spec.concurrency ?? 8;
+    if (!Number.isInteger(this.concurrency) || this.concurrency < 1) {
+      throw new ConfigError('concurrency', `must be an integer >= 1, got ${String(spec.concurrency)}`);
+    }
+    if (spec.ordering !== undefined && spec.ordering !== 'aggregate' && spec.ordering !== 'none') {
+      throw new ConfigError('ordering', `must be "aggregate" or "none", got ${JSON.stringify(spec.ordering)}`);
+    }
+    this.ordering = spec.ordering === 'none' ? 'none' : 'key';
+    this.startFrom = spec.startFrom ?? 'earliest';
+    this.retry = resolveRetry(spec.retry);
+    this.logger = deps.logger.child({ group: this.group, handler: this.name });
+
+    const patterns: string[] = [];
+    for (const e of spec.events ?? []) {
+      if (typeof e === 'string') patterns.push(e);
+      else {
+        patterns.push(e.type);
+        this.definitions.set(e.type, e as EventDefinition);
+      }
+    }
+    if (spec.handler && spec.handlers) throw new ConfigError('handler', 'pass either handler or handlers, not both');
+    if (spec.handler) {
+      if (patterns.length === 0) throw new ConfigError('events', 'must list the event types (or patterns) the handler takes');
+      const handler = spec.handler as Handler;
+      this.handlerSpecs = patterns.map((pattern) => ({ pattern, name: this.name, handler }));
+    } else if (spec.handlers && Object.keys(spec.handlers).length > 0) {
+      this.handlerSpecs = Object.entries(spec.handlers).map(([pattern, handler]) => {
+        if (typeof handler !== 'function') throw new ConfigError(`handlers.${pattern}`, 'must be a function');
+        return { pattern, name: `${this.name}/${pattern}`, handler };
+      });
+      if (patterns.length === 0) patterns.push(...Object.keys(spec.handlers));
+    } else {
+      throw new ConfigError('handler', 'a subscription needs a handler (or a handlers map)');
+    }
+    if (spec.idempotency && !deps.idempotency) {
+      throw new ConfigError('idempotency', 'needs an idempotency store: pass stores.idempotency to createHerald');
+    }
+    // Validate middleware options now (fail at subscribe, not at the first message).
+    this.spec = spec;
+    this.buildChain();
+    this.topics = spec.topics ?? [...new Set(patterns.map((p) => deps.router.topicForPattern(p)))];
+    if (this.topics.length === 0) throw new ConfigError('topics', 'must name at least one topic');
+  }
+
+  /** Built at start, so app-wide middleware added after subscribe() still applies. */
+  private buildChain(): (handler: Handler) => (ctx: ConsumeContext) => Promise<void> {
+    const spec = this.spec;
+    const middleware: ConsumerMiddleware[] = [...this.deps.middleware, ...(spec.middleware ?? [])];
+    if (spec.idempotency && this.deps.idempotency) {
+      middleware.push(idempotencyMiddleware(this.deps.idempotency, spec.idempotency === true ? {} : spec.idempotency));
+    }
+    if (spec.timeoutMs !== undefined) middleware.push(timeoutMiddleware(spec.timeoutMs));
+    return (handler) => compose(middleware, async (ctx) => handler(ctx.event, ctx));
+  }
+
+  /** Subscribes to every topic. */
+  async start(): Promise<void> {
+    if (this.state !== 'new') return;
+    this.state = 'running';
+    const chain = this.buildChain();
+    this.routes = this.handlerSpecs.map((h) => ({ pattern: compilePattern(h.pattern), name: h.name, run: chain(h.handler) }));
+    for (const topic of this.topics) {
+      const sub = await this.deps.transport.subscribe(
+        topic,
+        { group: this.group, prefetch: this.concurrency, ordering: this.ordering, startFrom: this.startFrom },
+        (delivery) => this.track(delivery),
+      );
+      this.subscriptions.push(sub);
+    }
+  }
+
+  /**
+   * Stops fetching, waits up to `drainTimeoutMs` for running handlers, then aborts the rest and
+   * releases their messages for redelivery (not counted as failures).
+   */
+  async stop(drainTimeoutMs = 30_000): Promise<void> {
+    if (this.state === 'new') this.state = 'stopped';
+    if (this.state !== 'running') return;
+    this.state = 'stopping';
+    await Promise.all(this.subscriptions.map((s) => s.close()));
+    const drained = await waitFor([...this.inFlight].map((j) => j.done), drainTimeoutMs);
+    if (!drained) {
+      this.logger.warn({ inFlight: this.inFlight.size, drainTimeoutMs }, 'drain timeout: releasing unfinished messages');
+      this.stopController.abort(new HeraldError('HERALD_STOPPING', 'consumer is stopping'));
+      await Promise.all([...this.inFlight].map((j) => j.delivery.release().catch(() => undefined)));
+    }
+    this.state = 'stopped';
+  }
+
+  /** Messages currently being processed by this member. */
+  get inFlightCount(): number {
+    return this.inFlight.size;
+  }
+
+  private track(delivery: Delivery): void {
+    if (this.state !== 'running') {
+      void delivery.release().catch(() => undefined);
+      return;
+    }
+    const done = this.process(delivery)
+      .catch((err: unknown) => this.unexpected(delivery, toError(err)))
+      .finally(() => this.inFlight.delete(job));
+    const job: InFlight = { delivery, done };
+    this.inFlight.add(job);
+  }
+
+  private async process(delivery: Delivery): Promise<void> {
+    const { message } = delivery;
+    let event: EventEnvelope;
+    try {
+      event = this.deps.codecs.get(message.headers['content-type']).decode(message.body);
+    } catch (err) {
+      return this.deadLetter(delivery, 'decode', toError(err), this.name, undefined);
+    }
+    const replayFor = message.headers[REPLAY_GROUP_HEADER];
+    const route = replayFor === undefined || replayFor === this.group ? mostSpecific(this.routes, event.type) : undefined;
+    const info: DeliveryInfo = {
+      topic: delivery.topic,
+      group: this.group,
+      handler: route?.name ?? this.name,
+      attempt: delivery.attempt,
+      event,
+    };
+    if (!route) {
+      // The topic carries types this subscription does not handle, or a replay meant for another group.
+      await this.settle(() => delivery.ack());
+      this.deps.observers.emit('onSkipped', { ...info, reason: 'no-handler' });
+      return;
+    }
+    const definition = this.definitions.get(event.type);
+    if (definition && definition.version === event.version) {
+      try {
+        event = { ...event, payload: await definition.parse(event.payload) };
+      } catch (err) {
+        if (err instanceof SchemaValidationError) return this.deadLetter(delivery, 'schema', err, route.name, event.type);
+        throw err;
+      }
+    }
+    const ctx: ConsumeContext = {
+      event,
+      signal: this.stopController.signal,
+      attempt: delivery.attempt,
+      group: this.group,
+      topic: delivery.topic,
+      handler: route.name,
+      message,
+      logger: this.logger,
+      state: {},
+    };
+    this.deps.observers.emit('onHandlingStarted', info);
+    const started = performance.now();
+    try {
+      await route.run(ctx);
+    } catch (err) {
+      return this.fail(delivery, ctx, info, toError(err), performance.now() - started);
+    }
+    this.firstFailures.delete(message.id);
+    await this.settle(() => delivery.ack());
+    if (ctx.skipped) this.deps.observers.emit('onSkipped', { ...info, reason: ctx.skipped });
+    else this.deps.observers.emit('onHandled', { ...info, durationMs: performance.now() - started });
+  }
+
+  private async fail(
+    delivery: Delivery,
+    ctx: ConsumeContext,
+    info: DeliveryInfo,
+    error: Error,
+    durationMs: number,
+  ): Promise<void> {
+    if (this.stopController.signal.aborted) {
+      // Interrupted by shutdown, not a failure of the message.
+      await this.settle(() => delivery.release());
+      return;
+    }
+    if (error instanceof DeferredError) {
+      await this.settle(() => delivery.nack({ delayMs: error.delayMs }));
+      return;
+    }
+    this.deps.observers.emit('onHandlerFailed', { ...info, error, durationMs });
+    this.rememberFirstFailure(delivery.message.id);
+    if (error instanceof PermanentError || isMarkedPermanent(error)) {
+      return this.deadLetter(delivery, 'permanent', error, ctx.handler, ctx.event.type);
+    }
+    if (delivery.attempt >= this.retry.maxAttempts) {
+      return this.deadLetter(delivery, 'max-attempts', error, ctx.handler, ctx.event.type);
+    }
+    const delayMs = retryDelay(this.retry, delivery.attempt);
+    this.logger.warn(
+      { eventId: ctx.event.id, eventType: ctx.event.type, attempt: delivery.attempt, delayMs, err: error.message },
+      'handler failed; retry scheduled',
+    );
+    await this.settle(() => delivery.nack({ delayMs }));
+    this.deps.observers.emit('onRetryScheduled', { ...info, error, delayMs });
+  }
+
+  private async deadLetter(
+    delivery: Delivery,
+    reason: DeadLetterReason,
+    error: Error,
+    handler: string,
+    eventType: string | undefined,
+  ): Promise<void> {
+    const now = Date.now();
+    const { message } = delivery;
+    const entry: DeadLetterEntry = {
+      id: `${this.group}:${message.id}`,
+      reason,
+      message,
+      topic: delivery.topic,
+      group: this.group,
+      handler,
+      ...(eventType === undefined ? {} : { eventType }),
+      error: { name: error.name, message: error.message, ...(error.stack ? { stack: error.stack } : {}) },
+      attempts: delivery.attempt,
+      firstFailedAt: this.firstFailures.get(message.id) ?? now,
+      lastFailedAt: now,
+      deadLetteredAt: now,
+    };
+    try {
+      await this.deps.deadLetters.add(entry);
+    } catch (err) {
+      // Never ack what could not be parked: keep the message and try again later.
+      const storeError = toError(err);
+      this.logger.error({ err: storeError.message, messageId: message.id }, 'dead-letter store failed; message kept');
+      this.deps.observers.emit('onError', { error: storeError, where: 'dead-letter store' });
+      await this.settle(() => delivery.nack({ delayMs: 5000 }));
+      return;
+    }
+    this.firstFailures.delete(message.id);
+    await this.settle(() => delivery.ack());
+    this.logger.error(
+      { messageId: message.id, eventType, reason, attempts: delivery.attempt, err: error.message },
+      'message dead-lettered',
+    );
+    this.deps.observers.emit('onDeadLettered', { entry });
+  }
+
+  /** A bug outside the handler (e.g. a throwing validator): keep the message, slow down, and say so. */
+  private async unexpected(delivery: Delivery, error: Error): Promise<void> {
+    this.logger.error({ err: error.message, stack: error.stack, messageId: delivery.message.id }, 'unexpected consumer error');
+    this.deps.observers.emit('onError', { error, where: 'consumer' });
+    await this.settle(() => delivery.nack({ delayMs: 1000 }));
+  }
+
+  /** Settling can fail when the broker is unreachable; the message is then redelivered, so log and go on. */
+  private async settle(fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      const error = toError(err);
+      this.logger.error({ err: error.message }, 'could not settle a delivery; it will be redelivered');
+      this.deps.observers.emit('onError', { error, where: 'settle' });
+    }
+  }
+
+  private rememberFirstFailure(id: string): void {
+    if (this.firstFailures.has(id)) return;
+    if (this.firstFailures.size >= FIRST_FAILURE_MEMORY) {
+      this.firstFailures.delete(this.firstFailures.keys().next().value!);
+    }
+    this.firstFailures.set(id, Date.now());
+  }
+}
+
+function isMarkedPermanent(error: Error): boolean {
+  return error instanceof DecodeError || (error as { retryable?: unknown }).retryable === false;
+}
+
+async function waitFor(promises: Promise<unknown>[], timeoutMs: number): Promise<boolean> {
+  if (promises.length === 0) return true;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+  const all = Promise.allSettled(promises).then(() => true as const);
+  try {
+    return await Promise.race([all, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,206 @@
+import { EventBus, type BatchItem, type EventRef, type PublishMiddleware } from './bus.js';
+import type { Codec } from './codec/codec.js';
+import { CodecRegistry } from './codec/registry.js';
+import type { ConsumerMiddleware } from './consumer/context.js';
+import { Consumer, type SubscribeSpec } from './consumer/consumer.js';
+import { DeadLetterQueue } from './dead-letters.js';
+import { ConfigError } from './errors.js';
+import type { EventEnvelope, EventOptions } from './event.js';
+import { silentLogger, type Logger } from './logger.js';
+import { Observers, type Observer } from './observer.js';
+import type { RoutingRules } from './routing.js';
+import type { DeadLetterStore } from '../store/dead-letter-store.js';
+import type { EventStore } from '../store/event-store.js';
+import type { IdempotencyStore } from '../store/idempotency-store.js';
+import { MemoryDeadLetterStore } from '../store/memory/dead-letter-store.js';
+import type { Transport } from '../transport/transport.js';
+
+/**
+ * Something that instruments a Herald instance (metrics, tracing, logging, ...): middleware for
+ * both directions, lifecycle observers, and work to do at shutdown.
+ */
+export interface HeraldPlugin {
+  readonly name: string;
+  readonly publish?: PublishMiddleware;
+  readonly consume?: ConsumerMiddleware;
+  readonly observer?: Observer;
+  /** Called by `herald.stop()` after consumers drained (e.g. flush spans). */
+  stop?(): Promise<void>;
+}
+
+export interface HeraldStores {
+  /** Where failed messages go; default in memory (lost on exit: use a durable store in production). */
+  readonly deadLetters?: DeadLetterStore;
+  readonly idempotency?: IdempotencyStore;
+  /** When set, every published event is appended here first. */
+  readonly events?: EventStore;
+}
+
+export interface HeraldOptions {
+  /** This service's name; the `source` of every event it publishes. */
+  readonly service: string;
+  readonly transport: Transport;
+  /** Event-type patterns → topics; unmatched types go to `<domain>.events`. */
+  readonly routing?: RoutingRules;
+  /** Codec for publishing (default JSON); consumers read any registered codec. */
+  readonly codec?: Codec;
+  /** Extra codecs consumers can read. */
+  readonly codecs?: readonly Codec[];
+  readonly stores?: HeraldStores;
+  /** A pino logger or anything with the same methods; default silent. */
+  readonly logger?: Logger;
+  readonly plugins?: readonly HeraldPlugin[];
+  /** How long `stop()` waits for running handlers; default 30 s. */
+  readonly drainTimeoutMs?: number;
+  /** Close the transport and stores on `stop()`; default true. Set false when they are shared. */
+  readonly closeResources?: boolean;
+}
+
+/**
+ * A service's connection to the event system: publish, subscribe, the DLQ, and an orderly
+ * start/stop. Create with {@link createHerald}.
+ */
+export class Herald {
+  readonly service: string;
+  readonly transport: Transport;
+  readonly bus: EventBus;
+  readonly deadLetters: DeadLetterQueue;
+  readonly eventStore: EventStore | undefined;
+  readonly idempotency: IdempotencyStore | undefined;
+  readonly logger: Logger;
+  private readonly observers = new Observers();
+  private readonly consumerMiddleware: ConsumerMiddleware[] = [];
+  private readonly codecs: CodecRegistry;
+  private readonly consumers: Consumer[] = [];
+  private readonly plugins: HeraldPlugin[] = [];
+  private readonly drainTimeoutMs: number;
+  private readonly closeResources: boolean;
+  private state: 'created' | 'started' | 'stopping' | 'stopped' = 'created';
+
+  constructor(options: HeraldOptions) {
+    if (!options || typeof options !== 'object') throw new ConfigError('options', 'createHerald needs an options object');
+    if (typeof options.service !== 'string' || options.service.length === 0) {
+      throw new ConfigError('service', 'must be a non-empty string naming this service');
+    }
+    if (!options.transport || typeof options.transport.publish !== 'function') {
+      throw new ConfigError('transport', 'is required: e.g. new MemoryTransport(), sqlite({ path }) or redis({ url })');
+    }
+    this.drainTimeoutMs = options.drainTimeoutMs ?? 30_000;
+    if (!Number.isFinite(this.drainTimeoutMs) || this.drainTimeoutMs < 0) {
+      throw new ConfigError('drainTimeoutMs', `must be a number >= 0, got ${String(options.drainTimeoutMs)}`);
+    }
+    this.service = options.service;
+    this.closeResources = options.closeResources ?? true;
+    this.transport = options.transport;
+    this.logger = (options.logger ?? silentLogger).child({ service: this.service });
+    this.codecs = new CodecRegistry([...(options.codec ? [options.codec] : []), ...(options.codecs ?? [])]);
+    this.eventStore = options.stores?.events;
+    this.idempotency = options.stores?.idempotency;
+    this.bus = new EventBus({
+      transport: this.transport,
+      source: this.service,
+      routing: options.routing,
+      codec: options.codec,
+      eventStore: this.eventStore,
+      middleware: [this.publishObserver()],
+    });
+    this.deadLetters = new DeadLetterQueue(options.stores?.deadLetters ?? new MemoryDeadLetterStore(), this.transport, this.observers);
+    for (const plugin of options.plugins ?? []) this.use(plugin);
+  }
+
+  /** Adds a plugin. Consumer middleware applies to subscriptions started afterwards. */
+  use(plugin: HeraldPlugin): this {
+    this.plugins.push(plugin);
+    if (plugin.publish) this.bus.use(plugin.publish);
+    if (plugin.consume) this.consumerMiddleware.push(plugin.consume);
+    if (plugin.observer) this.observers.add(plugin.observer);
+    return this;
+  }
+
+  /** Registers lifecycle hooks; returns a function that removes them. */
+  observe(observer: Observer): () => void {
+    return this.observers.add(observer);
+  }
+
+  /** See {@link EventBus.publish}. */
+  publish<P>(event: EventRef<P>, payload: P, options?: EventOptions): Promise<EventEnvelope<P>> {
+    return this.bus.publish(event, payload, options);
+  }
+
+  /** See {@link EventBus.publishBatch}. */
+  publishBatch(items: readonly BatchItem[]): Promise<EventEnvelope[]> {
+    return this.bus.publishBatch(items);
+  }
+
+  /**
+   * Adds a consumer. Options are checked now (a bad option throws ConfigError naming it); it starts
+   * receiving on `start()`, or at once if Herald is already started.
+   */
+  subscribe<P>(spec: SubscribeSpec<P>): Consumer {
+    if (this.state === 'stopping' || this.state === 'stopped') throw new ConfigError('subscribe', 'Herald is stopped');
+    const consumer = new Consumer(spec as SubscribeSpec, {
+      transport: this.transport,
+      router: this.bus.router,
+      codecs: this.codecs,
+      deadLetters: this.deadLetters.store,
+      idempotency: this.idempotency,
+      observers: this.observers,
+      logger: this.logger,
+      middleware: this.consumerMiddleware,
+    });
+    this.consumers.push(consumer);
+    if (this.state === 'started') void consumer.start().catch((err: unknown) => this.logger.error({ err }, 'consumer failed to start'));
+    return consumer;
+  }
+
+  /** Starts every consumer. */
+  async start(): Promise<void> {
+    if (this.state !== 'created') return;
+    this.state = 'started';
+    await Promise.all(this.consumers.map((c) => c.start()));
+  }
+
+  /**
+   * Orderly shutdown: consumers stop fetching and drain (up to `drainTimeoutMs`), publishing stops,
+   * plugins flush, then the transport and stores close. Unfinished messages are redelivered later.
+   */
+  async stop(): Promise<void> {
+    if (this.state === 'stopping' || this.state === 'stopped') return;
+    this.state = 'stopping';
+    await Promise.all(this.consumers.map((c) => c.stop(this.drainTimeoutMs)));
+    this.bus.close();
+    for (const plugin of this.plugins) await plugin.stop?.().catch((err: unknown) => this.logger.warn({ err }, `plugin ${plugin.name} failed to stop`));
+    if (!this.closeResources) {
+      this.state = 'stopped';
+      return;
+    }
+    await this.transport.close();
+    const stores = [this.deadLetters.store, this.idempotency, this.eventStore];
+    await Promise.all([...new Set(stores)].map((s) => s?.close?.()));
+    this.state = 'stopped';
+  }
+
+  /** Consumers created by subscribe(). */
+  get subscriptions(): readonly Consumer[] {
+    return this.consumers;
+  }
+
+  private publishObserver(): PublishMiddleware {
+    return async (ctx, next) => {
+      if (this.observers.empty) return next();
+      const started = performance.now();
+      try {
+        await next();
+      } catch (err) {
+        this.observers.emit('onPublishFailed', { topic: ctx.topic, events: ctx.events, error: err as Error });
+        throw err;
+      }
+      this.observers.emit('onPublished', { topic: ctx.topic, events: ctx.events, durationMs: performance.now() - started });
+    };
+  }
+}
+
+/** Creates a {@link Herald} from options; see {@link HeraldOptions}. */
+export async function createHerald(options: HeraldOptions): Promise<Herald> {
+  return new Herald(options);
+}

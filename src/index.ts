@@ -1,0 +1,39 @@
+/**
+ * Herald: typed events over durable transports, with retries, dead letters and idempotency built in.
+ * This entry point has no driver dependency; drivers live under `herald/<driver>`.
+ */
+export { createHerald, Herald, type HeraldOptions, type HeraldPlugin, type HeraldStores } from './core/herald.js';
+export { defineEvent, assertEventType, type EventDefinition, type EventEnvelope, type EventOptions, type PayloadOf } from './core/event.js';
+export { EventBus, type BatchItem, type EventRef, type PublishContext, type PublishMiddleware, type EventBusOptions } from './core/bus.js';
+export { Consumer, PermanentError, REPLAY_GROUP_HEADER, type SubscribeSpec, type ConsumerDeps } from './core/consumer/consumer.js';
+export type { ConsumeContext, ConsumerMiddleware, Handler, HandlerContext } from './core/consumer/context.js';
+export { resolveRetry, retryDelay, type RetryOptions } from './core/consumer/retry-policy.js';
+export { idempotencyMiddleware, DeferredError, type IdempotencyOptions } from './core/middleware/idempotency.js';
+export { timeoutMiddleware } from './core/middleware/timeout.js';
+export { compose, type Middleware } from './core/middleware.js';
+export { DeadLetterQueue, type ReplayResult, type ReplaySelection } from './core/dead-letters.js';
+export { Observers, type Observer, type DeliveryInfo } from './core/observer.js';
+export { silentLogger, type Logger } from './core/logger.js';
+export { Router, type RoutingRules } from './core/routing.js';
+export { compilePattern, type TypePattern } from './core/patterns.js';
+export { Headers } from './core/headers.js';
+export { uuidv7 } from './core/ids.js';
+export type { Codec } from './core/codec/codec.js';
+export { jsonCodec } from './core/codec/json.js';
+export { compressed, type CompressionAlgorithm } from './core/codec/compression.js';
+export { CodecRegistry } from './core/codec/registry.js';
+export {
+  toCloudEvent,
+  fromCloudEvent,
+  toBinaryCloudEvent,
+  fromBinaryCloudEvent,
+  type CloudEvent,
+} from './core/cloudevents.js';
+export * from './core/errors.js';
+export * from './transport/transport.js';
+export { MemoryTransport, type MemoryTransportOptions } from './transport/memory.js';
+export { validateSubscribeOptions, validateDelay } from './transport/validate.js';
+export * from './store/dead-letter-store.js';
+export * from './store/idempotency-store.js';
+export * from './store/event-store.js';
+export { MemoryDeadLetterStore, MemoryEventStore, MemoryIdempotencyStore } from './store/memory/index.js';

@@ -1,0 +1,113 @@
+import { ConfigError } from '../core/errors.js';
+import type { Message } from '../transport/transport.js';
+
+/** Why a message was dead-lettered. */
+export type DeadLetterReason =
+  /** The handler kept failing until `retry.maxAttempts`. */
+  | 'max-attempts'
+  /** The body could not be decoded into an envelope: retrying cannot help. */
+  | 'decode'
+  /** The payload failed its event schema: retrying cannot help. */
+  | 'schema'
+  /** The handler threw an error marked as permanent (not retryable). */
+  | 'permanent';
+
+/** A message that could not be processed, with everything needed to understand and replay it. */
+export interface DeadLetterEntry {
+  /** `<group>:<message id>`: a message dead-lettered twice by one group is stored once. */
+  readonly id: string;
+  readonly reason: DeadLetterReason;
+  /** The original message, byte for byte, so a replay is exactly what was published. */
+  readonly message: Message;
+  readonly topic: string;
+  readonly group: string;
+  readonly handler: string;
+  /** Event type when the message could be decoded far enough to know it. */
+  readonly eventType?: string;
+  readonly error: { readonly name: string; readonly message: string; readonly stack?: string };
+  readonly attempts: number;
+  /** Epoch milliseconds. */
+  readonly firstFailedAt: number;
+  readonly lastFailedAt: number;
+  readonly deadLetteredAt: number;
+}
+
+export interface DeadLetterFilter {
+  readonly group?: string;
+  readonly topic?: string;
+  readonly eventType?: string;
+  readonly handler?: string;
+  readonly reason?: DeadLetterReason;
+  /** deadLetteredAt >= since (epoch ms). */
+  readonly since?: number;
+  /** deadLetteredAt < until (epoch ms). */
+  readonly until?: number;
+}
+
+export interface Page<T> {
+  readonly items: readonly T[];
+  /** Pass as `cursor` to get the next page; absent on the last page. */
+  readonly nextCursor?: string;
+}
+
+export interface PageRequest {
+  /** 1..1000, default 100. */
+  readonly limit?: number;
+  readonly cursor?: string;
+}
+
+/**
+ * Where messages go when they cannot be processed. Entries are listed oldest first
+ * (by deadLetteredAt, then id).
+ */
+export interface DeadLetterStore {
+  /** Stores an entry; an entry with the same id replaces the earlier one (idempotent on redelivery). */
+  add(entry: DeadLetterEntry): Promise<void>;
+  get(id: string): Promise<DeadLetterEntry | undefined>;
+  list(filter?: DeadLetterFilter, page?: PageRequest): Promise<Page<DeadLetterEntry>>;
+  count(filter?: DeadLetterFilter): Promise<number>;
+  /** Removes the given entries; returns how many existed. */
+  remove(ids: readonly string[]): Promise<number>;
+  /** Removes every entry matching the filter (all entries without one); returns how many. */
+  purge(filter?: DeadLetterFilter): Promise<number>;
+  close?(): Promise<void>;
+}
+
+/** Clamps a page request to the documented bounds; shared by every store implementation. */
+export function pageLimit(page: PageRequest | undefined): number {
+  const limit = page?.limit ?? 100;
+  if (!Number.isInteger(limit) || limit < 1) return 1;
+  return Math.min(limit, 1000);
+}
+
+/** True when `entry` satisfies every field set in `filter`. */
+export function matchesDeadLetterFilter(entry: DeadLetterEntry, filter: DeadLetterFilter = {}): boolean {
+  return (
+    (filter.group === undefined || entry.group === filter.group) &&
+    (filter.topic === undefined || entry.topic === filter.topic) &&
+    (filter.eventType === undefined || entry.eventType === filter.eventType) &&
+    (filter.handler === undefined || entry.handler === filter.handler) &&
+    (filter.reason === undefined || entry.reason === filter.reason) &&
+    (filter.since === undefined || entry.deadLetteredAt >= filter.since) &&
+    (filter.until === undefined || entry.deadLetteredAt < filter.until)
+  );
+}
+
+/**
+ * Page cursors are the sort key of the last entry returned, so a page boundary stays put while
+ * entries are added or removed. Every store encodes them the same way.
+ */
+export function encodeCursor(at: number, id: string): string {
+  return Buffer.from(JSON.stringify([at, id])).toString('base64url');
+}
+
+export function decodeCursor(cursor: string | undefined): { at: number; id: string } | undefined {
+  if (cursor === undefined) return undefined;
+  try {
+    const [at, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [number, string];
+    if (typeof at === 'number' && typeof id === 'string') return { at, id };
+  } catch {
+    // fall through to the error below
+  }
+  throw new ConfigError('cursor', 'is not a cursor returned by list(); start again without one');
+}

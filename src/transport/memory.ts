@@ -1,0 +1,387 @@
+import { ClosedError } from '../core/errors.js';
+import type {
+  Delivery,
+  DeliveryHandler,
+  GroupStats,
+  Message,
+  Ordering,
+  SubscribeOptions,
+  Subscription,
+  Transport,
+  TransportCapabilities,
+} from './transport.js';
+import { validateDelay, validateSubscribeOptions } from './validate.js';
+
+export interface MemoryTransportOptions {
+  /**
+   * Messages kept for a topic nobody subscribes to yet (oldest dropped first). Messages a group has
+   * not settled are never dropped. Default 100 000.
+   */
+  readonly maxRetained?: number;
+}
+
+/**
+ * In-process transport with the full delivery semantics (groups, per-key order, delayed
+ * redelivery, leases released on close). For tests, demos and single-process apps; nothing
+ * survives the process.
+ */
+export class MemoryTransport implements Transport {
+  readonly name = 'memory';
+  readonly capabilities: TransportCapabilities = {
+    persistent: false,
+    distributed: false,
+    consumerGroups: true,
+    orderedByKey: true,
+    delayedRedelivery: true,
+  };
+
+  private readonly topics = new Map<string, TopicLog>();
+  private readonly maxRetained: number;
+  private closed = false;
+
+  constructor(options: MemoryTransportOptions = {}) {
+    this.maxRetained = options.maxRetained ?? 100_000;
+  }
+
+  async publish(topic: string, messages: readonly Message[]): Promise<void> {
+    if (this.closed) throw new ClosedError('MemoryTransport');
+    const log = this.log(topic);
+    for (const m of messages) {
+      // Copy so a caller reusing its buffers cannot change what consumers see.
+      log.append({ id: m.id, key: m.key, headers: { ...m.headers }, body: Uint8Array.from(m.body) });
+    }
+    log.compact(this.maxRetained);
+    log.wake();
+  }
+
+  async subscribe(topic: string, options: SubscribeOptions, onDelivery: DeliveryHandler): Promise<Subscription> {
+    if (this.closed) throw new ClosedError('MemoryTransport');
+    validateSubscribeOptions(topic, options);
+    const group = this.log(topic).group(options);
+    const member = group.join(options.prefetch, onDelivery);
+    return { close: async () => group.leave(member) };
+  }
+
+  async stats(topic: string, group: string): Promise<GroupStats> {
+    return this.topics.get(topic)?.stats(group) ?? { lag: 0, inFlight: 0, delayed: 0 };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const log of this.topics.values()) log.close();
+  }
+
+  private log(topic: string): TopicLog {
+    let log = this.topics.get(topic);
+    if (!log) {
+      log = new TopicLog(topic);
+      this.topics.set(topic, log);
+    }
+    return log;
+  }
+}
+
+class TopicLog {
+  /** messages[i] has offset base + i; offsets below base were compacted away. */
+  private messages: Message[] = [];
+  private base = 0;
+  private readonly groups = new Map<string, GroupState>();
+
+  constructor(readonly topic: string) {}
+
+  get end(): number {
+    return this.base + this.messages.length;
+  }
+
+  append(message: Message): void {
+    this.messages.push(message);
+  }
+
+  at(offset: number): Message {
+    return this.messages[offset - this.base]!;
+  }
+
+  group(options: SubscribeOptions): GroupState {
+    let g = this.groups.get(options.group);
+    if (!g) {
+      const start = options.startFrom === 'latest' ? this.end : this.base;
+      g = new GroupState(this, options.group, options.ordering ?? 'key', start);
+      this.groups.set(options.group, g);
+    }
+    return g;
+  }
+
+  wake(): void {
+    for (const g of this.groups.values()) g.schedulePump();
+  }
+
+  /** Drops messages every group has settled (or, with no groups, beyond the retention cap). */
+  compact(maxRetained: number): void {
+    if (this.messages.length < 1024) return;
+    let low = this.groups.size === 0 ? this.end - maxRetained : Infinity;
+    for (const g of this.groups.values()) low = Math.min(low, g.lowWatermark());
+    const drop = Math.min(low, this.end) - this.base;
+    if (drop > this.messages.length / 2) {
+      this.messages = this.messages.slice(drop);
+      this.base += drop;
+    }
+  }
+
+  stats(group: string): GroupStats {
+    return this.groups.get(group)?.stats() ?? { lag: this.end - this.base, inFlight: 0, delayed: 0 };
+  }
+
+  close(): void {
+    for (const g of this.groups.values()) g.close();
+  }
+}
+
+interface Member {
+  readonly prefetch: number;
+  readonly onDelivery: DeliveryHandler;
+  /** Deliveries handed to this member and not yet settled. */
+  outstanding: number;
+  active: boolean;
+}
+
+/** Delivery state of one consumer group on one topic. */
+class GroupState {
+  private cursor: number;
+  /** Offsets deliverable now, in the order they became so. Each holds its key's lock. */
+  private readonly ready: number[] = [];
+  /** Nacked offsets waiting for their time, sorted by dueAt. Each holds its key's lock. */
+  private readonly delayed: { offset: number; dueAt: number }[] = [];
+  /** Offsets passed by the cursor while their key was busy, per key, in publish order. */
+  private readonly heldBack = new Map<string, number[]>();
+  private readonly busyKeys = new Set<string>();
+  private readonly attempts = new Map<number, number>();
+  private readonly unsettled = new Set<MemoryDelivery>();
+  private readonly members: Member[] = [];
+  private nextMember = 0;
+  private pumpScheduled = false;
+  private timer: NodeJS.Timeout | undefined;
+  private timerDueAt = Infinity;
+
+  constructor(
+    private readonly log: TopicLog,
+    readonly name: string,
+    private readonly ordering: Ordering,
+    start: number,
+  ) {
+    this.cursor = start;
+  }
+
+  join(prefetch: number, onDelivery: DeliveryHandler): Member {
+    const member: Member = { prefetch, onDelivery, outstanding: 0, active: true };
+    this.members.push(member);
+    this.schedulePump();
+    return member;
+  }
+
+  leave(member: Member): void {
+    if (!member.active) return;
+    member.active = false;
+    this.members.splice(this.members.indexOf(member), 1);
+    if (this.members.length === 0) this.clearTimer();
+  }
+
+  /** Transport shutdown: members leave and unsettled deliveries return to the group, uncounted. */
+  close(): void {
+    for (const m of [...this.members]) this.leave(m);
+    for (const d of [...this.unsettled]) d.settle('release', 0);
+  }
+
+  lowWatermark(): number {
+    let low = this.cursor;
+    for (const o of this.ready) low = Math.min(low, o);
+    for (const d of this.delayed) low = Math.min(low, d.offset);
+    for (const d of this.unsettled) low = Math.min(low, d.offset);
+    for (const q of this.heldBack.values()) low = Math.min(low, q[0] ?? Infinity);
+    return low;
+  }
+
+  stats(): GroupStats {
+    let held = 0;
+    for (const q of this.heldBack.values()) held += q.length;
+    return {
+      lag: this.log.end - this.cursor + this.ready.length + held,
+      inFlight: this.unsettled.size,
+      delayed: this.delayed.length,
+    };
+  }
+
+  schedulePump(): void {
+    if (this.pumpScheduled || this.members.length === 0) return;
+    this.pumpScheduled = true;
+    // Batch the work of many publishes/settlements into one pass, off the caller's stack.
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    const now = Date.now();
+    this.promoteDue(now);
+    for (;;) {
+      const member = this.memberWithCapacity();
+      if (!member) break;
+      const offset = this.next();
+      if (offset === undefined) break;
+      this.deliver(member, offset);
+    }
+    this.armTimer();
+  }
+
+  private memberWithCapacity(): Member | undefined {
+    const n = this.members.length;
+    for (let i = 0; i < n; i++) {
+      const m = this.members[(this.nextMember + i) % n]!;
+      if (m.outstanding < m.prefetch) {
+        this.nextMember = (this.nextMember + i + 1) % n;
+        return m;
+      }
+    }
+    return undefined;
+  }
+
+  private next(): number | undefined {
+    if (this.ready.length > 0) return this.ready.shift();
+    while (this.cursor < this.log.end) {
+      const offset = this.cursor++;
+      const key = this.keyOf(offset);
+      if (key === undefined) return offset;
+      if (this.busyKeys.has(key)) {
+        let queue = this.heldBack.get(key);
+        if (!queue) this.heldBack.set(key, (queue = []));
+        queue.push(offset);
+        continue;
+      }
+      this.busyKeys.add(key);
+      return offset;
+    }
+    return undefined;
+  }
+
+  private keyOf(offset: number): string | undefined {
+    return this.ordering === 'key' ? this.log.at(offset).key : undefined;
+  }
+
+  private deliver(member: Member, offset: number): void {
+    const attempt = (this.attempts.get(offset) ?? 0) + 1;
+    this.attempts.set(offset, attempt);
+    const delivery = new MemoryDelivery(this, member, offset, this.log.at(offset), this.log.topic, attempt);
+    this.unsettled.add(delivery);
+    member.outstanding++;
+    try {
+      const result = member.onDelivery(delivery);
+      if (result instanceof Promise) result.catch((err: unknown) => this.handlerCrashed(delivery, err));
+    } catch (err) {
+      this.handlerCrashed(delivery, err);
+    }
+  }
+
+  private handlerCrashed(delivery: MemoryDelivery, err: unknown): void {
+    // A delivery handler must settle, not throw; keep the message and slow the loop down.
+    process.emitWarning(`memory transport: delivery handler threw: ${String(err)}`);
+    delivery.settle('nack', 1000);
+  }
+
+  /** Called exactly once per delivery by MemoryDelivery. */
+  settled(member: Member, delivery: MemoryDelivery, how: 'ack' | 'nack' | 'release', delayMs: number): void {
+    member.outstanding--;
+    this.unsettled.delete(delivery);
+    const offset = delivery.offset;
+    if (how === 'ack') {
+      this.attempts.delete(offset);
+      this.unlockKey(offset);
+    } else if (how === 'release') {
+      this.attempts.set(offset, (this.attempts.get(offset) ?? 1) - 1);
+      this.ready.unshift(offset);
+    } else if (delayMs > 0) {
+      const dueAt = Date.now() + delayMs;
+      let i = this.delayed.length;
+      while (i > 0 && this.delayed[i - 1]!.dueAt > dueAt) i--;
+      this.delayed.splice(i, 0, { offset, dueAt });
+    } else {
+      this.ready.push(offset);
+    }
+    this.schedulePump();
+  }
+
+  private unlockKey(offset: number): void {
+    const key = this.keyOf(offset);
+    if (key === undefined) return;
+    const queue = this.heldBack.get(key);
+    const nextOffset = queue?.shift();
+    if (nextOffset === undefined) {
+      this.busyKeys.delete(key);
+      this.heldBack.delete(key);
+    } else {
+      if (queue!.length === 0) this.heldBack.delete(key);
+      this.ready.push(nextOffset); // inherits the key's lock
+    }
+  }
+
+  private promoteDue(now: number): void {
+    while (this.delayed.length > 0 && this.delayed[0]!.dueAt <= now) this.ready.push(this.delayed.shift()!.offset);
+  }
+
+  private armTimer(): void {
+    const dueAt = this.delayed[0]?.dueAt ?? Infinity;
+    if (dueAt === this.timerDueAt) return;
+    this.clearTimer();
+    if (dueAt === Infinity || this.members.length === 0) return;
+    this.timerDueAt = dueAt;
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.timerDueAt = Infinity;
+        this.schedulePump();
+      },
+      Math.max(0, dueAt - Date.now()),
+    );
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerDueAt = Infinity;
+  }
+}
+
+class MemoryDelivery implements Delivery {
+  readonly group: string;
+  private done = false;
+
+  constructor(
+    private readonly state: GroupState,
+    private readonly member: Member,
+    readonly offset: number,
+    readonly message: Message,
+    readonly topic: string,
+    readonly attempt: number,
+  ) {
+    this.group = state.name;
+  }
+
+  settle(how: 'ack' | 'nack' | 'release', delayMs: number): void {
+    // A late settle of a delivery already released by close() is a no-op: it belongs to the group again.
+    if (this.done) return;
+    this.done = true;
+    this.state.settled(this.member, this, how, delayMs);
+  }
+
+  async ack(): Promise<void> {
+    this.settle('ack', 0);
+  }
+
+  async nack(options?: { delayMs?: number }): Promise<void> {
+    this.settle('nack', validateDelay(options?.delayMs));
+  }
+
+  async release(): Promise<void> {
+    this.settle('release', 0);
+  }
+}

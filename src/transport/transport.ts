@@ -1,0 +1,100 @@
+/**
+ * The transport seam: the one interface every broker adapter implements. It moves opaque messages
+ * and knows nothing of events, codecs or handlers; everything else is built on top of it.
+ */
+
+/** A message as the broker sees it. */
+export interface Message {
+  /** Unique id (the event id); transports may use it to deduplicate. */
+  readonly id: string;
+  /** Ordering key (the aggregate id). Messages with the same key are delivered in publish order. */
+  readonly key?: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Uint8Array;
+}
+
+/** One delivery of a message to one member of a consumer group. Settle it exactly once. */
+export interface Delivery {
+  readonly message: Message;
+  readonly topic: string;
+  readonly group: string;
+  /** 1 on first delivery; +1 on each redelivery after `nack` or an expired lease. */
+  readonly attempt: number;
+  /** Done: the group never sees this message again. */
+  ack(): Promise<void>;
+  /**
+   * Failed: deliver again after `delayMs` (0 = as soon as possible). This is the retry queue.
+   * With per-key ordering the key stays blocked until the message is finally acked.
+   */
+  nack(options?: { delayMs?: number }): Promise<void>;
+  /**
+   * Not processed (e.g. the consumer is shutting down): make it available again at once without
+   * counting a failed attempt. Never poisons the message.
+   */
+  release(): Promise<void>;
+}
+
+export type Ordering = 'key' | 'none';
+
+export interface SubscribeOptions {
+  /** Consumer group. Every group gets every message; members of one group share them. */
+  readonly group: string;
+  /** Maximum deliveries outstanding (unsettled) at this member at once. */
+  readonly prefetch: number;
+  /**
+   * `key` (default): a message is not delivered while an earlier message with the same key is
+   * unsettled or waiting for redelivery anywhere in the group. `none`: no such hold-back.
+   */
+  readonly ordering?: Ordering;
+  /** Where a group that has never consumed this topic starts. Default `earliest`. */
+  readonly startFrom?: 'earliest' | 'latest';
+}
+
+/** Called once per delivery. The transport does not wait for it to settle before delivering more. */
+export type DeliveryHandler = (delivery: Delivery) => void | Promise<void>;
+
+export interface Subscription {
+  /**
+   * Stop receiving: no new delivery reaches this member once it resolves. Deliveries already
+   * handed out stay valid and can still be settled while the transport is open, so a consumer can
+   * drain its in-flight work after closing its subscriptions.
+   */
+  close(): Promise<void>;
+}
+
+export interface TransportCapabilities {
+  /** Messages survive a process (and broker) restart. */
+  readonly persistent: boolean;
+  /** Several processes can be members of one group. */
+  readonly distributed: boolean;
+  readonly consumerGroups: boolean;
+  readonly orderedByKey: boolean;
+  /** `nack({ delayMs })` delays the redelivery by at least `delayMs`. */
+  readonly delayedRedelivery: boolean;
+}
+
+/** Queue depths of one group on one topic, where the transport can tell. */
+export interface GroupStats {
+  /** Messages published but not yet delivered to the group. */
+  readonly lag: number;
+  /** Delivered and not yet settled. */
+  readonly inFlight: number;
+  /** Nacked and waiting for their redelivery time: the retry queue. */
+  readonly delayed: number;
+}
+
+export interface Transport {
+  /** Short name for logs and metrics, e.g. `memory`, `sqlite`, `redis`. */
+  readonly name: string;
+  readonly capabilities: TransportCapabilities;
+  /** Resolves once the messages are durable (as durable as the transport is). All-or-error per call. */
+  publish(topic: string, messages: readonly Message[]): Promise<void>;
+  subscribe(topic: string, options: SubscribeOptions, onDelivery: DeliveryHandler): Promise<Subscription>;
+  /** Queue depths per group; optional. */
+  stats?(topic: string, group: string): Promise<GroupStats>;
+  /**
+   * Closes subscriptions and connections. Unsettled deliveries go back to their groups (released
+   * or left to lease expiry, never failed); settling them afterwards is a no-op. Idempotent.
+   */
+  close(): Promise<void>;
+}

@@ -1,0 +1,319 @@
+/**
+ * The store conformance suite. Every store implementation runs these same cases:
+ *
+ *   runStoreSuite('sqlite', { deadLetters: () => ..., idempotency: () => ..., events: () => ... });
+ *
+ * Each factory call must return a fresh, empty store.
+ */
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import {
+  ConcurrencyError,
+  uuidv7,
+  type DeadLetterEntry,
+  type DeadLetterStore,
+  type EventEnvelope,
+  type EventStore,
+  type IdempotencyStore,
+} from '../../src/index.js';
+import { sleep } from '../support/wait.js';
+
+export interface StoreHarness {
+  deadLetters?: () => Promise<DeadLetterStore>;
+  idempotency?: () => Promise<IdempotencyStore>;
+  events?: () => Promise<EventStore>;
+  cleanup?(): Promise<void>;
+}
+
+function entry(n: number, overrides: Partial<DeadLetterEntry> = {}): DeadLetterEntry {
+  const id = overrides.id ?? `group-a:msg-${String(n).padStart(4, '0')}`;
+  return {
+    id,
+    reason: 'max-attempts',
+    message: {
+      id: `msg-${n}`,
+      key: `agg-${n % 3}`,
+      headers: { 'event-type': 'shop.order.placed', 'content-type': 'application/json' },
+      body: new Uint8Array([123, 125, 0, 255, n % 256]),
+    },
+    topic: 'shop.events',
+    group: 'group-a',
+    handler: 'billing',
+    eventType: 'shop.order.placed',
+    error: { name: 'Error', message: `failure ${n}`, stack: `Error: failure ${n}\n    at handler` },
+    attempts: 4,
+    firstFailedAt: 1_700_000_000_000 + n,
+    lastFailedAt: 1_700_000_001_000 + n,
+    deadLetteredAt: 1_700_000_002_000 + n,
+    ...overrides,
+  };
+}
+
+function event(n: number, overrides: Partial<EventEnvelope> = {}): EventEnvelope {
+  return {
+    id: uuidv7(),
+    type: 'shop.order.placed',
+    version: 'v1',
+    source: 'store-suite',
+    aggregateId: 'order-1',
+    tenantId: 't1',
+    time: new Date(Date.UTC(2026, 0, 1, 0, 0, n)).toISOString(),
+    payload: { n, nested: { list: [1, 'two', null] } },
+    metadata: { k: 'v' },
+    ...overrides,
+  };
+}
+
+export function runStoreSuite(name: string, harness: StoreHarness): void {
+  describe(`store conformance: ${name}`, () => {
+    const open: { close?(): Promise<void> }[] = [];
+    const track = async <S extends { close?(): Promise<void> }>(s: Promise<S>): Promise<S> => {
+      const store = await s;
+      open.push(store);
+      return store;
+    };
+    after(async () => {
+      await Promise.all(open.map((s) => s.close?.().catch(() => undefined)));
+      await harness.cleanup?.();
+    });
+
+    if (harness.deadLetters) {
+      const make = () => track(harness.deadLetters!());
+
+      test('dead letters: add and get keep every field, bytes included', async () => {
+        const store = await make();
+        const e = entry(1);
+        await store.add(e);
+        const got = await store.get(e.id);
+        assert.ok(got);
+        assert.deepEqual({ ...got, message: { ...got.message, body: [...got.message.body] } }, {
+          ...e,
+          message: { ...e.message, body: [...e.message.body] },
+        });
+        assert.equal(await store.get('missing'), undefined);
+      });
+
+      test('dead letters: adding the same id twice stores one entry (the latest)', async () => {
+        const store = await make();
+        await store.add(entry(1));
+        await store.add(entry(1, { attempts: 9 }));
+        assert.equal(await store.count(), 1);
+        assert.equal((await store.get(entry(1).id))!.attempts, 9);
+      });
+
+      test('dead letters: paging walks every entry once, oldest first', async () => {
+        const store = await make();
+        const shuffled = Array.from({ length: 250 }, (_, i) => i).sort(() => Math.random() - 0.5);
+        for (const i of shuffled) await store.add(entry(i));
+        const seen: string[] = [];
+        let cursor: string | undefined;
+        let pages = 0;
+        do {
+          const page = await store.list({}, { limit: 100, cursor });
+          seen.push(...page.items.map((e) => e.id));
+          cursor = page.nextCursor;
+          pages++;
+        } while (cursor);
+        assert.equal(pages, 3);
+        assert.deepEqual(seen, Array.from({ length: 250 }, (_, i) => entry(i).id));
+      });
+
+      test('dead letters: filters and counts by every field', async () => {
+        const store = await make();
+        for (let i = 0; i < 12; i++) {
+          await store.add(
+            entry(i, {
+              id: `g${i % 2}:m${i}`,
+              group: `g${i % 2}`,
+              topic: i < 6 ? 'a.events' : 'b.events',
+              eventType: i % 3 === 0 ? 'a.x.y' : 'a.x.z',
+              handler: i % 4 === 0 ? 'h1' : 'h2',
+              reason: i === 11 ? 'decode' : 'max-attempts',
+            }),
+          );
+        }
+        assert.equal(await store.count(), 12);
+        assert.equal(await store.count({ group: 'g0' }), 6);
+        assert.equal(await store.count({ topic: 'b.events' }), 6);
+        assert.equal(await store.count({ eventType: 'a.x.y' }), 4);
+        assert.equal(await store.count({ handler: 'h1' }), 3);
+        assert.equal(await store.count({ reason: 'decode' }), 1);
+        assert.equal(await store.count({ group: 'g1', topic: 'a.events' }), 3);
+        const since = entry(4).deadLetteredAt;
+        const until = entry(8).deadLetteredAt;
+        assert.equal(await store.count({ since, until }), 4);
+        const listed = await store.list({ group: 'g1', topic: 'b.events' });
+        assert.deepEqual(
+          listed.items.map((e) => e.id),
+          ['g1:m7', 'g1:m9', 'g1:m11'],
+        );
+      });
+
+      test('dead letters: remove and purge report how many went', async () => {
+        const store = await make();
+        for (let i = 0; i < 10; i++) await store.add(entry(i, { group: i < 4 ? 'keep' : 'drop', id: `x:${i}` }));
+        assert.equal(await store.remove(['x:0', 'x:1', 'nope']), 2);
+        assert.equal(await store.purge({ group: 'drop' }), 6);
+        assert.equal(await store.count(), 2);
+        assert.equal(await store.purge(), 2);
+        assert.equal(await store.count(), 0);
+      });
+
+      test('dead letters: 50 concurrent adds are all kept', async () => {
+        const store = await make();
+        await Promise.all(Array.from({ length: 50 }, (_, i) => store.add(entry(i))));
+        assert.equal(await store.count(), 50);
+      });
+
+      test('dead letters: a foreign cursor is rejected with a clear error', async () => {
+        const store = await make();
+        await assert.rejects(store.list({}, { cursor: 'not-a-cursor' }), /cursor/);
+      });
+    }
+
+    if (harness.idempotency) {
+      const make = () => track(harness.idempotency!());
+
+      test('idempotency: reserve, in-progress, complete, done', async () => {
+        const store = await make();
+        assert.equal(await store.reserve('k1', 10_000), 'acquired');
+        assert.equal(await store.reserve('k1', 10_000), 'in-progress');
+        await store.complete('k1', 10_000);
+        assert.equal(await store.reserve('k1', 10_000), 'done');
+        assert.equal(await store.reserve('k2', 10_000), 'acquired');
+      });
+
+      test('idempotency: release lets a retry reserve again; release of a done key keeps it done', async () => {
+        const store = await make();
+        await store.reserve('k', 10_000);
+        await store.release('k');
+        assert.equal(await store.reserve('k', 10_000), 'acquired');
+        await store.complete('k', 10_000);
+        await store.release('k');
+        assert.equal(await store.reserve('k', 10_000), 'done');
+      });
+
+      test('idempotency: leases and completions expire after their TTL', async () => {
+        const store = await make();
+        assert.equal(await store.reserve('lease', 60), 'acquired');
+        await store.complete('done', 60);
+        await sleep(200);
+        assert.equal(await store.reserve('lease', 10_000), 'acquired', 'an expired lease is free again');
+        assert.equal(await store.reserve('done', 10_000), 'acquired', 'an expired completion is forgotten');
+      });
+
+      test('idempotency: 20 concurrent reservations of one key, exactly one wins', async () => {
+        const store = await make();
+        const results = await Promise.all(Array.from({ length: 20 }, () => store.reserve('race', 10_000)));
+        assert.equal(results.filter((r) => r === 'acquired').length, 1);
+        assert.equal(results.filter((r) => r === 'in-progress').length, 19);
+      });
+    }
+
+    if (harness.events) {
+      const make = () => track(harness.events!());
+
+      test('events: append assigns positions and per-aggregate sequences; read returns envelopes intact', async () => {
+        const store = await make();
+        const a = [event(1), event(2), event(3, { aggregateId: 'order-2' }), event(4, { aggregateId: undefined })];
+        delete (a[3] as { aggregateId?: string }).aggregateId;
+        const stored = await store.append(a);
+        assert.deepEqual(
+          stored.map((s) => [s.position, s.sequence]),
+          [
+            [1, 1],
+            [2, 2],
+            [3, 1],
+            [4, 0],
+          ],
+        );
+        const agg = await store.readAggregate('order-1');
+        assert.deepEqual(
+          agg.map((s) => s.event),
+          [a[0], a[1]],
+        );
+        assert.deepEqual(
+          (await store.readAggregate('order-1', 2)).map((s) => s.sequence),
+          [2],
+        );
+        assert.equal(await store.lastPosition(), 4);
+      });
+
+      test('events: appending an already stored id is skipped', async () => {
+        const store = await make();
+        const e = event(1);
+        await store.append([e]);
+        const again = await store.append([e, event(2)]);
+        assert.equal(again.length, 1);
+        assert.equal(await store.lastPosition(), 2);
+      });
+
+      test('events: query filters by type, tenant, aggregate and time range, with paging', async () => {
+        const store = await make();
+        const all: EventEnvelope[] = [];
+        for (let i = 0; i < 30; i++) {
+          all.push(
+            event(i, {
+              type: i % 2 === 0 ? 'shop.order.placed' : 'shop.order.paid',
+              tenantId: i % 3 === 0 ? 't0' : 't1',
+              aggregateId: `order-${i % 5}`,
+            }),
+          );
+        }
+        await store.append(all);
+        const placed = await store.query({ types: ['shop.order.placed'] }, { limit: 100 });
+        assert.equal(placed.items.length, 15);
+        assert.equal((await store.query({ tenantId: 't0' })).items.length, 10);
+        assert.equal((await store.query({ aggregateId: 'order-2' })).items.length, 6);
+        const ranged = await store.query({ from: new Date(Date.UTC(2026, 0, 1, 0, 0, 10)), to: '2026-01-01T00:00:20.000Z' });
+        assert.deepEqual(
+          ranged.items.map((s) => (s.event.payload as { n: number }).n),
+          [10, 11, 12, 13, 14, 15, 16, 17, 18, 19],
+        );
+        const seen: number[] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await store.query({ types: ['shop.order.paid'] }, { limit: 4, cursor });
+          seen.push(...page.items.map((s) => s.position));
+          cursor = page.nextCursor;
+        } while (cursor);
+        assert.deepEqual(seen, Array.from({ length: 15 }, (_, i) => 2 * i + 2));
+      });
+
+      test('events: stream replays everything after a position, in order', async () => {
+        const store = await make();
+        await store.append(Array.from({ length: 1200 }, (_, i) => event(i % 60, { aggregateId: `a${i % 7}` })));
+        const positions: number[] = [];
+        for await (const s of store.stream(150, { batchSize: 100 })) positions.push(s.position);
+        assert.equal(positions.length, 1050);
+        assert.equal(positions[0], 151);
+        assert.ok(positions.every((p, i) => i === 0 || p === positions[i - 1]! + 1));
+      });
+
+      test('events: expectedSequence guards concurrent writers of one aggregate', async () => {
+        const store = await make();
+        await store.append([event(1), event(2)], { expectedSequence: 0 });
+        await assert.rejects(store.append([event(3)], { expectedSequence: 1 }), (err: unknown) => {
+          assert.ok(err instanceof ConcurrencyError);
+          assert.equal(err.actual, 2);
+          return true;
+        });
+        await store.append([event(3)], { expectedSequence: 2 });
+        assert.equal((await store.readAggregate('order-1')).length, 3);
+      });
+
+      test('events: concurrent appends to one aggregate get unique, gapless sequences', async () => {
+        const store = await make();
+        await Promise.all(
+          Array.from({ length: 10 }, (_, w) => store.append(Array.from({ length: 10 }, (_, i) => event(w * 10 + i)))),
+        );
+        const stored = await store.readAggregate('order-1');
+        assert.deepEqual(
+          stored.map((s) => s.sequence),
+          Array.from({ length: 100 }, (_, i) => i + 1),
+        );
+        assert.equal(new Set(stored.map((s) => s.position)).size, 100);
+      });
+    }
+  });
+}

@@ -1,0 +1,545 @@
+/**
+ * The transport conformance suite. Every transport runs these same cases:
+ *
+ *   runTransportSuite('redis', { create: () => ..., restart: ..., cleanup: ... });
+ *
+ * Each case uses its own topics and groups, so one backend namespace serves the whole suite.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import {
+  createHerald,
+  MemoryDeadLetterStore,
+  type Delivery,
+  type Message,
+  type Subscription,
+  type Transport,
+} from '../../src/index.js';
+import { sleep, unique, waitUntil } from '../support/wait.js';
+
+export interface TransportHarness {
+  /** A new transport instance on the same backend namespace each call. */
+  create(): Promise<Transport>;
+  /** Restarts the real broker; present only for transports that have a server. */
+  restart?(): Promise<void>;
+  /** Called once after the suite. */
+  cleanup?(): Promise<void>;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export function message(id: string, key?: string, headers: Record<string, string> = {}): Message {
+  return { id, ...(key === undefined ? {} : { key }), headers, body: encoder.encode(`body:${id}`) };
+}
+
+function ids(prefix: string, n: number): string[] {
+  return Array.from({ length: n }, (_, i) => `${prefix}-${String(i).padStart(5, '0')}`);
+}
+
+export function runTransportSuite(name: string, harness: TransportHarness): void {
+  describe(`transport conformance: ${name}`, () => {
+    const opened: Transport[] = [];
+    let t: Transport;
+
+    const open = async (): Promise<Transport> => {
+      const transport = await harness.create();
+      opened.push(transport);
+      return transport;
+    };
+
+    before(async () => {
+      t = await open();
+    });
+
+    after(async () => {
+      await Promise.all(opened.map((o) => o.close().catch(() => undefined)));
+      await harness.cleanup?.();
+    });
+
+    /** Subscribes and records every delivery; `settle` decides what to do with each (default ack). */
+    async function consume(
+      transport: Transport,
+      topic: string,
+      group: string,
+      options: { prefetch?: number; ordering?: 'key' | 'none'; settle?: (d: Delivery) => Promise<void> } = {},
+    ): Promise<{ deliveries: Delivery[]; sub: Subscription }> {
+      const deliveries: Delivery[] = [];
+      const settle = options.settle ?? ((d: Delivery) => d.ack());
+      const sub = await transport.subscribe(
+        topic,
+        { group, prefetch: options.prefetch ?? 16, ordering: options.ordering ?? 'key' },
+        async (d) => {
+          deliveries.push(d);
+          await settle(d);
+        },
+      );
+      return { deliveries, sub };
+    }
+
+    test('round trip keeps id, key, headers and body intact', async () => {
+      const topic = unique('rt');
+      const headers = { 'content-type': 'application/json', 'event-type': 'a.b.c', 'x-ünicode': 'välue ✓' };
+      const body = new Uint8Array([0, 1, 2, 250, 255, 10, 13]);
+      const { deliveries, sub } = await consume(t, topic, unique('g'));
+      await t.publish(topic, [{ id: 'm-1', key: 'agg-1', headers, body }]);
+      await waitUntil(() => deliveries.length === 1, 'one delivery');
+      const d = deliveries[0]!;
+      assert.equal(d.message.id, 'm-1');
+      assert.equal(d.message.key, 'agg-1');
+      assert.deepEqual({ ...d.message.headers }, headers);
+      assert.deepEqual([...d.message.body], [...body]);
+      assert.equal(d.topic, topic);
+      assert.equal(d.attempt, 1);
+      await sub.close();
+    });
+
+    test('a message without a key round-trips without one', async () => {
+      const topic = unique('nokey');
+      const { deliveries, sub } = await consume(t, topic, unique('g'));
+      await t.publish(topic, [message('k-0')]);
+      await waitUntil(() => deliveries.length === 1, 'one delivery');
+      assert.equal(deliveries[0]!.message.key, undefined);
+      await sub.close();
+    });
+
+    test('50 concurrent publishers x 100 messages, 10 consumers in one group: no loss, no double delivery', async () => {
+      const topic = unique('load');
+      const group = unique('g');
+      const seen = new Map<string, number>();
+      let redelivered = 0;
+      const subs: Subscription[] = [];
+      for (let c = 0; c < 10; c++) {
+        const transport = c % 2 === 0 ? t : await open();
+        subs.push(
+          await transport.subscribe(topic, { group, prefetch: 8, ordering: 'none' }, async (d) => {
+            if (d.attempt > 1) redelivered++;
+            seen.set(d.message.id, (seen.get(d.message.id) ?? 0) + 1);
+            await d.ack();
+          }),
+        );
+      }
+      await Promise.all(
+        Array.from({ length: 50 }, (_, p) =>
+          (async () => {
+            const all = ids(`p${p}`, 100);
+            for (let i = 0; i < all.length; i += 10) {
+              await t.publish(topic, all.slice(i, i + 10).map((id) => message(id, `k${i % 7}`)));
+            }
+          })(),
+        ),
+      );
+      await waitUntil(() => seen.size === 5000, `5000 distinct messages (have ${seen.size})`, 60_000);
+      await sleep(100);
+      await Promise.all(subs.map((s) => s.close()));
+      assert.equal(redelivered, 0, 'no message should need redelivery in this test');
+      const doubles = [...seen].filter(([, n]) => n > 1);
+      assert.deepEqual(doubles, [], 'no message delivered twice within the group');
+    });
+
+    test('20 topics at once stay separate and complete', async () => {
+      const topics = Array.from({ length: 20 }, () => unique('multi'));
+      const group = unique('g');
+      const got = new Map<string, string[]>();
+      const subs = await Promise.all(
+        topics.map((topic) =>
+          t.subscribe(topic, { group, prefetch: 4 }, async (d) => {
+            got.set(topic, [...(got.get(topic) ?? []), d.message.id]);
+            await d.ack();
+          }),
+        ),
+      );
+      await Promise.all(topics.map((topic, i) => t.publish(topic, ids(`t${i}`, 25).map((id) => message(id)))));
+      await waitUntil(() => topics.every((tp) => got.get(tp)?.length === 25), 'every topic fully consumed', 30_000);
+      topics.forEach((topic, i) => assert.deepEqual([...got.get(topic)!].sort(), ids(`t${i}`, 25)));
+      await Promise.all(subs.map((s) => s.close()));
+    });
+
+    test('nack redelivers the message with attempt + 1', async () => {
+      const topic = unique('nack');
+      const { deliveries, sub } = await consume(t, topic, unique('g'), {
+        settle: (d) => (d.attempt === 1 ? d.nack() : d.ack()),
+      });
+      await t.publish(topic, [message('n-1')]);
+      await waitUntil(() => deliveries.length === 2, 'a redelivery');
+      assert.deepEqual(
+        deliveries.map((d) => [d.message.id, d.attempt]),
+        [
+          ['n-1', 1],
+          ['n-1', 2],
+        ],
+      );
+      assert.equal(decoder.decode(deliveries[1]!.message.body), 'body:n-1');
+      await sub.close();
+    });
+
+    test('delay of redelivery is respected (lower bound)', async () => {
+      const topic = unique('delay');
+      const times: number[] = [];
+      const { sub } = await consume(t, topic, unique('g'), {
+        settle: async (d) => {
+          times.push(Date.now());
+          if (d.attempt === 1) await d.nack({ delayMs: 300 });
+          else await d.ack();
+        },
+      });
+      await t.publish(topic, [message('d-1')]);
+      await waitUntil(() => times.length === 2, 'the delayed redelivery');
+      // 5 ms of slack for timer granularity between two clocks reads.
+      assert.ok(times[1]! - times[0]! >= 295, `redelivered after ${times[1]! - times[0]!} ms, expected >= 300`);
+      await sub.close();
+    });
+
+    test('release makes the message available again without counting an attempt', async () => {
+      const topic = unique('release');
+      const { deliveries, sub } = await consume(t, topic, unique('g'), {
+        settle: (d) => (deliveries.length === 1 ? d.release() : d.ack()),
+      });
+      await t.publish(topic, [message('r-1')]);
+      await waitUntil(() => deliveries.length === 2, 'a second delivery after release');
+      assert.equal(deliveries[1]!.attempt, 1);
+      await sub.close();
+    });
+
+    test('topic isolation: a subscriber sees only its topic', async () => {
+      const a = unique('iso-a');
+      const b = unique('iso-b');
+      const group = unique('g');
+      const { deliveries, sub } = await consume(t, a, group);
+      await t.publish(b, [message('b-1'), message('b-2')]);
+      await t.publish(a, [message('a-1')]);
+      await waitUntil(() => deliveries.length >= 1, 'the message on topic a');
+      await sleep(150);
+      assert.deepEqual(
+        deliveries.map((d) => d.message.id),
+        ['a-1'],
+      );
+      await sub.close();
+    });
+
+    test('two groups each get every message', async () => {
+      const topic = unique('groups');
+      const one = await consume(t, topic, unique('g1'));
+      const two = await consume(t, topic, unique('g2'));
+      await t.publish(topic, ids('x', 30).map((id) => message(id)));
+      await waitUntil(() => one.deliveries.length === 30 && two.deliveries.length === 30, 'both groups complete');
+      assert.deepEqual(one.deliveries.map((d) => d.message.id).sort(), ids('x', 30));
+      assert.deepEqual(two.deliveries.map((d) => d.message.id).sort(), ids('x', 30));
+      await one.sub.close();
+      await two.sub.close();
+    });
+
+    test('per-key order with prefetch 16 over 16 keys, and no two messages of a key in flight at once', async () => {
+      const topic = unique('order');
+      const keys = Array.from({ length: 16 }, (_, i) => `key-${i}`);
+      const perKey = 20;
+      const seen = new Map<string, number[]>();
+      const inFlight = new Set<string>();
+      let overlaps = 0;
+      let maxConcurrent = 0;
+      const { sub } = await consume(t, topic, unique('g'), {
+        prefetch: 16,
+        settle: async (d) => {
+          const key = d.message.key!;
+          if (inFlight.has(key)) overlaps++;
+          inFlight.add(key);
+          maxConcurrent = Math.max(maxConcurrent, inFlight.size);
+          await sleep(Math.random() * 4);
+          const seq = Number(d.message.id.split('-').pop());
+          seen.set(key, [...(seen.get(key) ?? []), seq]);
+          inFlight.delete(key);
+          await d.ack();
+        },
+      });
+      const batch: Message[] = [];
+      for (let i = 0; i < perKey; i++) for (const k of keys) batch.push(message(`${k}-${i}`, k));
+      for (let i = 0; i < batch.length; i += 40) await t.publish(topic, batch.slice(i, i + 40));
+      await waitUntil(() => keys.every((k) => seen.get(k)?.length === perKey), 'every key fully consumed', 30_000);
+      for (const k of keys) assert.deepEqual(seen.get(k), [...Array(perKey).keys()], `order of ${k}`);
+      assert.equal(overlaps, 0, 'a key was in flight twice at once');
+      assert.ok(maxConcurrent > 1, 'different keys should be processed concurrently');
+      await sub.close();
+    });
+
+    test('a retrying message holds back its own key only', async () => {
+      const topic = unique('holdback');
+      const order: string[] = [];
+      const { sub } = await consume(t, topic, unique('g'), {
+        prefetch: 8,
+        settle: async (d) => {
+          order.push(`${d.message.id}#${d.attempt}`);
+          if (d.message.id === 'a-0' && d.attempt === 1) await d.nack({ delayMs: 300 });
+          else await d.ack();
+        },
+      });
+      await t.publish(topic, [message('a-0', 'A'), message('a-1', 'A'), message('b-0', 'B'), message('b-1', 'B')]);
+      await waitUntil(() => order.length === 5, 'all deliveries');
+      // B flows while A waits; a-1 comes only after a-0 finally succeeded.
+      assert.ok(order.indexOf('b-1#1') < order.indexOf('a-0#2'), `B was held back: ${order.join(' ')}`);
+      assert.ok(order.indexOf('a-0#2') < order.indexOf('a-1#1'), `A out of order: ${order.join(' ')}`);
+      await sub.close();
+    });
+
+    test('with ordering "none" a key does not serialize delivery', async () => {
+      const topic = unique('unordered');
+      const inFlight = { n: 0, max: 0 };
+      const { deliveries, sub } = await consume(t, topic, unique('g'), {
+        ordering: 'none',
+        prefetch: 8,
+        settle: async (d) => {
+          inFlight.max = Math.max(inFlight.max, ++inFlight.n);
+          await sleep(30);
+          inFlight.n--;
+          await d.ack();
+        },
+      });
+      await t.publish(topic, ids('u', 8).map((id) => message(id, 'same')));
+      await waitUntil(() => deliveries.length === 8, 'all deliveries');
+      assert.ok(inFlight.max > 1, 'same-key messages should overlap when ordering is none');
+      await sub.close();
+    });
+
+    test('no loss when consumers close and reopen between batches', async () => {
+      const topic = unique('reopen');
+      const group = unique('g');
+      const got = new Set<string>();
+      const expected: string[] = [];
+      const has = (list: string[]) => list.every((id) => got.has(id));
+      for (let round = 0; round < 4; round++) {
+        const transport = round % 2 === 0 ? t : await open();
+        const sub = await transport.subscribe(topic, { group, prefetch: 4 }, async (d) => {
+          got.add(d.message.id);
+          await d.ack();
+        });
+        const batch = ids(`r${round}`, 25);
+        expected.push(...batch);
+        await t.publish(topic, batch.map((id) => message(id, `k${round}`)));
+        await waitUntil(() => has(batch), `round ${round} consumed`);
+        await sub.close();
+        // Published while nobody listens: must wait for the next member.
+        const gap = ids(`gap${round}`, 5);
+        expected.push(...gap);
+        await t.publish(topic, gap.map((id) => message(id)));
+      }
+      const sub = await t.subscribe(topic, { group, prefetch: 4 }, async (d) => {
+        got.add(d.message.id);
+        await d.ack();
+      });
+      await waitUntil(() => has(expected), 'every message, including those published between members');
+      await sub.close();
+    });
+
+    test('concurrent close of 10 consumers', async () => {
+      const topic = unique('close');
+      const group = unique('g');
+      const subs = await Promise.all(
+        Array.from({ length: 10 }, () => t.subscribe(topic, { group, prefetch: 2 }, (d) => d.ack())),
+      );
+      await t.publish(topic, ids('c', 20).map((id) => message(id)));
+      await Promise.all(subs.map((s) => s.close()));
+      await Promise.all(subs.map((s) => s.close())); // idempotent
+      const rest: string[] = [];
+      const sub = await t.subscribe(topic, { group, prefetch: 4 }, async (d) => {
+        rest.push(d.message.id);
+        await d.ack();
+      });
+      await t.publish(topic, [message('after-close')]);
+      await waitUntil(() => rest.includes('after-close'), 'a new member still works after the closes');
+      await sub.close();
+    });
+
+    test('unsettled deliveries survive a subscription close and go to another member after transport close', async () => {
+      const topic = unique('handoff');
+      const group = unique('g');
+      const first = await open();
+      const held: Delivery[] = [];
+      const sub1 = await first.subscribe(topic, { group, prefetch: 5 }, (d) => void held.push(d));
+      await t.publish(topic, ids('h', 5).map((id) => message(id)));
+      await waitUntil(() => held.length === 5, 'first member holds five');
+      await sub1.close();
+      await held[0]!.ack(); // still settle-able after the subscription closed
+      await first.close(); // the other four go back to the group, uncounted
+      await held[1]!.ack(); // a no-op now, not an error
+      const { deliveries, sub } = await consume(t, topic, group);
+      await waitUntil(() => deliveries.length >= 4, 'the released four at the second member', 15_000);
+      const redelivered = deliveries.map((d) => d.message.id).sort();
+      assert.deepEqual(redelivered, ids('h', 5).slice(1), 'the four unsettled ones, and not the acked one');
+      await sub.close();
+    });
+
+    test('publisher close loses nothing that publish resolved', async (ctx) => {
+      if (!t.capabilities.persistent) {
+        ctx.skip('transport is not persistent');
+        return;
+      }
+      const topic = unique('pubclose');
+      const publisher = await open();
+      await publisher.publish(topic, ids('pc', 200).map((id) => message(id)));
+      await publisher.close();
+      const { deliveries, sub } = await consume(t, topic, unique('g'));
+      await waitUntil(() => deliveries.length === 200, 'all 200 after the publisher closed');
+      await sub.close();
+    });
+
+    test('retry then dead-letter after maxAttempts, with the error context', async () => {
+      const transport = await open();
+      const deadLetters = new MemoryDeadLetterStore();
+      const herald = await createHerald({ service: 'conformance', transport, stores: { deadLetters }, closeResources: false });
+      const attempts: number[] = [];
+      herald.subscribe({
+        group: unique('g'),
+        name: 'always-fails',
+        events: ['conform.thing.happened'],
+        topics: [unique('dlq')],
+        retry: { maxAttempts: 3, initialDelayMs: 20, jitter: false },
+        handler: async (_e, ctx) => {
+          attempts.push(ctx.attempt);
+          throw new Error(`boom ${ctx.attempt}`);
+        },
+      });
+      const topic = herald.subscriptions[0]!.topics[0]!;
+      const subscribeRouting = await createHerald({
+        service: 'conformance',
+        transport,
+        routing: { 'conform.*': topic },
+        closeResources: false,
+      });
+      await herald.start();
+      const published = await subscribeRouting.publish('conform.thing.happened', { n: 1 }, { aggregateId: 'x' });
+      await waitUntil(async () => (await deadLetters.count()) === 1, 'one dead letter');
+      const { items } = await deadLetters.list();
+      const entry = items[0]!;
+      assert.deepEqual(attempts, [1, 2, 3]);
+      assert.equal(entry.reason, 'max-attempts');
+      assert.equal(entry.attempts, 3);
+      assert.equal(entry.handler, 'always-fails');
+      assert.equal(entry.topic, topic);
+      assert.equal(entry.eventType, 'conform.thing.happened');
+      assert.equal(entry.error.message, 'boom 3');
+      assert.match(entry.error.stack ?? '', /boom 3/);
+      assert.equal(entry.message.id, published.id);
+      assert.ok(entry.firstFailedAt <= entry.lastFailedAt);
+      assert.ok(entry.lastFailedAt - entry.firstFailedAt >= 40, 'two backoff delays lie between first and last failure');
+      await herald.stop();
+    });
+
+    test('graceful stop drains in-flight work and nothing is redelivered', async () => {
+      const transport = await open();
+      const topic = unique('drain');
+      const group = unique('g');
+      const herald = await createHerald({ service: 'conformance', transport, routing: { 'conform.*': topic }, closeResources: false });
+      const finished: string[] = [];
+      let started = 0;
+      herald.subscribe({
+        group,
+        events: ['conform.slow.work'],
+        concurrency: 4,
+        handler: async (e) => {
+          started++;
+          await sleep(200);
+          finished.push(e.id);
+        },
+      });
+      await herald.start();
+      const events = await herald.publishBatch(ids('w', 4).map(() => ({ event: 'conform.slow.work', payload: {} })));
+      await waitUntil(() => started === 4, 'four handlers running');
+      await herald.stop();
+      assert.equal(finished.length, 4, 'stop waited for the running handlers');
+      const { deliveries, sub } = await consume(t, topic, group);
+      await sleep(300);
+      assert.deepEqual(deliveries.map((d) => d.message.id), [], `acked work came back: ${events.length}`);
+      await sub.close();
+    });
+
+    test('stop past the drain timeout releases unfinished messages without poisoning them', async () => {
+      const transport = await open();
+      const topic = unique('stuck');
+      const group = unique('g');
+      const herald = await createHerald({
+        service: 'conformance',
+        transport,
+        routing: { 'conform.*': topic },
+        drainTimeoutMs: 100,
+        closeResources: false,
+      });
+      let aborted = false;
+      herald.subscribe({
+        group,
+        events: ['conform.stuck.work'],
+        retry: { maxAttempts: 1 },
+        handler: (_e, ctx) =>
+          new Promise<void>((_, reject) =>
+            ctx.signal.addEventListener('abort', () => {
+              aborted = true;
+              reject(new Error('aborted'));
+            }),
+          ),
+      });
+      await herald.start();
+      await herald.publish('conform.stuck.work', {});
+      await waitUntil(() => herald.subscriptions[0]!.inFlightCount === 1, 'the handler running');
+      await herald.stop();
+      assert.ok(aborted, 'the handler saw the abort');
+      assert.equal(await herald.deadLetters.count(), 0, 'not dead-lettered');
+      const { deliveries, sub } = await consume(t, topic, group);
+      await waitUntil(() => deliveries.length === 1, 'the released message at a new member', 15_000);
+      assert.equal(deliveries[0]!.attempt, 1, 'the interrupted attempt is not counted');
+      await sub.close();
+    });
+
+    test('broker restart: nothing acknowledged by publish is lost', async (ctx) => {
+      if (!harness.restart) {
+        ctx.skip('transport has no server to restart');
+        return;
+      }
+      const topic = unique('restart');
+      const group = unique('g');
+      const got = new Set<string>();
+      const publisher = await open();
+      await publisher.publish(topic, ids('before', 50).map((id) => message(id)));
+      await harness.restart();
+      const afterIds = ids('after', 50);
+      for (let i = 0; i < afterIds.length; ) {
+        try {
+          await publisher.publish(topic, afterIds.slice(i, i + 10).map((id) => message(id)));
+          i += 10;
+        } catch {
+          await sleep(100); // failed loudly: publish again
+        }
+      }
+      const consumer = await open();
+      const sub = await consumer.subscribe(topic, { group, prefetch: 16 }, async (d) => {
+        got.add(d.message.id);
+        await d.ack();
+      });
+      await waitUntil(() => got.size === 100, `all 100 messages (have ${got.size})`, 30_000);
+      await sub.close();
+    });
+
+    test('stats report lag, in-flight and delayed where supported', async (ctx) => {
+      if (!t.stats) {
+        ctx.skip('transport has no stats()');
+        return;
+      }
+      const topic = unique('stats');
+      const group = unique('g');
+      const held: Delivery[] = [];
+      const sub = await t.subscribe(topic, { group, prefetch: 2, ordering: 'none' }, (d) => void held.push(d));
+      await t.publish(topic, ids('s', 5).map((id) => message(id)));
+      await waitUntil(() => held.length === 2, 'two held');
+      await held[0]!.nack({ delayMs: 60_000 });
+      await waitUntil(() => held.length === 3, 'a third delivery fills the freed slot');
+      const stats = await t.stats(topic, group);
+      assert.equal(stats.inFlight, 2);
+      assert.equal(stats.delayed, 1);
+      assert.equal(stats.lag, 2);
+      await sub.close();
+    });
+
+    test('arguments are checked with errors that name the field', async () => {
+      await assert.rejects(t.subscribe('', { group: 'g', prefetch: 1 }, () => undefined), /topic/);
+      await assert.rejects(t.subscribe(unique('x'), { group: '', prefetch: 1 }, () => undefined), /group/);
+      await assert.rejects(t.subscribe(unique('x'), { group: 'g', prefetch: 0 }, () => undefined), /prefetch/);
+    });
+  });
+}
