@@ -2,13 +2,43 @@
  * Herald: typed events over durable transports, with retries, dead letters and idempotency built in.
  * This entry point has no driver dependency; drivers live under `herald/<driver>`.
  */
-export { createHerald, Herald, type HeraldOptions, type HeraldPlugin, type HeraldStores } from './core/herald.js';
-export { defineEvent, assertEventType, type EventDefinition, type EventEnvelope, type EventOptions, type PayloadOf } from './core/event.js';
-export { EventBus, type BatchItem, type EventRef, type PublishContext, type PublishMiddleware, type EventBusOptions } from './core/bus.js';
-export { Consumer, PermanentError, REPLAY_GROUP_HEADER, type SubscribeSpec, type ConsumerDeps } from './core/consumer/consumer.js';
+export {
+  createHerald,
+  Herald,
+  type HeraldOptions,
+  type HeraldPlugin,
+  type HeraldStores,
+} from './core/herald.js';
+export {
+  defineEvent,
+  assertEventType,
+  type EventDefinition,
+  type EventEnvelope,
+  type EventOptions,
+  type PayloadOf,
+} from './core/event.js';
+export {
+  EventBus,
+  type BatchItem,
+  type EventRef,
+  type PublishContext,
+  type PublishMiddleware,
+  type EventBusOptions,
+} from './core/bus.js';
+export {
+  Consumer,
+  PermanentError,
+  REPLAY_GROUP_HEADER,
+  type SubscribeSpec,
+  type ConsumerDeps,
+} from './core/consumer/consumer.js';
 export type { ConsumeContext, ConsumerMiddleware, Handler, HandlerContext } from './core/consumer/context.js';
 export { resolveRetry, retryDelay, type RetryOptions } from './core/consumer/retry-policy.js';
-export { idempotencyMiddleware, DeferredError, type IdempotencyOptions } from './core/middleware/idempotency.js';
+export {
+  idempotencyMiddleware,
+  DeferredError,
+  type IdempotencyOptions,
+} from './core/middleware/idempotency.js';
 export { timeoutMiddleware } from './core/middleware/timeout.js';
 export { compose, type Middleware } from './core/middleware.js';
 export { DeadLetterQueue, type ReplayResult, type ReplaySelection } from './core/dead-letters.js';

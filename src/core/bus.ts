@@ -15,7 +15,12 @@ export interface PublishContext {
   readonly topic: string;
   readonly events: readonly EventEnvelope[];
   /** Outgoing messages, parallel to `events`; middleware may add headers (e.g. trace context). */
-  readonly messages: readonly { readonly id: string; readonly key?: string; headers: Record<string, string>; body: Uint8Array }[];
+  readonly messages: readonly {
+    readonly id: string;
+    readonly key?: string;
+    headers: Record<string, string>;
+    body: Uint8Array;
+  }[];
 }
 
 export type PublishMiddleware = Middleware<PublishContext>;
@@ -102,7 +107,9 @@ export class EventBus {
     }
     if (this.eventStore) await this.eventStore.append(envelopes);
     await Promise.all(
-      [...byTopic].map(([topic, events]) => this.send({ topic, events, messages: events.map((e) => this.toMessage(e)) })),
+      [...byTopic].map(([topic, events]) =>
+        this.send({ topic, events, messages: events.map((e) => this.toMessage(e)) }),
+      ),
     );
     return envelopes;
   }
@@ -131,7 +138,8 @@ export class EventBus {
       version = event.version;
       payload = await event.parse(item.payload);
     }
-    const time = options.time instanceof Date ? options.time.toISOString() : (options.time ?? new Date().toISOString());
+    const time =
+      options.time instanceof Date ? options.time.toISOString() : (options.time ?? new Date().toISOString());
     return stripUndefined({
       id: options.id ?? uuidv7(),
       type,

@@ -61,9 +61,11 @@ export function fromCloudEvent(input: CloudEvent | string): EventEnvelope {
   } catch (err) {
     throw new DecodeError(`CloudEvent is not valid JSON: ${(err as Error).message}`, { cause: err });
   }
-  if (ce.specversion !== '1.0') throw new DecodeError(`unsupported CloudEvents specversion ${String(ce.specversion)}`);
+  if (ce.specversion !== '1.0')
+    throw new DecodeError(`unsupported CloudEvents specversion ${String(ce.specversion)}`);
   for (const required of ['id', 'source', 'type'] as const) {
-    if (typeof ce[required] !== 'string') throw new DecodeError(`CloudEvent attribute "${required}" is missing`);
+    if (typeof ce[required] !== 'string')
+      throw new DecodeError(`CloudEvent attribute "${required}" is missing`);
   }
   let metadata: Record<string, string> = {};
   if (typeof ce.metadata === 'string') {
@@ -94,15 +96,22 @@ export function fromCloudEvent(input: CloudEvent | string): EventEnvelope {
 }
 
 /** Binary mode: attributes as `ce-*` headers (HTTP/Kafka bindings), data as the body. */
-export function toBinaryCloudEvent(event: EventEnvelope): { headers: Record<string, string>; body: Uint8Array } {
+export function toBinaryCloudEvent(event: EventEnvelope): {
+  headers: Record<string, string>;
+  body: Uint8Array;
+} {
   const { data, datacontenttype, ...attributes } = toCloudEvent(event);
   const headers: Record<string, string> = { 'content-type': datacontenttype ?? 'application/json' };
-  for (const [name, value] of Object.entries(attributes)) headers[`ce-${name}`] = percentEncode(String(value));
+  for (const [name, value] of Object.entries(attributes))
+    headers[`ce-${name}`] = percentEncode(String(value));
   return { headers, body: new TextEncoder().encode(JSON.stringify(data ?? null)) };
 }
 
 /** Reads a binary-mode CloudEvent; header names are matched case-insensitively. */
-export function fromBinaryCloudEvent(headers: Readonly<Record<string, string>>, body: Uint8Array): EventEnvelope {
+export function fromBinaryCloudEvent(
+  headers: Readonly<Record<string, string>>,
+  body: Uint8Array,
+): EventEnvelope {
   const ce: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(headers)) {
     const lower = name.toLowerCase();

@@ -67,7 +67,10 @@ export class DeadLetterQueue {
         try {
           await this.transport.publish(
             topic,
-            list.map((e) => ({ ...e.message, headers: { ...e.message.headers, [REPLAY_GROUP_HEADER]: e.group } })),
+            list.map((e) => ({
+              ...e.message,
+              headers: { ...e.message.headers, [REPLAY_GROUP_HEADER]: e.group },
+            })),
           );
           replayed += await this.store.remove(list.map((e) => e.id));
         } catch (err) {
@@ -88,7 +91,10 @@ export class DeadLetterQueue {
     const out: DeadLetterEntry[] = [];
     let cursor: string | undefined;
     do {
-      const page = await this.store.list((selection as { filter: DeadLetterFilter }).filter, { limit: 1000, cursor });
+      const page = await this.store.list((selection as { filter: DeadLetterFilter }).filter, {
+        limit: 1000,
+        cursor,
+      });
       out.push(...page.items);
       cursor = page.nextCursor;
     } while (cursor);

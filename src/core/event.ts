@@ -86,7 +86,10 @@ export function defineEvent<P = unknown>(
   }
   const schema = options.schema;
   if (schema !== undefined && typeof schema?.['~standard']?.validate !== 'function') {
-    throw new ConfigError('schema', 'must implement Standard Schema (an object with a `~standard.validate` function)');
+    throw new ConfigError(
+      'schema',
+      'must implement Standard Schema (an object with a `~standard.validate` function)',
+    );
   }
   return Object.freeze({
     type,

@@ -78,12 +78,16 @@ export class Herald {
   private state: 'created' | 'started' | 'stopping' | 'stopped' = 'created';
 
   constructor(options: HeraldOptions) {
-    if (!options || typeof options !== 'object') throw new ConfigError('options', 'createHerald needs an options object');
+    if (!options || typeof options !== 'object')
+      throw new ConfigError('options', 'createHerald needs an options object');
     if (typeof options.service !== 'string' || options.service.length === 0) {
       throw new ConfigError('service', 'must be a non-empty string naming this service');
     }
     if (!options.transport || typeof options.transport.publish !== 'function') {
-      throw new ConfigError('transport', 'is required: e.g. new MemoryTransport(), sqlite({ path }) or redis({ url })');
+      throw new ConfigError(
+        'transport',
+        'is required: e.g. new MemoryTransport(), sqlite({ path }) or redis({ url })',
+      );
     }
     this.drainTimeoutMs = options.drainTimeoutMs ?? 30_000;
     if (!Number.isFinite(this.drainTimeoutMs) || this.drainTimeoutMs < 0) {
@@ -104,7 +108,11 @@ export class Herald {
       eventStore: this.eventStore,
       middleware: [this.publishObserver()],
     });
-    this.deadLetters = new DeadLetterQueue(options.stores?.deadLetters ?? new MemoryDeadLetterStore(), this.transport, this.observers);
+    this.deadLetters = new DeadLetterQueue(
+      options.stores?.deadLetters ?? new MemoryDeadLetterStore(),
+      this.transport,
+      this.observers,
+    );
     for (const plugin of options.plugins ?? []) this.use(plugin);
   }
 
@@ -137,7 +145,8 @@ export class Herald {
    * receiving on `start()`, or at once if Herald is already started.
    */
   subscribe<P>(spec: SubscribeSpec<P>): Consumer {
-    if (this.state === 'stopping' || this.state === 'stopped') throw new ConfigError('subscribe', 'Herald is stopped');
+    if (this.state === 'stopping' || this.state === 'stopped')
+      throw new ConfigError('subscribe', 'Herald is stopped');
     const consumer = new Consumer(spec as SubscribeSpec, {
       transport: this.transport,
       router: this.bus.router,
@@ -149,7 +158,8 @@ export class Herald {
       middleware: this.consumerMiddleware,
     });
     this.consumers.push(consumer);
-    if (this.state === 'started') void consumer.start().catch((err: unknown) => this.logger.error({ err }, 'consumer failed to start'));
+    if (this.state === 'started')
+      void consumer.start().catch((err: unknown) => this.logger.error({ err }, 'consumer failed to start'));
     return consumer;
   }
 
@@ -169,7 +179,10 @@ export class Herald {
     this.state = 'stopping';
     await Promise.all(this.consumers.map((c) => c.stop(this.drainTimeoutMs)));
     this.bus.close();
-    for (const plugin of this.plugins) await plugin.stop?.().catch((err: unknown) => this.logger.warn({ err }, `plugin ${plugin.name} failed to stop`));
+    for (const plugin of this.plugins)
+      await plugin
+        .stop?.()
+        .catch((err: unknown) => this.logger.warn({ err }, `plugin ${plugin.name} failed to stop`));
     if (!this.closeResources) {
       this.state = 'stopped';
       return;
@@ -195,7 +208,11 @@ export class Herald {
         this.observers.emit('onPublishFailed', { topic: ctx.topic, events: ctx.events, error: err as Error });
         throw err;
       }
-      this.observers.emit('onPublished', { topic: ctx.topic, events: ctx.events, durationMs: performance.now() - started });
+      this.observers.emit('onPublished', {
+        topic: ctx.topic,
+        events: ctx.events,
+        durationMs: performance.now() - started,
+      });
     };
   }
 }

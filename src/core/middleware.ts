@@ -5,7 +5,10 @@ export type Middleware<C> = (ctx: C, next: () => Promise<void>) => Promise<void>
  * Composes middleware around a terminal function into one function. Built once per subscription or
  * bus, not per message.
  */
-export function compose<C>(middleware: readonly Middleware<C>[], terminal: (ctx: C) => Promise<void>): (ctx: C) => Promise<void> {
+export function compose<C>(
+  middleware: readonly Middleware<C>[],
+  terminal: (ctx: C) => Promise<void>,
+): (ctx: C) => Promise<void> {
   if (middleware.length === 0) return terminal;
   return (ctx: C) => {
     let index = -1;

@@ -20,10 +20,14 @@ export function compilePattern(source: string): TypePattern {
 }
 
 /** Picks the most specific matching entry; ties go to the one listed first. */
-export function mostSpecific<T extends { pattern: TypePattern }>(entries: readonly T[], type: string): T | undefined {
+export function mostSpecific<T extends { pattern: TypePattern }>(
+  entries: readonly T[],
+  type: string,
+): T | undefined {
   let best: T | undefined;
   for (const entry of entries) {
-    if (entry.pattern.matches(type) && (!best || entry.pattern.specificity > best.pattern.specificity)) best = entry;
+    if (entry.pattern.matches(type) && (!best || entry.pattern.specificity > best.pattern.specificity))
+      best = entry;
   }
   return best;
 }

@@ -16,7 +16,10 @@ export class Router {
   constructor(rules: RoutingRules = {}) {
     this.rules = Object.entries(rules).map(([pattern, topic]) => {
       if (typeof topic !== 'string' || topic.length === 0) {
-        throw new ConfigError(`routing.${pattern}`, `topic must be a non-empty string, got ${JSON.stringify(topic)}`);
+        throw new ConfigError(
+          `routing.${pattern}`,
+          `topic must be a non-empty string, got ${JSON.stringify(topic)}`,
+        );
       }
       return { pattern: compilePattern(pattern), topic };
     });

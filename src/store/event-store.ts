@@ -20,7 +20,6 @@ export interface EventQuery {
   readonly to?: Date | string;
 }
 
-
 export interface AppendOptions {
   /**
    * Optimistic concurrency for single-aggregate appends: the aggregate's current last sequence

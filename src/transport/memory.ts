@@ -54,7 +54,11 @@ export class MemoryTransport implements Transport {
     log.wake();
   }
 
-  async subscribe(topic: string, options: SubscribeOptions, onDelivery: DeliveryHandler): Promise<Subscription> {
+  async subscribe(
+    topic: string,
+    options: SubscribeOptions,
+    onDelivery: DeliveryHandler,
+  ): Promise<Subscription> {
     if (this.closed) throw new ClosedError('MemoryTransport');
     validateSubscribeOptions(topic, options);
     const group = this.log(topic).group(options);
@@ -325,7 +329,8 @@ class GroupState {
   }
 
   private promoteDue(now: number): void {
-    while (this.delayed.length > 0 && this.delayed[0]!.dueAt <= now) this.ready.push(this.delayed.shift()!.offset);
+    while (this.delayed.length > 0 && this.delayed[0]!.dueAt <= now)
+      this.ready.push(this.delayed.shift()!.offset);
   }
 
   private armTimer(): void {

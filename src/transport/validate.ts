@@ -3,7 +3,8 @@ import type { SubscribeOptions } from './transport.js';
 
 /** Argument checks every transport applies the same way, so errors read the same everywhere. */
 export function validateSubscribeOptions(topic: string, options: SubscribeOptions): void {
-  if (typeof topic !== 'string' || topic.length === 0) throw new ConfigError('topic', 'must be a non-empty string');
+  if (typeof topic !== 'string' || topic.length === 0)
+    throw new ConfigError('topic', 'must be a non-empty string');
   if (typeof options.group !== 'string' || options.group.length === 0) {
     throw new ConfigError('group', 'must be a non-empty string');
   }
@@ -17,6 +18,7 @@ export function validateSubscribeOptions(topic: string, options: SubscribeOption
 
 export function validateDelay(delayMs: number | undefined): number {
   const d = delayMs ?? 0;
-  if (!Number.isFinite(d) || d < 0) throw new ConfigError('delayMs', `must be a finite number >= 0, got ${String(delayMs)}`);
+  if (!Number.isFinite(d) || d < 0)
+    throw new ConfigError('delayMs', `must be a finite number >= 0, got ${String(delayMs)}`);
   return d;
 }

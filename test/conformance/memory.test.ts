@@ -1,9 +1,14 @@
-import { MemoryTransport } from '../../src/index.js';
-import { runTransportSuite } from './transport-suite.js';
+import {
+  MemoryDeadLetterStore,
+  MemoryEventStore,
+  MemoryIdempotencyStore,
+  MemoryTransport,
+} from '../../src/index.js';
+import { MemoryHandle } from './memory-handle.js';
 import { runStoreSuite } from './store-suite.js';
-import { MemoryDeadLetterStore, MemoryEventStore, MemoryIdempotencyStore } from '../../src/index.js';
+import { runTransportSuite } from './transport-suite.js';
 
-// One in-process broker: every create() is a handle on it whose close() releases only its own work.
+// One in-process broker; every create() is a client handle on it, as another process would have.
 const shared = new MemoryTransport();
 runTransportSuite('memory', {
   create: async () => new MemoryHandle(shared),
@@ -15,58 +20,3 @@ runStoreSuite('memory', {
   idempotency: async () => new MemoryIdempotencyStore(),
   events: async () => new MemoryEventStore(),
 });
-
-import type { DeliveryHandler, Message, SubscribeOptions, Subscription, Transport, Delivery } from '../../src/index.js';
-
-/**
- * A client handle on the shared in-process broker, as a second process would have on a real one:
- * closing it returns its unsettled deliveries to their groups and leaves the broker running.
- */
-class MemoryHandle implements Transport {
-  readonly name = 'memory';
-  readonly capabilities = shared.capabilities;
-  private readonly subs = new Set<Subscription>();
-  private readonly unsettled = new Set<Delivery>();
-  private closed = false;
-
-  constructor(private readonly broker: MemoryTransport) {}
-
-  publish(topic: string, messages: readonly Message[]): Promise<void> {
-    return this.broker.publish(topic, messages);
-  }
-
-  async subscribe(topic: string, options: SubscribeOptions, onDelivery: DeliveryHandler): Promise<Subscription> {
-    const sub = await this.broker.subscribe(topic, options, (d) => onDelivery(this.wrap(d)));
-    this.subs.add(sub);
-    return sub;
-  }
-
-  stats(topic: string, group: string) {
-    return this.broker.stats(topic, group);
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await Promise.all([...this.subs].map((s) => s.close()));
-    await Promise.all([...this.unsettled].map((d) => d.release()));
-  }
-
-  private wrap(d: Delivery): Delivery {
-    this.unsettled.add(d);
-    const settle = (fn: () => Promise<void>) => async () => {
-      if (this.closed && !this.unsettled.has(d)) return;
-      this.unsettled.delete(d);
-      await fn();
-    };
-    return {
-      message: d.message,
-      topic: d.topic,
-      group: d.group,
-      attempt: d.attempt,
-      ack: settle(() => d.ack()),
-      nack: (o?: { delayMs?: number }) => settle(() => d.nack(o))(),
-      release: settle(() => d.release()),
-    };
-  }
-}

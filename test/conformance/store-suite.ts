@@ -86,10 +86,13 @@ export function runStoreSuite(name: string, harness: StoreHarness): void {
         await store.add(e);
         const got = await store.get(e.id);
         assert.ok(got);
-        assert.deepEqual({ ...got, message: { ...got.message, body: [...got.message.body] } }, {
-          ...e,
-          message: { ...e.message, body: [...e.message.body] },
-        });
+        assert.deepEqual(
+          { ...got, message: { ...got.message, body: [...got.message.body] } },
+          {
+            ...e,
+            message: { ...e.message, body: [...e.message.body] },
+          },
+        );
         assert.equal(await store.get('missing'), undefined);
       });
 
@@ -115,7 +118,10 @@ export function runStoreSuite(name: string, harness: StoreHarness): void {
           pages++;
         } while (cursor);
         assert.equal(pages, 3);
-        assert.deepEqual(seen, Array.from({ length: 250 }, (_, i) => entry(i).id));
+        assert.deepEqual(
+          seen,
+          Array.from({ length: 250 }, (_, i) => entry(i).id),
+        );
       });
 
       test('dead letters: filters and counts by every field', async () => {
@@ -151,7 +157,8 @@ export function runStoreSuite(name: string, harness: StoreHarness): void {
 
       test('dead letters: remove and purge report how many went', async () => {
         const store = await make();
-        for (let i = 0; i < 10; i++) await store.add(entry(i, { group: i < 4 ? 'keep' : 'drop', id: `x:${i}` }));
+        for (let i = 0; i < 10; i++)
+          await store.add(entry(i, { group: i < 4 ? 'keep' : 'drop', id: `x:${i}` }));
         assert.equal(await store.remove(['x:0', 'x:1', 'nope']), 2);
         assert.equal(await store.purge({ group: 'drop' }), 6);
         assert.equal(await store.count(), 2);
@@ -215,7 +222,12 @@ export function runStoreSuite(name: string, harness: StoreHarness): void {
 
       test('events: append assigns positions and per-aggregate sequences; read returns envelopes intact', async () => {
         const store = await make();
-        const a = [event(1), event(2), event(3, { aggregateId: 'order-2' }), event(4, { aggregateId: undefined })];
+        const a = [
+          event(1),
+          event(2),
+          event(3, { aggregateId: 'order-2' }),
+          event(4, { aggregateId: undefined }),
+        ];
         delete (a[3] as { aggregateId?: string }).aggregateId;
         const stored = await store.append(a);
         assert.deepEqual(
@@ -265,7 +277,10 @@ export function runStoreSuite(name: string, harness: StoreHarness): void {
         assert.equal(placed.items.length, 15);
         assert.equal((await store.query({ tenantId: 't0' })).items.length, 10);
         assert.equal((await store.query({ aggregateId: 'order-2' })).items.length, 6);
-        const ranged = await store.query({ from: new Date(Date.UTC(2026, 0, 1, 0, 0, 10)), to: '2026-01-01T00:00:20.000Z' });
+        const ranged = await store.query({
+          from: new Date(Date.UTC(2026, 0, 1, 0, 0, 10)),
+          to: '2026-01-01T00:00:20.000Z',
+        });
         assert.deepEqual(
           ranged.items.map((s) => (s.event.payload as { n: number }).n),
           [10, 11, 12, 13, 14, 15, 16, 17, 18, 19],
@@ -277,12 +292,17 @@ export function runStoreSuite(name: string, harness: StoreHarness): void {
           seen.push(...page.items.map((s) => s.position));
           cursor = page.nextCursor;
         } while (cursor);
-        assert.deepEqual(seen, Array.from({ length: 15 }, (_, i) => 2 * i + 2));
+        assert.deepEqual(
+          seen,
+          Array.from({ length: 15 }, (_, i) => 2 * i + 2),
+        );
       });
 
       test('events: stream replays everything after a position, in order', async () => {
         const store = await make();
-        await store.append(Array.from({ length: 1200 }, (_, i) => event(i % 60, { aggregateId: `a${i % 7}` })));
+        await store.append(
+          Array.from({ length: 1200 }, (_, i) => event(i % 60, { aggregateId: `a${i % 7}` })),
+        );
         const positions: number[] = [];
         for await (const s of store.stream(150, { batchSize: 100 })) positions.push(s.position);
         assert.equal(positions.length, 1050);
@@ -305,7 +325,9 @@ export function runStoreSuite(name: string, harness: StoreHarness): void {
       test('events: concurrent appends to one aggregate get unique, gapless sequences', async () => {
         const store = await make();
         await Promise.all(
-          Array.from({ length: 10 }, (_, w) => store.append(Array.from({ length: 10 }, (_, i) => event(w * 10 + i)))),
+          Array.from({ length: 10 }, (_, w) =>
+            store.append(Array.from({ length: 10 }, (_, i) => event(w * 10 + i))),
+          ),
         );
         const stored = await store.readAggregate('order-1');
         assert.deepEqual(

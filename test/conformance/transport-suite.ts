@@ -124,7 +124,10 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
           (async () => {
             const all = ids(`p${p}`, 100);
             for (let i = 0; i < all.length; i += 10) {
-              await t.publish(topic, all.slice(i, i + 10).map((id) => message(id, `k${i % 7}`)));
+              await t.publish(
+                topic,
+                all.slice(i, i + 10).map((id) => message(id, `k${i % 7}`)),
+              );
             }
           })(),
         ),
@@ -149,8 +152,19 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
           }),
         ),
       );
-      await Promise.all(topics.map((topic, i) => t.publish(topic, ids(`t${i}`, 25).map((id) => message(id)))));
-      await waitUntil(() => topics.every((tp) => got.get(tp)?.length === 25), 'every topic fully consumed', 30_000);
+      await Promise.all(
+        topics.map((topic, i) =>
+          t.publish(
+            topic,
+            ids(`t${i}`, 25).map((id) => message(id)),
+          ),
+        ),
+      );
+      await waitUntil(
+        () => topics.every((tp) => got.get(tp)?.length === 25),
+        'every topic fully consumed',
+        30_000,
+      );
       topics.forEach((topic, i) => assert.deepEqual([...got.get(topic)!].sort(), ids(`t${i}`, 25)));
       await Promise.all(subs.map((s) => s.close()));
     });
@@ -186,7 +200,10 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
       await t.publish(topic, [message('d-1')]);
       await waitUntil(() => times.length === 2, 'the delayed redelivery');
       // 5 ms of slack for timer granularity between two clocks reads.
-      assert.ok(times[1]! - times[0]! >= 295, `redelivered after ${times[1]! - times[0]!} ms, expected >= 300`);
+      assert.ok(
+        times[1]! - times[0]! >= 295,
+        `redelivered after ${times[1]! - times[0]!} ms, expected >= 300`,
+      );
       await sub.close();
     });
 
@@ -221,8 +238,14 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
       const topic = unique('groups');
       const one = await consume(t, topic, unique('g1'));
       const two = await consume(t, topic, unique('g2'));
-      await t.publish(topic, ids('x', 30).map((id) => message(id)));
-      await waitUntil(() => one.deliveries.length === 30 && two.deliveries.length === 30, 'both groups complete');
+      await t.publish(
+        topic,
+        ids('x', 30).map((id) => message(id)),
+      );
+      await waitUntil(
+        () => one.deliveries.length === 30 && two.deliveries.length === 30,
+        'both groups complete',
+      );
       assert.deepEqual(one.deliveries.map((d) => d.message.id).sort(), ids('x', 30));
       assert.deepEqual(two.deliveries.map((d) => d.message.id).sort(), ids('x', 30));
       await one.sub.close();
@@ -254,7 +277,11 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
       const batch: Message[] = [];
       for (let i = 0; i < perKey; i++) for (const k of keys) batch.push(message(`${k}-${i}`, k));
       for (let i = 0; i < batch.length; i += 40) await t.publish(topic, batch.slice(i, i + 40));
-      await waitUntil(() => keys.every((k) => seen.get(k)?.length === perKey), 'every key fully consumed', 30_000);
+      await waitUntil(
+        () => keys.every((k) => seen.get(k)?.length === perKey),
+        'every key fully consumed',
+        30_000,
+      );
       for (const k of keys) assert.deepEqual(seen.get(k), [...Array(perKey).keys()], `order of ${k}`);
       assert.equal(overlaps, 0, 'a key was in flight twice at once');
       assert.ok(maxConcurrent > 1, 'different keys should be processed concurrently');
@@ -272,7 +299,12 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
           else await d.ack();
         },
       });
-      await t.publish(topic, [message('a-0', 'A'), message('a-1', 'A'), message('b-0', 'B'), message('b-1', 'B')]);
+      await t.publish(topic, [
+        message('a-0', 'A'),
+        message('a-1', 'A'),
+        message('b-0', 'B'),
+        message('b-1', 'B'),
+      ]);
       await waitUntil(() => order.length === 5, 'all deliveries');
       // B flows while A waits; a-1 comes only after a-0 finally succeeded.
       assert.ok(order.indexOf('b-1#1') < order.indexOf('a-0#2'), `B was held back: ${order.join(' ')}`);
@@ -293,7 +325,10 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
           await d.ack();
         },
       });
-      await t.publish(topic, ids('u', 8).map((id) => message(id, 'same')));
+      await t.publish(
+        topic,
+        ids('u', 8).map((id) => message(id, 'same')),
+      );
       await waitUntil(() => deliveries.length === 8, 'all deliveries');
       assert.ok(inFlight.max > 1, 'same-key messages should overlap when ordering is none');
       await sub.close();
@@ -313,13 +348,19 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
         });
         const batch = ids(`r${round}`, 25);
         expected.push(...batch);
-        await t.publish(topic, batch.map((id) => message(id, `k${round}`)));
+        await t.publish(
+          topic,
+          batch.map((id) => message(id, `k${round}`)),
+        );
         await waitUntil(() => has(batch), `round ${round} consumed`);
         await sub.close();
         // Published while nobody listens: must wait for the next member.
         const gap = ids(`gap${round}`, 5);
         expected.push(...gap);
-        await t.publish(topic, gap.map((id) => message(id)));
+        await t.publish(
+          topic,
+          gap.map((id) => message(id)),
+        );
       }
       const sub = await t.subscribe(topic, { group, prefetch: 4 }, async (d) => {
         got.add(d.message.id);
@@ -335,7 +376,10 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
       const subs = await Promise.all(
         Array.from({ length: 10 }, () => t.subscribe(topic, { group, prefetch: 2 }, (d) => d.ack())),
       );
-      await t.publish(topic, ids('c', 20).map((id) => message(id)));
+      await t.publish(
+        topic,
+        ids('c', 20).map((id) => message(id)),
+      );
       await Promise.all(subs.map((s) => s.close()));
       await Promise.all(subs.map((s) => s.close())); // idempotent
       const rest: string[] = [];
@@ -354,7 +398,10 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
       const first = await open();
       const held: Delivery[] = [];
       const sub1 = await first.subscribe(topic, { group, prefetch: 5 }, (d) => void held.push(d));
-      await t.publish(topic, ids('h', 5).map((id) => message(id)));
+      await t.publish(
+        topic,
+        ids('h', 5).map((id) => message(id)),
+      );
       await waitUntil(() => held.length === 5, 'first member holds five');
       await sub1.close();
       await held[0]!.ack(); // still settle-able after the subscription closed
@@ -374,7 +421,10 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
       }
       const topic = unique('pubclose');
       const publisher = await open();
-      await publisher.publish(topic, ids('pc', 200).map((id) => message(id)));
+      await publisher.publish(
+        topic,
+        ids('pc', 200).map((id) => message(id)),
+      );
       await publisher.close();
       const { deliveries, sub } = await consume(t, topic, unique('g'));
       await waitUntil(() => deliveries.length === 200, 'all 200 after the publisher closed');
@@ -384,7 +434,12 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
     test('retry then dead-letter after maxAttempts, with the error context', async () => {
       const transport = await open();
       const deadLetters = new MemoryDeadLetterStore();
-      const herald = await createHerald({ service: 'conformance', transport, stores: { deadLetters }, closeResources: false });
+      const herald = await createHerald({
+        service: 'conformance',
+        transport,
+        stores: { deadLetters },
+        closeResources: false,
+      });
       const attempts: number[] = [];
       herald.subscribe({
         group: unique('g'),
@@ -405,7 +460,11 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
         closeResources: false,
       });
       await herald.start();
-      const published = await subscribeRouting.publish('conform.thing.happened', { n: 1 }, { aggregateId: 'x' });
+      const published = await subscribeRouting.publish(
+        'conform.thing.happened',
+        { n: 1 },
+        { aggregateId: 'x' },
+      );
       await waitUntil(async () => (await deadLetters.count()) === 1, 'one dead letter');
       const { items } = await deadLetters.list();
       const entry = items[0]!;
@@ -419,7 +478,10 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
       assert.match(entry.error.stack ?? '', /boom 3/);
       assert.equal(entry.message.id, published.id);
       assert.ok(entry.firstFailedAt <= entry.lastFailedAt);
-      assert.ok(entry.lastFailedAt - entry.firstFailedAt >= 40, 'two backoff delays lie between first and last failure');
+      assert.ok(
+        entry.lastFailedAt - entry.firstFailedAt >= 40,
+        'two backoff delays lie between first and last failure',
+      );
       await herald.stop();
     });
 
@@ -427,7 +489,12 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
       const transport = await open();
       const topic = unique('drain');
       const group = unique('g');
-      const herald = await createHerald({ service: 'conformance', transport, routing: { 'conform.*': topic }, closeResources: false });
+      const herald = await createHerald({
+        service: 'conformance',
+        transport,
+        routing: { 'conform.*': topic },
+        closeResources: false,
+      });
       const finished: string[] = [];
       let started = 0;
       herald.subscribe({
@@ -441,13 +508,19 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
         },
       });
       await herald.start();
-      const events = await herald.publishBatch(ids('w', 4).map(() => ({ event: 'conform.slow.work', payload: {} })));
+      const events = await herald.publishBatch(
+        ids('w', 4).map(() => ({ event: 'conform.slow.work', payload: {} })),
+      );
       await waitUntil(() => started === 4, 'four handlers running');
       await herald.stop();
       assert.equal(finished.length, 4, 'stop waited for the running handlers');
       const { deliveries, sub } = await consume(t, topic, group);
       await sleep(300);
-      assert.deepEqual(deliveries.map((d) => d.message.id), [], `acked work came back: ${events.length}`);
+      assert.deepEqual(
+        deliveries.map((d) => d.message.id),
+        [],
+        `acked work came back: ${events.length}`,
+      );
       await sub.close();
     });
 
@@ -496,12 +569,18 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
       const group = unique('g');
       const got = new Set<string>();
       const publisher = await open();
-      await publisher.publish(topic, ids('before', 50).map((id) => message(id)));
+      await publisher.publish(
+        topic,
+        ids('before', 50).map((id) => message(id)),
+      );
       await harness.restart();
       const afterIds = ids('after', 50);
-      for (let i = 0; i < afterIds.length; ) {
+      for (let i = 0; i < afterIds.length;) {
         try {
-          await publisher.publish(topic, afterIds.slice(i, i + 10).map((id) => message(id)));
+          await publisher.publish(
+            topic,
+            afterIds.slice(i, i + 10).map((id) => message(id)),
+          );
           i += 10;
         } catch {
           await sleep(100); // failed loudly: publish again
@@ -524,8 +603,15 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
       const topic = unique('stats');
       const group = unique('g');
       const held: Delivery[] = [];
-      const sub = await t.subscribe(topic, { group, prefetch: 2, ordering: 'none' }, (d) => void held.push(d));
-      await t.publish(topic, ids('s', 5).map((id) => message(id)));
+      const sub = await t.subscribe(
+        topic,
+        { group, prefetch: 2, ordering: 'none' },
+        (d) => void held.push(d),
+      );
+      await t.publish(
+        topic,
+        ids('s', 5).map((id) => message(id)),
+      );
       await waitUntil(() => held.length === 2, 'two held');
       await held[0]!.nack({ delayMs: 60_000 });
       await waitUntil(() => held.length === 3, 'a third delivery fills the freed slot');
@@ -537,9 +623,18 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
     });
 
     test('arguments are checked with errors that name the field', async () => {
-      await assert.rejects(t.subscribe('', { group: 'g', prefetch: 1 }, () => undefined), /topic/);
-      await assert.rejects(t.subscribe(unique('x'), { group: '', prefetch: 1 }, () => undefined), /group/);
-      await assert.rejects(t.subscribe(unique('x'), { group: 'g', prefetch: 0 }, () => undefined), /prefetch/);
+      await assert.rejects(
+        t.subscribe('', { group: 'g', prefetch: 1 }, () => undefined),
+        /topic/,
+      );
+      await assert.rejects(
+        t.subscribe(unique('x'), { group: '', prefetch: 1 }, () => undefined),
+        /group/,
+      );
+      await assert.rejects(
+        t.subscribe(unique('x'), { group: 'g', prefetch: 0 }, () => undefined),
+        /prefetch/,
+      );
     });
   });
 }

@@ -44,7 +44,9 @@ export function compressed(
       try {
         raw = decompress(rest);
       } catch (err) {
-        throw new DecodeError(`body is not valid ${algorithm} data: ${(err as Error).message}`, { cause: err });
+        throw new DecodeError(`body is not valid ${algorithm} data: ${(err as Error).message}`, {
+          cause: err,
+        });
       }
       return inner.decode(raw);
     },

@@ -11,7 +11,8 @@ export class CodecRegistry {
   private readonly byType = new Map<string, Codec>();
 
   constructor(codecs: readonly Codec[] = []) {
-    for (const c of [jsonCodec, compressed(jsonCodec, 'gzip'), compressed(jsonCodec, 'br'), ...codecs]) this.add(c);
+    for (const c of [jsonCodec, compressed(jsonCodec, 'gzip'), compressed(jsonCodec, 'br'), ...codecs])
+      this.add(c);
   }
 
   add(codec: Codec): this {

@@ -111,7 +111,8 @@ export class Consumer {
     spec: SubscribeSpec,
     private readonly deps: ConsumerDeps,
   ) {
-    if (typeof spec.group !== 'string' || spec.group.length === 0) throw new ConfigError('group', 'must be a non-empty string');
+    if (typeof spec.group !== 'string' || spec.group.length === 0)
+      throw new ConfigError('group', 'must be a non-empty string');
     this.group = spec.group;
     this.name = spec.name ?? spec.group;
     this.concurrency = spec.concurrency ?? 8;
@@ -119,7 +120,10 @@ export class Consumer {
       throw new ConfigError('concurrency', `must be an integer >= 1, got ${String(spec.concurrency)}`);
     }
     if (spec.ordering !== undefined && spec.ordering !== 'aggregate' && spec.ordering !== 'none') {
-      throw new ConfigError('ordering', `must be "aggregate" or "none", got ${JSON.stringify(spec.ordering)}`);
+      throw new ConfigError(
+        'ordering',
+        `must be "aggregate" or "none", got ${JSON.stringify(spec.ordering)}`,
+      );
     }
     this.ordering = spec.ordering === 'none' ? 'none' : 'key';
     this.startFrom = spec.startFrom ?? 'earliest';
@@ -134,9 +138,11 @@ export class Consumer {
         this.definitions.set(e.type, e as EventDefinition);
       }
     }
-    if (spec.handler && spec.handlers) throw new ConfigError('handler', 'pass either handler or handlers, not both');
+    if (spec.handler && spec.handlers)
+      throw new ConfigError('handler', 'pass either handler or handlers, not both');
     if (spec.handler) {
-      if (patterns.length === 0) throw new ConfigError('events', 'must list the event types (or patterns) the handler takes');
+      if (patterns.length === 0)
+        throw new ConfigError('events', 'must list the event types (or patterns) the handler takes');
       const handler = spec.handler as Handler;
       this.handlerSpecs = patterns.map((pattern) => ({ pattern, name: this.name, handler }));
     } else if (spec.handlers && Object.keys(spec.handlers).length > 0) {
@@ -149,7 +155,10 @@ export class Consumer {
       throw new ConfigError('handler', 'a subscription needs a handler (or a handlers map)');
     }
     if (spec.idempotency && !deps.idempotency) {
-      throw new ConfigError('idempotency', 'needs an idempotency store: pass stores.idempotency to createHerald');
+      throw new ConfigError(
+        'idempotency',
+        'needs an idempotency store: pass stores.idempotency to createHerald',
+      );
     }
     // Validate middleware options now (fail at subscribe, not at the first message).
     this.spec = spec;
@@ -163,7 +172,9 @@ export class Consumer {
     const spec = this.spec;
     const middleware: ConsumerMiddleware[] = [...this.deps.middleware, ...(spec.middleware ?? [])];
     if (spec.idempotency && this.deps.idempotency) {
-      middleware.push(idempotencyMiddleware(this.deps.idempotency, spec.idempotency === true ? {} : spec.idempotency));
+      middleware.push(
+        idempotencyMiddleware(this.deps.idempotency, spec.idempotency === true ? {} : spec.idempotency),
+      );
     }
     if (spec.timeoutMs !== undefined) middleware.push(timeoutMiddleware(spec.timeoutMs));
     return (handler) => compose(middleware, async (ctx) => handler(ctx.event, ctx));
@@ -174,7 +185,11 @@ export class Consumer {
     if (this.state !== 'new') return;
     this.state = 'running';
     const chain = this.buildChain();
-    this.routes = this.handlerSpecs.map((h) => ({ pattern: compilePattern(h.pattern), name: h.name, run: chain(h.handler) }));
+    this.routes = this.handlerSpecs.map((h) => ({
+      pattern: compilePattern(h.pattern),
+      name: h.name,
+      run: chain(h.handler),
+    }));
     for (const topic of this.topics) {
       const sub = await this.deps.transport.subscribe(
         topic,
@@ -194,9 +209,15 @@ export class Consumer {
     if (this.state !== 'running') return;
     this.state = 'stopping';
     await Promise.all(this.subscriptions.map((s) => s.close()));
-    const drained = await waitFor([...this.inFlight].map((j) => j.done), drainTimeoutMs);
+    const drained = await waitFor(
+      [...this.inFlight].map((j) => j.done),
+      drainTimeoutMs,
+    );
     if (!drained) {
-      this.logger.warn({ inFlight: this.inFlight.size, drainTimeoutMs }, 'drain timeout: releasing unfinished messages');
+      this.logger.warn(
+        { inFlight: this.inFlight.size, drainTimeoutMs },
+        'drain timeout: releasing unfinished messages',
+      );
       this.stopController.abort(new HeraldError('HERALD_STOPPING', 'consumer is stopping'));
       await Promise.all([...this.inFlight].map((j) => j.delivery.release().catch(() => undefined)));
     }
@@ -229,7 +250,8 @@ export class Consumer {
       return this.deadLetter(delivery, 'decode', toError(err), this.name, undefined);
     }
     const replayFor = message.headers[REPLAY_GROUP_HEADER];
-    const route = replayFor === undefined || replayFor === this.group ? mostSpecific(this.routes, event.type) : undefined;
+    const route =
+      replayFor === undefined || replayFor === this.group ? mostSpecific(this.routes, event.type) : undefined;
     const info: DeliveryInfo = {
       topic: delivery.topic,
       group: this.group,
@@ -248,7 +270,8 @@ export class Consumer {
       try {
         event = { ...event, payload: await definition.parse(event.payload) };
       } catch (err) {
-        if (err instanceof SchemaValidationError) return this.deadLetter(delivery, 'schema', err, route.name, event.type);
+        if (err instanceof SchemaValidationError)
+          return this.deadLetter(delivery, 'schema', err, route.name, event.type);
         throw err;
       }
     }
@@ -302,7 +325,13 @@ export class Consumer {
     }
     const delayMs = retryDelay(this.retry, delivery.attempt);
     this.logger.warn(
-      { eventId: ctx.event.id, eventType: ctx.event.type, attempt: delivery.attempt, delayMs, err: error.message },
+      {
+        eventId: ctx.event.id,
+        eventType: ctx.event.type,
+        attempt: delivery.attempt,
+        delayMs,
+        err: error.message,
+      },
       'handler failed; retry scheduled',
     );
     await this.settle(() => delivery.nack({ delayMs }));
@@ -337,7 +366,10 @@ export class Consumer {
     } catch (err) {
       // Never ack what could not be parked: keep the message and try again later.
       const storeError = toError(err);
-      this.logger.error({ err: storeError.message, messageId: message.id }, 'dead-letter store failed; message kept');
+      this.logger.error(
+        { err: storeError.message, messageId: message.id },
+        'dead-letter store failed; message kept',
+      );
       this.deps.observers.emit('onError', { error: storeError, where: 'dead-letter store' });
       await this.settle(() => delivery.nack({ delayMs: 5000 }));
       return;
@@ -353,7 +385,10 @@ export class Consumer {
 
   /** A bug outside the handler (e.g. a throwing validator): keep the message, slow down, and say so. */
   private async unexpected(delivery: Delivery, error: Error): Promise<void> {
-    this.logger.error({ err: error.message, stack: error.stack, messageId: delivery.message.id }, 'unexpected consumer error');
+    this.logger.error(
+      { err: error.message, stack: error.stack, messageId: delivery.message.id },
+      'unexpected consumer error',
+    );
     this.deps.observers.emit('onError', { error, where: 'consumer' });
     await this.settle(() => delivery.nack({ delayMs: 1000 }));
   }

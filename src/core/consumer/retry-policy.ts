@@ -26,7 +26,13 @@ export interface ResolvedRetry {
 }
 
 /** No retries: the first failure dead-letters. */
-export const NO_RETRY: ResolvedRetry = { maxAttempts: 1, initialDelayMs: 0, multiplier: 1, maxDelayMs: 0, jitter: false };
+export const NO_RETRY: ResolvedRetry = {
+  maxAttempts: 1,
+  initialDelayMs: 0,
+  multiplier: 1,
+  maxDelayMs: 0,
+  jitter: false,
+};
 
 export function resolveRetry(options: RetryOptions | false | undefined, field = 'retry'): ResolvedRetry {
   if (options === false) return NO_RETRY;
@@ -41,7 +47,8 @@ export function resolveRetry(options: RetryOptions | false | undefined, field = 
     throw new ConfigError(`${field}.maxAttempts`, `must be an integer >= 1, got ${String(r.maxAttempts)}`);
   }
   for (const k of ['initialDelayMs', 'maxDelayMs'] as const) {
-    if (!Number.isFinite(r[k]) || r[k] < 0) throw new ConfigError(`${field}.${k}`, `must be a number >= 0, got ${String(r[k])}`);
+    if (!Number.isFinite(r[k]) || r[k] < 0)
+      throw new ConfigError(`${field}.${k}`, `must be a number >= 0, got ${String(r[k])}`);
   }
   if (!Number.isFinite(r.multiplier) || r.multiplier < 1) {
     throw new ConfigError(`${field}.multiplier`, `must be a number >= 1, got ${String(r.multiplier)}`);
@@ -50,7 +57,11 @@ export function resolveRetry(options: RetryOptions | false | undefined, field = 
 }
 
 /** Delay before the retry that follows failed attempt `attempt` (1-based). */
-export function retryDelay(policy: ResolvedRetry, attempt: number, random: () => number = Math.random): number {
+export function retryDelay(
+  policy: ResolvedRetry,
+  attempt: number,
+  random: () => number = Math.random,
+): number {
   const exact = Math.min(policy.maxDelayMs, policy.initialDelayMs * policy.multiplier ** (attempt - 1));
   if (!policy.jitter) return exact;
   return Math.round(exact / 2 + random() * (exact / 2));

@@ -27,11 +27,18 @@ export class DeferredError extends HeraldError {
  * the handler and completed after it, so a crash mid-handler frees the event after `leaseMs`
  * instead of losing it.
  */
-export function idempotencyMiddleware(store: IdempotencyStore, options: IdempotencyOptions = {}): ConsumerMiddleware {
+export function idempotencyMiddleware(
+  store: IdempotencyStore,
+  options: IdempotencyOptions = {},
+): ConsumerMiddleware {
   const ttlMs = options.ttlMs ?? 7 * 24 * 3600_000;
   const leaseMs = options.leaseMs ?? 5 * 60_000;
-  for (const [field, v] of [['ttlMs', ttlMs], ['leaseMs', leaseMs]] as const) {
-    if (!Number.isFinite(v) || v <= 0) throw new ConfigError(`idempotency.${field}`, `must be a number > 0, got ${String(v)}`);
+  for (const [field, v] of [
+    ['ttlMs', ttlMs],
+    ['leaseMs', leaseMs],
+  ] as const) {
+    if (!Number.isFinite(v) || v <= 0)
+      throw new ConfigError(`idempotency.${field}`, `must be a number > 0, got ${String(v)}`);
   }
   return async (ctx, next) => {
     const key = `${ctx.group}:${ctx.event.id}`;
@@ -41,7 +48,10 @@ export function idempotencyMiddleware(store: IdempotencyStore, options: Idempote
       return;
     }
     if (state === 'in-progress') {
-      throw new DeferredError(`event ${ctx.event.id} is being processed by another member of ${ctx.group}`, Math.min(leaseMs, 5000));
+      throw new DeferredError(
+        `event ${ctx.event.id} is being processed by another member of ${ctx.group}`,
+        Math.min(leaseMs, 5000),
+      );
     }
     try {
       await next();

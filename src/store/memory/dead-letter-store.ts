@@ -34,7 +34,9 @@ export class MemoryDeadLetterStore implements DeadLetterStore {
     );
     const items = sorted.slice(0, limit).map((e) => structuredClone(e));
     const last = items[items.length - 1];
-    return sorted.length > limit && last ? { items, nextCursor: encodeCursor(last.deadLetteredAt, last.id) } : { items };
+    return sorted.length > limit && last
+      ? { items, nextCursor: encodeCursor(last.deadLetteredAt, last.id) }
+      : { items };
   }
 
   async count(filter?: DeadLetterFilter): Promise<number> {
@@ -55,6 +57,8 @@ export class MemoryDeadLetterStore implements DeadLetterStore {
   }
 
   private sorted(): DeadLetterEntry[] {
-    return [...this.entries.values()].sort((a, b) => a.deadLetteredAt - b.deadLetteredAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return [...this.entries.values()].sort(
+      (a, b) => a.deadLetteredAt - b.deadLetteredAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+    );
   }
 }

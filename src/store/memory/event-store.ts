@@ -1,7 +1,13 @@
 import { ConcurrencyError } from '../../core/errors.js';
 import type { EventEnvelope } from '../../core/event.js';
 import { decodeCursor, encodeCursor, pageLimit, type Page, type PageRequest } from '../dead-letter-store.js';
-import { matchesEventQuery, type AppendOptions, type EventQuery, type EventStore, type StoredEvent } from '../event-store.js';
+import {
+  matchesEventQuery,
+  type AppendOptions,
+  type EventQuery,
+  type EventStore,
+  type StoredEvent,
+} from '../event-store.js';
 
 /** Event store in process memory. */
 export class MemoryEventStore implements EventStore {
@@ -15,7 +21,8 @@ export class MemoryEventStore implements EventStore {
       const [aggregateId] = aggregates;
       if (aggregates.size === 1 && aggregateId !== undefined) {
         const actual = this.byAggregate.get(aggregateId)?.length ?? 0;
-        if (actual !== options.expectedSequence) throw new ConcurrencyError(aggregateId, options.expectedSequence, actual);
+        if (actual !== options.expectedSequence)
+          throw new ConcurrencyError(aggregateId, options.expectedSequence, actual);
       }
     }
     const stored: StoredEvent[] = [];
@@ -37,7 +44,9 @@ export class MemoryEventStore implements EventStore {
   }
 
   async readAggregate(aggregateId: string, fromSequence = 1): Promise<StoredEvent[]> {
-    return (this.byAggregate.get(aggregateId) ?? []).filter((s) => s.sequence >= fromSequence).map((s) => structuredClone(s));
+    return (this.byAggregate.get(aggregateId) ?? [])
+      .filter((s) => s.sequence >= fromSequence)
+      .map((s) => structuredClone(s));
   }
 
   async query(query?: EventQuery, page?: PageRequest): Promise<Page<StoredEvent>> {
