@@ -1,0 +1,352 @@
+import type { GroupStats, Message } from '../../transport/transport.js';
+import type { SqliteDatabase } from './database.js';
+
+/** Most rows a single fetch transaction reads from the log, so one poll never blocks for long. */
+const SCAN_LIMIT = 512;
+
+/** A message leased to one member. */
+export interface LeasedMessage {
+  readonly seq: number;
+  readonly attempt: number;
+  readonly message: Message;
+}
+
+export interface FetchResult {
+  readonly leased: LeasedMessage[];
+  /** Earliest time a waiting (nacked with delay) message of the group becomes visible, if any. */
+  readonly nextVisibleAt: number | undefined;
+}
+
+/** One ack, nack or release of a lease. */
+export interface Settlement {
+  readonly groupId: number;
+  readonly seq: number;
+  readonly token: string;
+  readonly how: 'ack' | 'nack' | 'release';
+  /** For nack: when the message becomes visible again. */
+  readonly visibleAt: number;
+}
+
+interface MessageRow {
+  seq: number;
+  id: string;
+  key: string | null;
+  headers: string;
+  body: Buffer;
+}
+
+/**
+ * The SQL of the broker: publishing into a topic log and leasing, settling and counting the
+ * messages of one consumer group. Every method is one short transaction (or one statement).
+ */
+export class BrokerQueries {
+  private readonly topicIds = new Map<string, number>();
+
+  constructor(private readonly database: SqliteDatabase) {}
+
+  private get s(): SqliteDatabase {
+    return this.database;
+  }
+
+  /** Id of a topic, creating it; ids never change, so they are cached. */
+  topicId(topic: string): number {
+    let id = this.topicIds.get(topic);
+    if (id === undefined) {
+      this.s.statement('INSERT OR IGNORE INTO herald_topics (name) VALUES (?)').run(topic);
+      id = (this.s.statement('SELECT id FROM herald_topics WHERE name = ?').get(topic) as { id: number }).id;
+      this.topicIds.set(topic, id);
+    }
+    return id;
+  }
+
+  /** Appends messages in one transaction: all or nothing. */
+  publish(topic: string, messages: readonly Message[], now: number): void {
+    this.s.write('publish', () => {
+      const topicId = this.topicId(topic);
+      const insert = this.s.statement(
+        'INSERT INTO herald_messages (topic_id, id, key, headers, body, published_at) VALUES (?, ?, ?, ?, ?, ?)',
+      );
+      for (const m of messages) {
+        insert.run(topicId, m.id, m.key ?? null, JSON.stringify(m.headers), Buffer.from(m.body), now);
+      }
+      this.s
+        .statement('UPDATE herald_topics SET retained = retained + ? WHERE id = ?')
+        .run(messages.length, topicId);
+    });
+  }
+
+  /** Id of a group, creating it at the start of the log (`earliest`) or at its end (`latest`). */
+  groupId(topic: string, group: string, startFrom: 'earliest' | 'latest', now: number): number {
+    return this.s.write('subscribe', () => {
+      const topicId = this.topicId(topic);
+      const cursor =
+        startFrom === 'latest'
+          ? ((
+              this.s
+                .statement('SELECT max(seq) AS s FROM herald_messages WHERE topic_id = ?')
+                .get(topicId) as {
+                s: number | null;
+              }
+            ).s ?? 0)
+          : 0;
+      this.s
+        .statement(
+          'INSERT OR IGNORE INTO herald_groups (topic_id, name, cursor, created_at) VALUES (?, ?, ?, ?)',
+        )
+        .run(topicId, group, cursor, now);
+      return (
+        this.s
+          .statement('SELECT id FROM herald_groups WHERE topic_id = ? AND name = ?')
+          .get(topicId, group) as {
+          id: number;
+        }
+      ).id;
+    });
+  }
+
+  /**
+   * Leases up to `limit` messages of a group to `token` until `leaseUntil`: first pending ones that
+   * are visible and not held back, then new ones past the group's cursor. With `byKey`, a message is
+   * skipped while an earlier message with the same key is still pending (leased, waiting for
+   * redelivery, or itself held back) anywhere in the group.
+   */
+  fetch(
+    topicId: number,
+    groupId: number,
+    limit: number,
+    byKey: boolean,
+    token: string,
+    now: number,
+    leaseUntil: number,
+  ): FetchResult {
+    // Look without the write lock first: idle members polling must not queue up behind writers.
+    const work = this.s.run('fetch', () =>
+      this.s
+        .statement(
+          `SELECT EXISTS (SELECT 1 FROM herald_pending WHERE group_id = @groupId AND visible_at <= @now AND lease_until <= @now)
+               OR EXISTS (SELECT 1 FROM herald_messages WHERE topic_id = @topicId
+                            AND seq > (SELECT cursor FROM herald_groups WHERE id = @groupId)) AS work`,
+        )
+        .get({ groupId, topicId, now }),
+    ) as { work: number };
+    if (!work.work)
+      return { leased: [], nextVisibleAt: this.s.run('fetch', () => this.nextVisibleAt(groupId, now)) };
+    return this.s.write('fetch', () => {
+      const leased: LeasedMessage[] = [];
+      const ready = this.s
+        .statement(
+          `SELECT p.seq, p.attempts, m.id, m.key, m.headers, m.body
+             FROM herald_pending p JOIN herald_messages m ON m.seq = p.seq
+            WHERE p.group_id = @groupId AND p.visible_at <= @now AND p.lease_until <= @now
+              AND (@byKey = 0 OR p.key IS NULL OR NOT EXISTS (
+                    SELECT 1 FROM herald_pending q WHERE q.group_id = p.group_id AND q.key = p.key AND q.seq < p.seq))
+            ORDER BY p.seq LIMIT @limit`,
+        )
+        .all({ groupId, now, byKey: byKey ? 1 : 0, limit }) as (MessageRow & { attempts: number })[];
+      const lease = this.s.statement(
+        'UPDATE herald_pending SET attempts = attempts + 1, lease_token = ?, lease_until = ? WHERE group_id = ? AND seq = ?',
+      );
+      for (const row of ready) {
+        lease.run(token, leaseUntil, groupId, row.seq);
+        leased.push({ seq: row.seq, attempt: row.attempts + 1, message: toMessage(row) });
+      }
+      if (leased.length < limit) this.leaseNew(topicId, groupId, limit, byKey, token, leaseUntil, leased);
+      return { leased, nextVisibleAt: leased.length === 0 ? this.nextVisibleAt(groupId, now) : undefined };
+    });
+  }
+
+  private nextVisibleAt(groupId: number, now: number): number | undefined {
+    const row = this.s
+      .statement('SELECT min(visible_at) AS t FROM herald_pending WHERE group_id = ? AND visible_at > ?')
+      .get(groupId, now) as { t: number | null };
+    return row.t ?? undefined;
+  }
+
+  /** Moves the group's cursor over new messages: leases the free ones, records the held-back ones. */
+  private leaseNew(
+    topicId: number,
+    groupId: number,
+    limit: number,
+    byKey: boolean,
+    token: string,
+    leaseUntil: number,
+    leased: LeasedMessage[],
+  ): void {
+    const { cursor } = this.s.statement('SELECT cursor FROM herald_groups WHERE id = ?').get(groupId) as {
+      cursor: number;
+    };
+    const rows = this.s
+      .statement(
+        'SELECT seq, id, key, headers, body FROM herald_messages WHERE topic_id = ? AND seq > ? ORDER BY seq LIMIT ?',
+      )
+      .all(topicId, cursor, SCAN_LIMIT) as MessageRow[];
+    const keyPending = this.s.statement(
+      'SELECT 1 FROM herald_pending WHERE group_id = ? AND key = ? LIMIT 1',
+    );
+    const insert = this.s.statement(
+      'INSERT INTO herald_pending (group_id, seq, key, attempts, lease_token, lease_until) VALUES (?, ?, ?, ?, ?, ?)',
+    );
+    let moved = cursor;
+    for (const row of rows) {
+      if (byKey && row.key !== null && keyPending.get(groupId, row.key) !== undefined) {
+        insert.run(groupId, row.seq, row.key, 0, null, 0); // held back until the earlier one is acked
+      } else {
+        if (leased.length === limit) break;
+        insert.run(groupId, row.seq, row.key, 1, token, leaseUntil);
+        leased.push({ seq: row.seq, attempt: 1, message: toMessage(row) });
+      }
+      moved = row.seq;
+    }
+    if (moved !== cursor)
+      this.s.statement('UPDATE herald_groups SET cursor = ? WHERE id = ?').run(moved, groupId);
+  }
+
+  /**
+   * Applies many settlements in one transaction (acks finishing together cost one commit). Each
+   * result is false when that lease was no longer the settler's: it expired and was taken over, and
+   * the new holder's state is left alone.
+   */
+  settle(settlements: readonly Settlement[]): boolean[] {
+    return this.s.write('settle', () => {
+      const ack = this.s.statement(
+        'DELETE FROM herald_pending WHERE group_id = ? AND seq = ? AND lease_token = ?',
+      );
+      const unlease = this.s.statement(
+        `UPDATE herald_pending SET lease_token = NULL, lease_until = 0, visible_at = ?, attempts = attempts - ?
+          WHERE group_id = ? AND seq = ? AND lease_token = ?`,
+      );
+      return settlements.map((x) =>
+        x.how === 'ack'
+          ? ack.run(x.groupId, x.seq, x.token).changes > 0
+          : unlease.run(x.visibleAt, x.how === 'release' ? 1 : 0, x.groupId, x.seq, x.token).changes > 0,
+      );
+    });
+  }
+
+  /** Extends the given leases; returns the ones that were lost (taken over after expiring). */
+  renew(leases: readonly { groupId: number; seq: number; token: string }[], leaseUntil: number): number[] {
+    return this.s.write('lease renewal', () => {
+      const lost: number[] = [];
+      const renew = this.s.statement(
+        'UPDATE herald_pending SET lease_until = ? WHERE group_id = ? AND seq = ? AND lease_token = ?',
+      );
+      leases.forEach((l, i) => {
+        if (renew.run(leaseUntil, l.groupId, l.seq, l.token).changes === 0) lost.push(i);
+      });
+      return lost;
+    });
+  }
+
+  /** Returns leases to the group without counting an attempt (transport shutdown). */
+  releaseAll(leases: readonly { groupId: number; seq: number; token: string }[]): void {
+    if (leases.length === 0) return;
+    this.s.write('release on close', () => {
+      for (const l of leases) this.unleaseInTransaction(l.groupId, l.seq, l.token);
+    });
+  }
+
+  private unleaseInTransaction(groupId: number, seq: number, token: string): void {
+    this.s
+      .statement(
+        `UPDATE herald_pending SET lease_token = NULL, lease_until = 0, attempts = attempts - 1
+          WHERE group_id = ? AND seq = ? AND lease_token = ?`,
+      )
+      .run(groupId, seq, token);
+  }
+
+  stats(topic: string, group: string, now: number): GroupStats {
+    return this.s.run('stats', () => {
+      const topicRow = this.s.statement('SELECT id FROM herald_topics WHERE name = ?').get(topic) as
+        { id: number } | undefined;
+      if (!topicRow) return { lag: 0, inFlight: 0, delayed: 0 };
+      const g = this.s
+        .statement('SELECT id, cursor FROM herald_groups WHERE topic_id = ? AND name = ?')
+        .get(topicRow.id, group) as { id: number; cursor: number } | undefined;
+      const unread = (
+        this.s
+          .statement('SELECT count(*) AS n FROM herald_messages WHERE topic_id = ? AND seq > ?')
+          .get(topicRow.id, g?.cursor ?? 0) as {
+          n: number;
+        }
+      ).n;
+      if (!g) return { lag: unread, inFlight: 0, delayed: 0 };
+      const p = this.s
+        .statement(
+          `SELECT coalesce(sum(lease_until > @now), 0) AS inFlight,
+                  coalesce(sum(lease_until <= @now AND visible_at > @now), 0) AS delayed,
+                  coalesce(sum(lease_until <= @now AND visible_at <= @now), 0) AS waiting
+             FROM herald_pending WHERE group_id = @groupId`,
+        )
+        .get({ groupId: g.id, now }) as { inFlight: number; delayed: number; waiting: number };
+      return { lag: unread + p.waiting, inFlight: p.inFlight, delayed: p.delayed };
+    });
+  }
+
+  /** Forgets a group: its position and pending messages. Returns whether it existed. */
+  deleteGroup(topic: string, group: string): boolean {
+    return this.s.write('deleteGroup', () => {
+      const row = this.s
+        .statement(
+          'SELECT g.id FROM herald_groups g JOIN herald_topics t ON t.id = g.topic_id WHERE t.name = ? AND g.name = ?',
+        )
+        .get(topic, group) as { id: number } | undefined;
+      if (!row) return false;
+      this.s.statement('DELETE FROM herald_pending WHERE group_id = ?').run(row.id);
+      this.s.statement('DELETE FROM herald_groups WHERE id = ?').run(row.id);
+      return true;
+    });
+  }
+
+  /**
+   * Deletes up to `batch` messages of a topic that every group has acknowledged and that are older
+   * than `maxAgeMs` or beyond the newest `maxMessages`. Returns how many were deleted.
+   */
+  applyRetention(topic: string, maxAgeMs: number, maxMessages: number, now: number, batch: number): number {
+    return this.s.write('retention', () => {
+      const t = this.s.statement('SELECT id, retained FROM herald_topics WHERE name = ?').get(topic) as
+        { id: number; retained: number } | undefined;
+      if (!t) return 0;
+      // Lowest seq some group still needs: its oldest pending message, or the first past its cursor.
+      const low = (
+        this.s
+          .statement(
+            `SELECT min(needed) AS low FROM (
+               SELECT min(coalesce((SELECT min(seq) FROM herald_pending p WHERE p.group_id = g.id), g.cursor + 1),
+                          g.cursor + 1) AS needed
+                 FROM herald_groups g WHERE g.topic_id = ?)`,
+          )
+          .get(t.id) as { low: number | null }
+      ).low;
+      const candidates = this.s
+        .statement(
+          'SELECT seq, published_at FROM herald_messages WHERE topic_id = ? AND seq < ? ORDER BY seq LIMIT ?',
+        )
+        .all(t.id, low ?? Number.MAX_SAFE_INTEGER, batch) as { seq: number; published_at: number }[];
+      const excess = Number.isFinite(maxMessages) ? Math.max(0, t.retained - maxMessages) : 0;
+      const cutoff = Number.isFinite(maxAgeMs) ? now - maxAgeMs : -Infinity;
+      let n = 0;
+      // The log is in publish order, so the deletable messages are a prefix of the candidates.
+      while (n < candidates.length && (n < excess || candidates[n]!.published_at < cutoff)) n++;
+      if (n === 0) return 0;
+      const last = candidates[n - 1]!.seq;
+      const deleted = this.s
+        .statement('DELETE FROM herald_messages WHERE topic_id = ? AND seq <= ?')
+        .run(t.id, last).changes;
+      this.s.statement('UPDATE herald_topics SET retained = retained - ? WHERE id = ?').run(deleted, t.id);
+      return deleted;
+    });
+  }
+
+  /** Names of all topics in the file. */
+  topics(): string[] {
+    return this.s.run('listing topics', () =>
+      (this.s.statement('SELECT name FROM herald_topics').all() as { name: string }[]).map((r) => r.name),
+    );
+  }
+}
+
+function toMessage(row: MessageRow): Message {
+  const headers = JSON.parse(row.headers) as Record<string, string>;
+  const body = new Uint8Array(row.body.buffer, row.body.byteOffset, row.body.byteLength);
+  return row.key === null ? { id: row.id, headers, body } : { id: row.id, key: row.key, headers, body };
+}

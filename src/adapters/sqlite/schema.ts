@@ -1,0 +1,90 @@
+/**
+ * The schema of a Herald SQLite file and its migrations. A Herald file is marked by
+ * `PRAGMA application_id` and versioned by `PRAGMA user_version`; migration `i` takes the file from
+ * version `i` to `i + 1` inside one IMMEDIATE transaction, so processes opening the file at the same
+ * time migrate it exactly once.
+ */
+
+/** 'HRLD': marks a file as Herald's. */
+export const APPLICATION_ID = 0x48524c44;
+
+const V1 = `
+CREATE TABLE herald_topics (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  retained INTEGER NOT NULL DEFAULT 0          -- messages currently stored, for retention.maxMessages
+) STRICT;
+
+CREATE TABLE herald_messages (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,       -- never reused, so a group cursor stays valid after retention
+  topic_id INTEGER NOT NULL,
+  id TEXT NOT NULL,
+  key TEXT,
+  headers TEXT NOT NULL,                       -- JSON object
+  body BLOB NOT NULL,
+  published_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX herald_messages_by_topic ON herald_messages(topic_id, seq);
+
+CREATE TABLE herald_groups (
+  id INTEGER PRIMARY KEY,
+  topic_id INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  cursor INTEGER NOT NULL,                     -- every message of the topic with seq <= cursor is acked or pending
+  created_at INTEGER NOT NULL,
+  UNIQUE (topic_id, name)
+) STRICT;
+
+-- Messages a group has reached but not acknowledged: leased, waiting for redelivery, or held back
+-- behind an earlier message with the same key. An ack deletes the row.
+CREATE TABLE herald_pending (
+  group_id INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  key TEXT,                                    -- ordering key of the message (NULL when none)
+  attempts INTEGER NOT NULL DEFAULT 0,         -- deliveries so far
+  visible_at INTEGER NOT NULL DEFAULT 0,       -- not delivered before this time (the retry queue)
+  lease_token TEXT,                            -- holder of the current lease
+  lease_until INTEGER NOT NULL DEFAULT 0,      -- the lease holds while now < lease_until
+  PRIMARY KEY (group_id, seq)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX herald_pending_by_key ON herald_pending(group_id, key, seq);
+
+CREATE TABLE herald_dead_letters (
+  id TEXT PRIMARY KEY,
+  reason TEXT NOT NULL,
+  topic TEXT NOT NULL,
+  grp TEXT NOT NULL,
+  handler TEXT NOT NULL,
+  event_type TEXT,
+  dead_lettered_at INTEGER NOT NULL,
+  entry TEXT NOT NULL,                         -- JSON of the entry without the message body
+  body BLOB NOT NULL
+) STRICT;
+CREATE INDEX herald_dead_letters_order ON herald_dead_letters(dead_lettered_at, id);
+
+CREATE TABLE herald_idempotency (
+  key TEXT PRIMARY KEY,
+  state TEXT NOT NULL,                         -- 'reserved' | 'done'
+  expires_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX herald_idempotency_expiry ON herald_idempotency(expires_at);
+
+CREATE TABLE herald_events (
+  position INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  type TEXT NOT NULL,
+  aggregate_id TEXT,
+  tenant_id TEXT,
+  time_ms INTEGER,                             -- NULL when the envelope time does not parse
+  sequence INTEGER NOT NULL,
+  envelope TEXT NOT NULL                       -- JSON
+) STRICT;
+CREATE UNIQUE INDEX herald_events_by_aggregate ON herald_events(aggregate_id, sequence) WHERE aggregate_id IS NOT NULL;
+CREATE INDEX herald_events_by_type ON herald_events(type, position);
+`;
+
+/** MIGRATIONS[i] upgrades a file at schema version i to version i + 1. Append only; never edit one. */
+export const MIGRATIONS: readonly string[] = [V1];
+
+/** The schema version this code writes and understands. */
+export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,0 +1,401 @@
+import { randomBytes } from 'node:crypto';
+import { ClosedError, ConfigError } from '../../core/errors.js';
+import type {
+  Delivery,
+  DeliveryHandler,
+  GroupStats,
+  Message,
+  SubscribeOptions,
+  Subscription,
+  Transport,
+  TransportCapabilities,
+} from '../../transport/transport.js';
+import { validateDelay, validateSubscribeOptions } from '../../transport/validate.js';
+import { acquireDatabase, type DatabaseHandle } from './database.js';
+import { SqliteBusyError } from './errors.js';
+import {
+  resolveTransportOptions,
+  type ResolvedTransportOptions,
+  type SqliteTransportOptions,
+} from './options.js';
+import { BrokerQueries, type LeasedMessage, type Settlement } from './queue.js';
+
+/** Most messages leased by one poll, so one fetch transaction stays short. */
+const MAX_FETCH = 256;
+/** First idle back-off step; it doubles up to `pollIntervalMs`. */
+const FIRST_IDLE_MS = 5;
+const RETENTION_EVERY_MS = 5_000;
+const RETENTION_BATCH = 2_000;
+const RENEW_BATCH = 500;
+
+/**
+ * Durable broker in one SQLite file: topics, consumer-group positions, leases, the retry queue.
+ * Several processes on one machine may share the file; members of one group in different processes
+ * share its messages. Consumers poll, adaptively: at once while there is work, backing off to
+ * `pollIntervalMs` when idle; a publish or settle in this process wakes local subscribers at once.
+ */
+export class SqliteTransport implements Transport {
+  readonly name = 'sqlite';
+  readonly capabilities: TransportCapabilities = {
+    persistent: true,
+    distributed: true,
+    consumerGroups: true,
+    orderedByKey: true,
+    delayedRedelivery: true,
+  };
+  /** The database file. */
+  readonly path: string;
+
+  private readonly options: ResolvedTransportOptions;
+  private readonly handle: DatabaseHandle;
+  private readonly queries: BrokerQueries;
+  /** Prefix of this instance's lease tokens; the counter makes each fetch's token unique. */
+  private readonly instanceId = randomBytes(6).toString('base64url');
+  private fetches = 0;
+  private readonly members = new Set<Member>();
+  private readonly unsettled = new Set<SqliteDelivery>();
+  private readonly topicsSeen = new Set<string>();
+  /** Settlements waiting for the next flush, which applies them all in one transaction. */
+  private settleQueue: {
+    delivery: SqliteDelivery;
+    settlement: Settlement;
+    resolve: () => void;
+    reject: (e: unknown) => void;
+  }[] = [];
+  private settleFlush: NodeJS.Immediate | undefined;
+  private readonly renewTimer: NodeJS.Timeout;
+  private readonly retentionTimer: NodeJS.Timeout;
+  private closed = false;
+
+  /** Validates the options (ConfigError naming the field) and opens the file (typed SqliteDatabaseError). */
+  constructor(options: SqliteTransportOptions) {
+    this.options = resolveTransportOptions(options);
+    this.handle = acquireDatabase(this.options);
+    this.path = this.handle.database.path;
+    this.queries = new BrokerQueries(this.handle.database);
+    this.renewTimer = setInterval(() => this.renewLeases(), Math.floor(this.options.visibilityTimeoutMs / 3));
+    this.renewTimer.unref();
+    this.retentionTimer = setInterval(() => this.retentionPass(), RETENTION_EVERY_MS);
+    this.retentionTimer.unref();
+  }
+
+  async publish(topic: string, messages: readonly Message[]): Promise<void> {
+    this.assertOpen();
+    if (typeof topic !== 'string' || topic.length === 0)
+      throw new ConfigError('topic', 'must be a non-empty string');
+    if (messages.length === 0) return;
+    this.queries.publish(topic, messages, Date.now());
+    this.topicsSeen.add(topic);
+    for (const m of this.members) if (m.topic === topic) this.wake(m);
+  }
+
+  async subscribe(
+    topic: string,
+    options: SubscribeOptions,
+    onDelivery: DeliveryHandler,
+  ): Promise<Subscription> {
+    this.assertOpen();
+    validateSubscribeOptions(topic, options);
+    const groupId = this.queries.groupId(topic, options.group, options.startFrom ?? 'earliest', Date.now());
+    const topicId = this.queries.topicId(topic);
+    this.topicsSeen.add(topic);
+    const member = new Member(
+      topic,
+      topicId,
+      options.group,
+      groupId,
+      options.prefetch,
+      options.ordering !== 'none',
+      onDelivery,
+    );
+    this.members.add(member);
+    this.schedule(member, 0);
+    return {
+      close: async () => {
+        member.active = false;
+        member.cancel();
+        this.members.delete(member);
+      },
+    };
+  }
+
+  async stats(topic: string, group: string): Promise<GroupStats> {
+    this.assertOpen();
+    return this.queries.stats(topic, group, Date.now());
+  }
+
+  /**
+   * Forgets a consumer group on a topic: its position and unacknowledged messages. Retention never
+   * deletes what a group has not acknowledged, so a group that is gone for good must be deleted to
+   * let the log shrink. Returns whether the group existed.
+   */
+  async deleteGroup(topic: string, group: string): Promise<boolean> {
+    this.assertOpen();
+    return this.queries.deleteGroup(topic, group);
+  }
+
+  /**
+   * Applies retention now to every topic this instance has used (it also runs every few seconds in
+   * the background). Returns how many messages were deleted.
+   */
+  async applyRetention(): Promise<number> {
+    this.assertOpen();
+    let total = 0;
+    const { maxAgeMs, maxMessages } = this.options.retention;
+    for (const topic of this.topicsSeen) {
+      for (;;) {
+        const n = this.queries.applyRetention(topic, maxAgeMs, maxMessages, Date.now(), RETENTION_BATCH);
+        total += n;
+        if (n < RETENTION_BATCH) break;
+        await new Promise((resolve) => setImmediate(resolve)); // let deliveries through between batches
+      }
+    }
+    return total;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.renewTimer);
+    clearInterval(this.retentionTimer);
+    for (const m of this.members) {
+      m.active = false;
+      m.cancel();
+    }
+    this.members.clear();
+    if (this.settleFlush) {
+      // Settlements made before close() land first; only what is still unsettled is released.
+      clearImmediate(this.settleFlush);
+      this.flushSettlements(true);
+    }
+    const leases = [...this.unsettled];
+    for (const d of leases) d.done = true;
+    this.unsettled.clear();
+    try {
+      this.queries.releaseAll(leases);
+    } catch (err) {
+      // The leases will expire after visibilityTimeoutMs instead; nothing is lost.
+      this.options.onError(err as Error);
+    }
+    this.handle.release();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new ClosedError(`SqliteTransport(${this.path})`);
+  }
+
+  private schedule(m: Member, delayMs: number): void {
+    m.cancel();
+    if (!m.active) return;
+    if (delayMs <= 0) {
+      m.immediate = setImmediate(() => {
+        m.immediate = undefined;
+        this.poll(m);
+      });
+    } else {
+      m.timer = setTimeout(() => {
+        m.timer = undefined;
+        this.poll(m);
+      }, delayMs);
+    }
+  }
+
+  /** New work may be there: poll at once. */
+  private wake(m: Member): void {
+    m.idleMs = 0;
+    if (m.immediate === undefined) this.schedule(m, 0);
+  }
+
+  private poll(m: Member): void {
+    if (!m.active || this.closed) return;
+    const room = m.prefetch - m.outstanding;
+    if (room <= 0) return; // a settle wakes it
+    const now = Date.now();
+    let leased: LeasedMessage[];
+    let nextVisibleAt: number | undefined;
+    try {
+      const token = `${this.instanceId}.${++this.fetches}`;
+      const result = this.queries.fetch(
+        m.topicId,
+        m.groupId,
+        Math.min(room, MAX_FETCH),
+        m.byKey,
+        token,
+        now,
+        now + this.options.visibilityTimeoutMs,
+      );
+      leased = result.leased;
+      nextVisibleAt = result.nextVisibleAt;
+      for (const l of leased) this.deliver(m, l, token);
+    } catch (err) {
+      // A busy file is expected under contention now and then; anything else is worth reporting.
+      if (!(err instanceof SqliteBusyError)) this.options.onError(err as Error);
+      this.schedule(m, this.options.pollIntervalMs);
+      return;
+    }
+    if (leased.length > 0) {
+      m.idleMs = 0;
+      this.schedule(m, 0);
+      return;
+    }
+    m.idleMs = m.idleMs === 0 ? FIRST_IDLE_MS : m.idleMs * 2;
+    m.idleMs = Math.min(m.idleMs, this.options.pollIntervalMs);
+    const untilVisible = nextVisibleAt === undefined ? Infinity : Math.max(1, nextVisibleAt - now);
+    this.schedule(m, Math.min(m.idleMs, untilVisible));
+  }
+
+  private deliver(m: Member, leased: LeasedMessage, token: string): void {
+    const d = new SqliteDelivery(this, m, leased, token);
+    this.unsettled.add(d);
+    m.outstanding++;
+    try {
+      const result = m.onDelivery(d);
+      if (result instanceof Promise) result.catch((err: unknown) => this.handlerCrashed(d, err));
+    } catch (err) {
+      this.handlerCrashed(d, err);
+    }
+  }
+
+  private handlerCrashed(d: SqliteDelivery, err: unknown): void {
+    // A delivery handler must settle, not throw; keep the message and slow its redelivery down.
+    process.emitWarning(`sqlite transport: delivery handler threw: ${String(err)}`);
+    d.nack({ delayMs: 1000 }).catch((e: unknown) => this.options.onError(e as Error));
+  }
+
+  /**
+   * Called by SqliteDelivery; settles once, and never after close(). Settlements made in one turn of
+   * the event loop are applied together in one transaction, so acks cost one commit per batch.
+   */
+  settle(d: SqliteDelivery, how: 'ack' | 'nack' | 'release', delayMs: number): Promise<void> {
+    if (d.done || d.settling || this.closed) return Promise.resolve();
+    d.settling = true;
+    const settlement: Settlement = {
+      groupId: d.groupId,
+      seq: d.seq,
+      token: d.token,
+      how,
+      visibleAt: how === 'nack' ? Date.now() + delayMs : 0,
+    };
+    return new Promise<void>((resolve, reject) => {
+      this.settleQueue.push({ delivery: d, settlement, resolve, reject });
+      this.settleFlush ??= setImmediate(() => this.flushSettlements());
+    });
+  }
+
+  private flushSettlements(closing = false): void {
+    this.settleFlush = undefined;
+    const batch = this.settleQueue;
+    this.settleQueue = [];
+    if (this.closed && !closing) {
+      // close() already returned these leases to their groups.
+      for (const item of batch) item.resolve();
+      return;
+    }
+    try {
+      // A false result means the lease expired and was taken over: the new holder's state is left alone.
+      this.queries.settle(batch.map((item) => item.settlement));
+    } catch (err) {
+      // Still leased to us: the caller may settle again, or the lease expires and the message returns.
+      for (const item of batch) {
+        item.delivery.settling = false;
+        item.reject(err);
+      }
+      return;
+    }
+    const groups = new Set<number>();
+    for (const { delivery, resolve } of batch) {
+      delivery.done = true;
+      this.unsettled.delete(delivery);
+      delivery.member.outstanding--;
+      groups.add(delivery.groupId);
+      resolve();
+    }
+    // Settling frees prefetch slots and may unblock a key (or make a nacked message visible again).
+    if (!closing) for (const m of this.members) if (groups.has(m.groupId)) this.wake(m);
+  }
+
+  private renewLeases(): void {
+    if (this.unsettled.size === 0) return;
+    const leases = [...this.unsettled];
+    try {
+      for (let i = 0; i < leases.length; i += RENEW_BATCH) {
+        this.queries.renew(leases.slice(i, i + RENEW_BATCH), Date.now() + this.options.visibilityTimeoutMs);
+      }
+    } catch (err) {
+      this.options.onError(err as Error);
+    }
+  }
+
+  private retentionPass(): void {
+    if (this.closed) return;
+    this.applyRetention().catch((err: unknown) => this.options.onError(err as Error));
+  }
+}
+
+/** One subscription of this process: a member of a consumer group. */
+class Member {
+  outstanding = 0;
+  active = true;
+  idleMs = 0;
+  timer: NodeJS.Timeout | undefined;
+  immediate: NodeJS.Immediate | undefined;
+
+  constructor(
+    readonly topic: string,
+    readonly topicId: number,
+    readonly group: string,
+    readonly groupId: number,
+    readonly prefetch: number,
+    readonly byKey: boolean,
+    readonly onDelivery: DeliveryHandler,
+  ) {}
+
+  cancel(): void {
+    if (this.timer) clearTimeout(this.timer);
+    if (this.immediate) clearImmediate(this.immediate);
+    this.timer = undefined;
+    this.immediate = undefined;
+  }
+}
+
+class SqliteDelivery implements Delivery {
+  done = false;
+  settling = false;
+  readonly message: Message;
+  readonly attempt: number;
+  readonly seq: number;
+  readonly groupId: number;
+  readonly topic: string;
+  readonly group: string;
+
+  constructor(
+    private readonly transport: SqliteTransport,
+    readonly member: Member,
+    leased: LeasedMessage,
+    readonly token: string,
+  ) {
+    this.message = leased.message;
+    this.attempt = leased.attempt;
+    this.seq = leased.seq;
+    this.groupId = member.groupId;
+    this.topic = member.topic;
+    this.group = member.group;
+  }
+
+  ack(): Promise<void> {
+    return this.transport.settle(this, 'ack', 0);
+  }
+
+  async nack(options?: { delayMs?: number }): Promise<void> {
+    return this.transport.settle(this, 'nack', validateDelay(options?.delayMs));
+  }
+
+  release(): Promise<void> {
+    return this.transport.settle(this, 'release', 0);
+  }
+}
+
+/** Creates the SQLite transport: `sqlite({ path: '.herald/events.db' })`. */
+export function sqlite(options: SqliteTransportOptions): SqliteTransport {
+  return new SqliteTransport(options);
+}

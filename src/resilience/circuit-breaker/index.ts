@@ -1,0 +1,2 @@
+export * from './breaker.js';
+export type { WindowSnapshot } from './window.js';
