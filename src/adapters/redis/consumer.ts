@@ -1,0 +1,403 @@
+import { toError } from '../../core/errors.js';
+import type {
+  Delivery,
+  DeliveryHandler,
+  Message,
+  SubscribeOptions,
+  Subscription,
+} from '../../transport/transport.js';
+import { validateDelay } from '../../transport/validate.js';
+import { decodeFields } from './codec.js';
+import type { Connections, RedisClient } from './connection.js';
+import type { GroupKeys } from './keys.js';
+import type { ResolvedTransportOptions } from './options.js';
+import type { Scripts } from './scripts.js';
+
+/** What a consumer needs from its transport. */
+export interface ConsumerContext {
+  readonly connections: Connections;
+  readonly scripts: Scripts;
+  readonly options: ResolvedTransportOptions;
+  /** Called once the consumer is closed and holds no delivery any more. */
+  readonly retired: (consumer: GroupConsumer) => void;
+}
+
+type Op = 'a' | 'n' | 'r';
+
+interface PendingSettle {
+  readonly op: Op;
+  readonly delivery: RedisDelivery;
+  readonly delayMs: number;
+  readonly resolve: () => void;
+  readonly reject: (err: Error) => void;
+}
+
+/** Most operations sent in one settle script call. */
+const SETTLE_CHUNK = 1000;
+/** Complete reclaim scans between two sweeps of consumers left behind by crashed processes. */
+const SWEEP_EVERY_CYCLES = 20;
+
+let consumerSeq = 0;
+
+/**
+ * One member of a consumer group: a loop that fetches as many messages as it has free prefetch
+ * slots (never more, so a slow handler means bounded memory and the backlog stays in Redis),
+ * hands them out, and blocks on the stream when there is nothing to do. Settlements are batched
+ * per event-loop turn into one script call.
+ */
+export class GroupConsumer implements Subscription {
+  /** Consumer name in the Redis group; unique per subscription. */
+  readonly name: string;
+  private readonly outstanding = new Map<string, RedisDelivery>();
+  private readonly ordering: 'key' | 'none';
+  private active = true;
+  private released = false;
+  private loopDone: Promise<void> = Promise.resolve();
+  private blocking: RedisClient | undefined;
+  private wakeUp: (() => void) | undefined;
+  private cursor = '0-0';
+  private nextReclaimAt = 0;
+  private reclaimCycles = 0;
+  private queue: PendingSettle[] = [];
+  private flushScheduled = false;
+  private readonly flushes = new Set<Promise<void>>();
+  private renewTimer: NodeJS.Timeout | undefined;
+  private readonly renewEveryMs: number;
+  private readonly reclaimEveryMs: number;
+
+  constructor(
+    private readonly ctx: ConsumerContext,
+    readonly topic: string,
+    private readonly keys: GroupKeys,
+    private readonly options: SubscribeOptions,
+    private readonly onDelivery: DeliveryHandler,
+  ) {
+    this.name = `${process.pid}-${Date.now().toString(36)}-${(consumerSeq++).toString(36)}`;
+    this.ordering = options.ordering ?? 'key';
+    const idle = ctx.options.claimIdleMs;
+    this.renewEveryMs = Math.max(5, Math.floor(idle / 3));
+    this.reclaimEveryMs = Math.min(Math.max(10, Math.floor(idle / 2)), 5_000);
+  }
+
+  get group(): string {
+    return this.options.group;
+  }
+
+  /** Creates the group if needed and starts the fetch loop. */
+  async start(): Promise<void> {
+    await this.ensureGroup();
+    this.blocking = this.ctx.connections.duplicate();
+    this.renewTimer = setInterval(() => this.renewLeases(), this.renewEveryMs);
+    this.renewTimer.unref();
+    this.loopDone = this.loop();
+  }
+
+  /** Stops fetching; handed-out deliveries stay settle-able (their leases keep being renewed). */
+  async close(): Promise<void> {
+    if (!this.active) return this.loopDone;
+    this.active = false;
+    this.wake();
+    if (this.blocking) this.ctx.connections.drop(this.blocking); // interrupts a blocked XREAD
+    this.blocking = undefined;
+    await this.loopDone;
+    this.maybeRetire();
+  }
+
+  /** Transport shutdown: every unsettled delivery goes back to the group, uncounted; later settles are no-ops. */
+  async releaseAll(): Promise<void> {
+    await this.close();
+    for (const d of this.outstanding.values()) {
+      d.done = true;
+      this.enqueue('r', d, 0).catch(() => undefined); // reported by flush; the lease expires anyway
+    }
+    this.outstanding.clear();
+    this.released = true;
+    this.stopRenewing();
+    this.flushNow();
+    while (this.flushes.size > 0) await Promise.allSettled([...this.flushes]);
+    await this.ctx.scripts.forgetConsumer(this.keys.stream, this.group, this.name).catch(() => undefined);
+  }
+
+  /** Called once per delivery by RedisDelivery. */
+  settle(delivery: RedisDelivery, op: Op, delayMs: number): Promise<void> {
+    this.outstanding.delete(delivery.streamId);
+    this.wake();
+    const sent = this.released ? Promise.resolve() : this.enqueue(op, delivery, delayMs);
+    this.maybeRetire();
+    return sent;
+  }
+
+  private async loop(): Promise<void> {
+    let backoffMs = 0;
+    while (this.active) {
+      const free = this.options.prefetch - this.outstanding.size;
+      if (free <= 0) {
+        await new Promise<void>((resolve) => (this.wakeUp = resolve));
+        continue;
+      }
+      const reclaim = this.cursor !== '0-0' || Date.now() >= this.nextReclaimAt;
+      let result: FetchResult;
+      try {
+        result = await this.fetch(Math.min(free, this.ctx.options.batchSize), reclaim);
+        backoffMs = 0;
+      } catch (err) {
+        if (!this.active) break;
+        if (/NOGROUP/.test(toError(err).message)) {
+          // The stream or group vanished (deleted, or a server restarted without persistence).
+          this.ctx.connections.report(err, `fetch ${this.topic}/${this.group}: re-creating the group`);
+          await this.ensureGroup().catch(() => undefined);
+        } else {
+          this.ctx.connections.report(err, `fetch ${this.topic}/${this.group}`);
+        }
+        backoffMs = Math.min(Math.max(backoffMs * 2, 50), 2_000);
+        await this.pause(backoffMs);
+        continue;
+      }
+      if (reclaim) this.afterReclaim(result.cursor);
+      for (const d of result.deliveries) this.handOut(d);
+      if (result.deliveries.length > 0 || result.read > 0 || this.cursor !== '0-0') continue;
+      await this.waitForWork(result);
+    }
+  }
+
+  private async fetch(room: number, reclaim: boolean): Promise<FetchResult> {
+    const reply = (await this.ctx.scripts.fetch(this.keys.all(), [
+      this.group,
+      this.name,
+      room,
+      this.ordering === 'key' ? '1' : '0',
+      reclaim ? this.ctx.options.claimIdleMs : -1,
+      this.cursor,
+    ])) as [Buffer, Buffer, Buffer, number, number, [Buffer, number, Buffer[]][]];
+    const [cursor, lastStream, lastWake, untilDue, read, entries] = reply;
+    const deliveries: RedisDelivery[] = [];
+    for (const [idBuf, attempt, fields] of entries) {
+      const streamId = idBuf.toString('latin1');
+      let message: Message;
+      try {
+        message = decodeFields(streamId, fields);
+      } catch (err) {
+        // Not ours (written by another tool): acknowledge it away rather than block the group.
+        this.ctx.connections.report(err, `decode ${this.topic}/${this.group}`);
+        await this.ctx.connections.client.xack(this.keys.stream, this.group, streamId);
+        continue;
+      }
+      deliveries.push(new RedisDelivery(this, streamId, message, this.topic, this.group, attempt));
+    }
+    return {
+      cursor: cursor.toString('latin1'),
+      lastStream: lastStream.toString('latin1'),
+      lastWake: lastWake.toString('latin1'),
+      untilDue,
+      read,
+      deliveries,
+    };
+  }
+
+  private afterReclaim(cursor: string): void {
+    this.cursor = cursor;
+    if (cursor !== '0-0') return;
+    this.nextReclaimAt = Date.now() + this.reclaimEveryMs;
+    if (++this.reclaimCycles % SWEEP_EVERY_CYCLES === 0) {
+      const idleMs = Math.max(10 * this.ctx.options.claimIdleMs, 60_000);
+      this.ctx.scripts
+        .forgetIdleConsumers(this.keys.stream, this.group, idleMs)
+        .catch((err: unknown) =>
+          this.ctx.connections.report(err, `forget idle consumers of ${this.topic}/${this.group}`),
+        );
+    }
+  }
+
+  private handOut(delivery: RedisDelivery): void {
+    this.outstanding.set(delivery.streamId, delivery);
+    if (!this.active) {
+      // Fetched while closing: back to the group at once, never handed to the handler.
+      void delivery.release().catch(() => undefined);
+      return;
+    }
+    try {
+      const result = this.onDelivery(delivery);
+      if (result instanceof Promise) result.catch((err: unknown) => this.handlerCrashed(delivery, err));
+    } catch (err) {
+      this.handlerCrashed(delivery, err);
+    }
+  }
+
+  private handlerCrashed(delivery: RedisDelivery, err: unknown): void {
+    // A delivery handler must settle, not throw; keep the message and slow the loop down.
+    this.ctx.connections.report(err, `delivery handler of ${this.topic}/${this.group} threw`);
+    void delivery.nack({ delayMs: 1000 }).catch(() => undefined);
+  }
+
+  /** Blocks on the stream and the group's wake stream until something may be fetchable. */
+  private async waitForWork(result: FetchResult): Promise<void> {
+    const blocking = this.blocking;
+    if (!blocking || !this.active) return;
+    let timeout = Math.min(this.ctx.options.blockMs, Math.max(1, this.nextReclaimAt - Date.now()));
+    if (result.untilDue >= 0) timeout = Math.min(timeout, result.untilDue + 1);
+    if (timeout <= 1 && result.untilDue === 0) return;
+    try {
+      await blocking.xread(
+        'COUNT',
+        1,
+        'BLOCK',
+        Math.max(1, timeout),
+        'STREAMS',
+        this.keys.stream,
+        this.keys.wake,
+        result.lastStream,
+        result.lastWake,
+      );
+    } catch (err) {
+      if (!this.active) return;
+      this.ctx.connections.report(err, `blocking read on ${this.topic}/${this.group}`);
+      await this.pause(200);
+    }
+  }
+
+  private async ensureGroup(): Promise<void> {
+    try {
+      const start = this.options.startFrom === 'latest' ? '$' : '0';
+      await this.ctx.connections.client.xgroup('CREATE', this.keys.stream, this.group, start, 'MKSTREAM');
+    } catch (err) {
+      if (!/BUSYGROUP/.test(toError(err).message)) throw err;
+    }
+  }
+
+  private enqueue(op: Op, delivery: RedisDelivery, delayMs: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ op, delivery, delayMs, resolve, reject });
+      if (this.flushScheduled) return;
+      this.flushScheduled = true;
+      // Everything settled in this turn of the event loop goes in one round trip.
+      setImmediate(() => this.flushNow());
+    });
+  }
+
+  private flushNow(): void {
+    this.flushScheduled = false;
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, SETTLE_CHUNK);
+      const flush = this.send(batch).finally(() => {
+        this.flushes.delete(flush);
+        this.maybeRetire();
+      });
+      this.flushes.add(flush);
+    }
+  }
+
+  private async send(batch: PendingSettle[]): Promise<void> {
+    try {
+      const keyed = this.ordering === 'key';
+      if (batch.every((p) => p.op === 'a' && (!keyed || p.delivery.message.key === undefined))) {
+        await this.ctx.connections.client.xack(
+          this.keys.stream,
+          this.group,
+          ...batch.map((p) => p.delivery.streamId),
+        );
+      } else {
+        const args: (string | number)[] = [this.group, this.name];
+        for (const p of batch) {
+          args.push(p.op, p.delivery.streamId, keyed ? (p.delivery.message.key ?? '') : '', p.delayMs);
+        }
+        await this.ctx.scripts.settle(this.keys.all(), args);
+      }
+      for (const p of batch) p.resolve();
+    } catch (thrown) {
+      const err = toError(thrown);
+      // The messages stay leased to this consumer and are reclaimed after claimIdleMs: not lost.
+      this.ctx.connections.report(err, `settle on ${this.topic}/${this.group}`);
+      for (const p of batch) p.reject(err);
+    }
+  }
+
+  private renewLeases(): void {
+    const cutoff = Date.now() - this.renewEveryMs;
+    const ids: string[] = [];
+    for (const d of this.outstanding.values()) if (d.leasedAt <= cutoff) ids.push(d.streamId);
+    if (ids.length === 0) return;
+    const now = Date.now();
+    for (const id of ids) this.outstanding.get(id)!.leasedAt = now;
+    for (let i = 0; i < ids.length; i += SETTLE_CHUNK) {
+      this.ctx.scripts
+        .touch(this.keys.stream, [this.group, this.name, ...ids.slice(i, i + SETTLE_CHUNK)])
+        .catch((err: unknown) =>
+          this.ctx.connections.report(err, `renew leases on ${this.topic}/${this.group}`),
+        );
+    }
+  }
+
+  /** Once closed, drained and with every settle sent, the transport can forget this consumer. */
+  private maybeRetire(): void {
+    if (this.active || this.outstanding.size > 0) return;
+    this.stopRenewing();
+    if (this.queue.length === 0 && this.flushes.size === 0 && !this.flushScheduled) this.ctx.retired(this);
+  }
+
+  private stopRenewing(): void {
+    if (this.renewTimer) clearInterval(this.renewTimer);
+    this.renewTimer = undefined;
+  }
+
+  private wake(): void {
+    const w = this.wakeUp;
+    this.wakeUp = undefined;
+    w?.();
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeUp = done;
+    });
+  }
+}
+
+interface FetchResult {
+  readonly cursor: string;
+  readonly lastStream: string;
+  readonly lastWake: string;
+  /** Milliseconds until the earliest retry is due; -1 when the retry queue is empty. */
+  readonly untilDue: number;
+  /** New stream entries read (delivered or held back by their key). */
+  readonly read: number;
+  readonly deliveries: RedisDelivery[];
+}
+
+/** One lease of one stream entry. */
+export class RedisDelivery implements Delivery {
+  done = false;
+  /** When the lease was taken or last renewed (local clock). */
+  leasedAt = Date.now();
+
+  constructor(
+    private readonly consumer: GroupConsumer,
+    readonly streamId: string,
+    readonly message: Message,
+    readonly topic: string,
+    readonly group: string,
+    readonly attempt: number,
+  ) {}
+
+  ack(): Promise<void> {
+    return this.settle('a', 0);
+  }
+
+  nack(options?: { delayMs?: number }): Promise<void> {
+    return this.settle('n', validateDelay(options?.delayMs));
+  }
+
+  release(): Promise<void> {
+    return this.settle('r', 0);
+  }
+
+  private settle(op: Op, delayMs: number): Promise<void> {
+    if (this.done) return Promise.resolve();
+    this.done = true;
+    return this.consumer.settle(this, op, delayMs);
+  }
+}

@@ -1,0 +1,338 @@
+/**
+ * The Lua scripts that keep a group's delivery state consistent. Each runs atomically, so a consumer
+ * killed at any point leaves either the state before or after a step, never half of one.
+ *
+ * State of a message in a group:
+ * - not yet read: after the group's last-delivered id;
+ * - leased: in the group's pending list (PEL) under the consumer holding it; XAUTOCLAIM moves it to
+ *   a live member once its lease is idle too long;
+ * - parked: acknowledged out of the PEL and listed in `ready`, `delayed` or `held` (and `parked`),
+ *   with its attempts so far in `attempts`. Handing it out again re-creates its PEL entry with
+ *   `XCLAIM ... FORCE RETRYCOUNT n`, so the PEL's delivery count stays the attempt number.
+ * - settled: acknowledged and in none of the lists.
+ * With ordering by key, `locks` maps each key to the one message allowed to be leased or parked in
+ * ready/delayed; later messages of that key wait in `held` until it is acknowledged.
+ */
+
+const HELPERS = `
+local function pad(id)
+  local d = string.find(id, '-', 1, true)
+  local ms, seq = string.sub(id, 1, d - 1), string.sub(id, d + 1)
+  return string.rep('0', 20 - #ms) .. ms .. '-' .. string.rep('0', 20 - #seq) .. seq
+end
+local function unpad(p)
+  local ms = (string.gsub(string.sub(p, 1, 20), '^0+', ''))
+  local seq = (string.gsub(string.sub(p, 22), '^0+', ''))
+  if ms == '' then ms = '0' end
+  if seq == '' then seq = '0' end
+  return ms .. '-' .. seq
+end
+local function heldPrefix(key)
+  return string.format('%010d', #key) .. key
+end
+local function nowMs()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+`;
+
+/**
+ * Hands out up to `room` messages to one consumer: reclaimed leases first, then due retries and
+ * other ready messages, then new entries (holding back those whose key is taken).
+ * KEYS: stream delayed ready locks held parked attempts wake.
+ * ARGV: group consumer room keyed(1|0) claimIdleMs(-1 = no reclaim) cursor.
+ * Returns { cursor, lastStreamId, lastWakeId, msUntilDue(-1 none), newEntriesRead, {id, attempt, fields}... }.
+ */
+export const FETCH = `${HELPERS}
+local s, dl, rd, lk, hd, pk, at, wk = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local group, consumer = ARGV[1], ARGV[2]
+local room = tonumber(ARGV[3])
+local keyed = ARGV[4] == '1'
+local claimIdle = tonumber(ARGV[5])
+local cursor = ARGV[6]
+local now = nowMs()
+local out = {}
+local delivered = 0
+local function keyOf(fields)
+  for i = 1, #fields, 2 do
+    if fields[i] == 'k' then return fields[i + 1] end
+  end
+  return nil
+end
+local function emit(id, attempt, fields)
+  out[#out + 1] = { id, attempt, fields }
+  delivered = delivered + 1
+  room = room - 1
+end
+
+if claimIdle >= 0 and room > 0 then
+  local r = redis.call('XAUTOCLAIM', s, group, consumer, claimIdle, cursor, 'COUNT', room)
+  cursor = r[1]
+  for _, e in ipairs(r[2]) do
+    if type(e) == 'table' and e[1] then
+      local p = redis.call('XPENDING', s, group, e[1], e[1], 1)
+      local attempt = 1
+      if p[1] then attempt = p[1][4] end
+      if keyed then
+        local k = keyOf(e[2])
+        if k and not redis.call('HGET', lk, k) then redis.call('HSET', lk, k, e[1]) end
+      end
+      emit(e[1], attempt, e[2])
+    end
+  end
+end
+
+local due = redis.call('ZRANGEBYSCORE', dl, '-inf', now, 'LIMIT', 0, 1000)
+if #due > 0 then
+  redis.call('RPUSH', rd, unpack(due))
+  redis.call('ZREM', dl, unpack(due))
+end
+
+while room > 0 do
+  local id = redis.call('LPOP', rd)
+  if not id then break end
+  local n = tonumber(redis.call('HGET', at, id) or '0')
+  local c = redis.call('XCLAIM', s, group, consumer, 0, id, 'FORCE', 'RETRYCOUNT', n + 1)
+  redis.call('HDEL', at, id)
+  redis.call('ZREM', pk, pad(id))
+  local e = c[1]
+  if type(e) == 'table' and e[1] then emit(e[1], n + 1, e[2]) end
+end
+
+local read = 0
+if room > 0 then
+  local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', room, 'STREAMS', s, '>')
+  if r and r[1] then
+    for _, e in ipairs(r[1][2]) do
+      read = read + 1
+      local id = e[1]
+      local k = nil
+      if keyed then k = keyOf(e[2]) end
+      if k and redis.call('HGET', lk, k) then
+        redis.call('XACK', s, group, id)
+        local p = pad(id)
+        redis.call('ZADD', hd, 0, heldPrefix(k) .. p)
+        redis.call('ZADD', pk, 0, p)
+      else
+        if k then redis.call('HSET', lk, k, id) end
+        emit(id, 1, e[2])
+      end
+    end
+  end
+end
+
+local lastS, lastW, untilDue = '', '', -1
+if delivered == 0 and read == 0 then
+  local l = redis.call('XREVRANGE', s, '+', '-', 'COUNT', 1)
+  lastS = '0-0'
+  if l[1] then lastS = l[1][1] end
+  local w = redis.call('XREVRANGE', wk, '+', '-', 'COUNT', 1)
+  lastW = '0-0'
+  if w[1] then lastW = w[1][1] end
+  local d = redis.call('ZRANGE', dl, 0, 0, 'WITHSCORES')
+  if d[2] then untilDue = math.max(0, tonumber(d[2]) - now) end
+end
+return { cursor, lastS, lastW, untilDue, read, out }
+`;
+
+/**
+ * Settles a batch of deliveries. ARGV: group consumer, then per operation: op(a|n|r) id key delayMs.
+ * `a` acknowledges (by anyone: the work is done) and passes the key on to its next held message;
+ * `n` (nack) and `r` (release) act only while the consumer still holds the lease, so a late settle
+ * of a reclaimed message cannot disturb its new owner. Returns one 0/1 per operation.
+ */
+export const SETTLE = `${HELPERS}
+local s, dl, rd, lk, hd, pk, at, wk = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local group, consumer = ARGV[1], ARGV[2]
+local now = nil
+local woke = false
+local results = {}
+for i = 3, #ARGV, 4 do
+  local op, id, key, delay = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  local done = 0
+  if op == 'a' then
+    done = redis.call('XACK', s, group, id)
+    if done == 1 and key ~= '' and redis.call('HGET', lk, key) == id then
+      local prefix = heldPrefix(key)
+      local nxt = redis.call('ZRANGEBYLEX', hd, '[' .. prefix, '[' .. prefix .. '\\255', 'LIMIT', 0, 1)
+      if nxt[1] then
+        redis.call('ZREM', hd, nxt[1])
+        local nid = unpad(string.sub(nxt[1], #prefix + 1))
+        redis.call('HSET', lk, key, nid)
+        redis.call('RPUSH', rd, nid)
+        woke = true
+      else
+        redis.call('HDEL', lk, key)
+      end
+    end
+  else
+    local p = redis.call('XPENDING', s, group, id, id, 1, consumer)
+    if p[1] then
+      local attempts = p[1][4]
+      redis.call('XACK', s, group, id)
+      if op == 'r' then attempts = attempts - 1 end
+      if attempts > 0 then redis.call('HSET', at, id, attempts) else redis.call('HDEL', at, id) end
+      redis.call('ZADD', pk, 0, pad(id))
+      if op == 'n' and delay > 0 then
+        if not now then now = nowMs() end
+        redis.call('ZADD', dl, now + delay, id)
+      elseif op == 'n' then
+        redis.call('RPUSH', rd, id)
+        woke = true
+      else
+        redis.call('LPUSH', rd, id)
+        woke = true
+      end
+      done = 1
+    end
+  end
+  results[#results + 1] = done
+end
+if woke then redis.call('XADD', wk, 'MAXLEN', 1, '*', 'w', 1) end
+return results
+`;
+
+/**
+ * Renews the leases a live consumer still holds (resets their idle time without counting a
+ * delivery), so XAUTOCLAIM only takes messages from consumers that stopped renewing.
+ * KEYS: stream. ARGV: group consumer id... Returns how many were renewed.
+ */
+export const TOUCH = `
+local n = 0
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
+  if p[1] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    n = n + 1
+  end
+end
+return n
+`;
+
+/**
+ * Trims a topic stream without dropping anything a group has not settled: the cut never passes a
+ * group's last-delivered id, its oldest leased message, or its oldest parked message.
+ * KEYS: stream. ARGV: groupKeyPrefix maxLen('' = none) minIdAgeMs('' = none). Returns entries removed.
+ */
+export const TRIM = `${HELPERS}
+local s, gp = KEYS[1], ARGV[1]
+local maxLen, minAge = tonumber(ARGV[2]), tonumber(ARGV[3])
+local function parse(id)
+  local m, q = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(m), tonumber(q)
+end
+local function less(a, b)
+  local am, aq = parse(a)
+  local bm, bq = parse(b)
+  if am ~= bm then return am < bm end
+  return aq < bq
+end
+local function after(id)
+  local m, q = parse(id)
+  return string.format('%.0f-%.0f', m, q + 1)
+end
+local len = redis.call('XLEN', s)
+if len == 0 then return 0 end
+local cut = nil
+if maxLen and len > maxLen then
+  local r = redis.call('XRANGE', s, '-', '+', 'COUNT', math.min(len - maxLen, 10000))
+  if r[#r] then cut = after(r[#r][1]) end
+end
+if minAge then
+  local c = string.format('%.0f-0', nowMs() - minAge)
+  if not cut or less(cut, c) then cut = c end
+end
+if not cut then return 0 end
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', s)) do
+  local name, last
+  for i = 1, #g, 2 do
+    if g[i] == 'name' then name = g[i + 1] elseif g[i] == 'last-delivered-id' then last = g[i + 1] end
+  end
+  local limit = after(last)
+  if less(limit, cut) then cut = limit end
+  local p = redis.call('XPENDING', s, name)
+  if p[1] > 0 and less(p[2], cut) then cut = p[2] end
+  local parked = redis.call('ZRANGE', gp .. name .. ':pk', 0, 0)
+  if parked[1] then
+    local u = unpad(parked[1])
+    if less(u, cut) then cut = u end
+  end
+end
+return redis.call('XTRIM', s, 'MINID', cut)
+`;
+
+/** Deletes a consumer that holds no lease (XGROUP DELCONSUMER would drop its leases). KEYS: stream. ARGV: group consumer. */
+export const FORGET_CONSUMER = `
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+if p[1] then return 0 end
+return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+`;
+
+/**
+ * Deletes consumers idle for longer than ARGV[2] ms that hold no lease (crashed processes leave
+ * their names behind). A live consumer deleted this way is re-created by its next read.
+ * KEYS: stream. ARGV: group idleMs. Returns how many were deleted.
+ */
+export const FORGET_IDLE_CONSUMERS = `
+local n = 0
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local name, pending, idle
+  for i = 1, #c, 2 do
+    if c[i] == 'name' then name = c[i + 1] elseif c[i] == 'pending' then pending = c[i + 1] elseif c[i] == 'idle' then idle = c[i + 1] end
+  end
+  if pending == 0 and idle > tonumber(ARGV[2]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], name)
+    n = n + 1
+  end
+end
+return n
+`;
+
+type Arg = string | number | Buffer;
+type ScriptFn = (...args: Arg[]) => Promise<unknown>;
+
+/** The scripts bound to one client (ioredis sends EVALSHA and falls back to EVAL after a restart). */
+export interface Scripts {
+  /** Replies with Buffers, for message bodies. */
+  fetch(keys: readonly string[], args: readonly Arg[]): Promise<unknown>;
+  settle(keys: readonly string[], args: readonly Arg[]): Promise<number[]>;
+  touch(stream: string, args: readonly Arg[]): Promise<number>;
+  trim(stream: string, args: readonly Arg[]): Promise<number>;
+  forgetConsumer(stream: string, group: string, consumer: string): Promise<number>;
+  forgetIdleConsumers(stream: string, group: string, idleMs: number): Promise<number>;
+}
+
+interface Definable {
+  defineCommand(name: string, definition: { lua: string; numberOfKeys?: number }): void;
+}
+
+/** Registers the scripts on `client` and returns typed callers. */
+export function bindScripts(client: Definable): Scripts {
+  const define = (name: string, lua: string, numberOfKeys: number): void =>
+    client.defineCommand(`herald_${name}`, { lua, numberOfKeys });
+  define('fetch', FETCH, 8);
+  define('settle', SETTLE, 8);
+  define('touch', TOUCH, 1);
+  define('trim', TRIM, 1);
+  define('forget', FORGET_CONSUMER, 1);
+  define('forget_idle', FORGET_IDLE_CONSUMERS, 1);
+  const fn = (name: string): ScriptFn => {
+    const f = (client as unknown as Record<string, ScriptFn>)[name];
+    if (!f) throw new Error(`script ${name} was not registered`);
+    return f.bind(client);
+  };
+  const fetch = fn('herald_fetchBuffer');
+  const settle = fn('herald_settle');
+  const touch = fn('herald_touch');
+  const trim = fn('herald_trim');
+  const forget = fn('herald_forget');
+  const forgetIdle = fn('herald_forget_idle');
+  return {
+    fetch: (keys, args) => fetch(...keys, ...args),
+    settle: (keys, args) => settle(...keys, ...args) as Promise<number[]>,
+    touch: (stream, args) => touch(stream, ...args) as Promise<number>,
+    trim: (stream, args) => trim(stream, ...args) as Promise<number>,
+    forgetConsumer: (stream, group, consumer) => forget(stream, group, consumer) as Promise<number>,
+    forgetIdleConsumers: (stream, group, idleMs) => forgetIdle(stream, group, idleMs) as Promise<number>,
+  };
+}

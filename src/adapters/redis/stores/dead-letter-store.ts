@@ -1,0 +1,179 @@
+import {
+  decodeCursor,
+  matchesDeadLetterFilter,
+  pageLimit,
+  encodeCursor,
+  type DeadLetterEntry,
+  type DeadLetterFilter,
+  type DeadLetterStore,
+  type Page,
+  type PageRequest,
+} from '../../../store/dead-letter-store.js';
+import type { RedisClient } from '../connection.js';
+
+/*
+ * Layout (one hash tag, so the scripts can touch all three keys in a cluster):
+ *   <base>:e  hash  id -> entry JSON (body base64)
+ *   <base>:m  hash  id -> its index member
+ *   <base>:z  zset  members `<deadLetteredAt, 15 digits>\0<id>`, all score 0: lexical order is the
+ *             listing order (deadLetteredAt, then id), and a page cursor maps to an exclusive
+ *             ZRANGE BYLEX bound, so paging is keyset-based and stable under inserts and removals.
+ */
+const ADD = `
+local old = redis.call('HGET', KEYS[2], ARGV[1])
+if old then redis.call('ZREM', KEYS[3], old) end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[3], 0, ARGV[3])
+return 1
+`;
+
+const REMOVE = `
+local n = 0
+for i = 1, #ARGV do
+  local m = redis.call('HGET', KEYS[2], ARGV[i])
+  if m then
+    redis.call('ZREM', KEYS[3], m)
+    redis.call('HDEL', KEYS[2], ARGV[i])
+    redis.call('HDEL', KEYS[1], ARGV[i])
+    n = n + 1
+  end
+end
+return n
+`;
+
+const PURGE_ALL = `
+local n = redis.call('HLEN', KEYS[1])
+redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3])
+return n
+`;
+
+type Script = (...args: (string | number)[]) => Promise<unknown>;
+
+const CHUNK = 500;
+
+function member(at: number, id: string): string {
+  return `${String(Math.max(0, Math.floor(at))).padStart(15, '0')}\u0000${id}`;
+}
+
+function encode(entry: DeadLetterEntry): string {
+  return JSON.stringify({
+    ...entry,
+    message: { ...entry.message, body: Buffer.from(entry.message.body).toString('base64') },
+  });
+}
+
+function decode(json: string): DeadLetterEntry {
+  const raw = JSON.parse(json) as DeadLetterEntry & { message: { body: string } };
+  return {
+    ...raw,
+    message: { ...raw.message, body: new Uint8Array(Buffer.from(raw.message.body, 'base64')) },
+  };
+}
+
+/** Dead-letter store on Redis. Filters other than the time range are applied while scanning the index. */
+export class RedisDeadLetterStore implements DeadLetterStore {
+  private readonly entries: string;
+  private readonly members: string;
+  private readonly index: string;
+  private readonly addScript: Script;
+  private readonly removeScript: Script;
+  private readonly purgeScript: Script;
+
+  /** @param base key base including a hash tag, e.g. `{herald:dlq}`. */
+  constructor(
+    private readonly client: RedisClient,
+    base: string,
+  ) {
+    this.entries = `${base}:e`;
+    this.members = `${base}:m`;
+    this.index = `${base}:z`;
+    client.defineCommand('herald_dlq_add', { lua: ADD, numberOfKeys: 3 });
+    client.defineCommand('herald_dlq_remove', { lua: REMOVE, numberOfKeys: 3 });
+    client.defineCommand('herald_dlq_purge', { lua: PURGE_ALL, numberOfKeys: 3 });
+    const commands = client as unknown as Record<string, Script>;
+    this.addScript = commands.herald_dlq_add!.bind(client);
+    this.removeScript = commands.herald_dlq_remove!.bind(client);
+    this.purgeScript = commands.herald_dlq_purge!.bind(client);
+  }
+
+  async add(entry: DeadLetterEntry): Promise<void> {
+    await this.addScript(
+      this.entries,
+      this.members,
+      this.index,
+      entry.id,
+      encode(entry),
+      member(entry.deadLetteredAt, entry.id),
+    );
+  }
+
+  async get(id: string): Promise<DeadLetterEntry | undefined> {
+    const json = await this.client.hget(this.entries, id);
+    return json === null ? undefined : decode(json);
+  }
+
+  async list(filter?: DeadLetterFilter, page?: PageRequest): Promise<Page<DeadLetterEntry>> {
+    const limit = pageLimit(page);
+    const after = decodeCursor(page?.cursor);
+    const items: DeadLetterEntry[] = [];
+    for await (const e of this.scan(filter, after && member(after.at, after.id))) {
+      if (items.length === limit) {
+        const last = items[items.length - 1]!;
+        return { items, nextCursor: encodeCursor(last.deadLetteredAt, last.id) };
+      }
+      items.push(e);
+    }
+    return { items };
+  }
+
+  async count(filter?: DeadLetterFilter): Promise<number> {
+    if (!filter || Object.values(filter).every((v) => v === undefined)) return this.client.hlen(this.entries);
+    let n = 0;
+    for await (const _ of this.scan(filter)) n++;
+    return n;
+  }
+
+  async remove(ids: readonly string[]): Promise<number> {
+    let n = 0;
+    for (let i = 0; i < ids.length; i += CHUNK) {
+      n += (await this.removeScript(
+        this.entries,
+        this.members,
+        this.index,
+        ...ids.slice(i, i + CHUNK),
+      )) as number;
+    }
+    return n;
+  }
+
+  async purge(filter?: DeadLetterFilter): Promise<number> {
+    if (!filter || Object.values(filter).every((v) => v === undefined)) {
+      return (await this.purgeScript(this.entries, this.members, this.index)) as number;
+    }
+    const ids: string[] = [];
+    for await (const e of this.scan(filter)) ids.push(e.id);
+    return this.remove(ids);
+  }
+
+  /** Entries matching `filter` in listing order, strictly after the index member `afterMember`. */
+  private async *scan(filter: DeadLetterFilter = {}, afterMember?: string): AsyncGenerator<DeadLetterEntry> {
+    const since = filter.since !== undefined ? member(filter.since, '') : undefined;
+    let min = since !== undefined ? `[${since}` : '-';
+    if (afterMember !== undefined && (since === undefined || afterMember >= since)) min = `(${afterMember}`;
+    const max = filter.until !== undefined ? `(${member(filter.until, '')}` : '+';
+    for (;;) {
+      const batch = await this.client.zrangebylex(this.index, min, max, 'LIMIT', 0, CHUNK);
+      if (batch.length === 0) return;
+      const ids = batch.map((m) => m.slice(m.indexOf('\u0000') + 1));
+      const values = await this.client.hmget(this.entries, ...ids);
+      for (const json of values) {
+        if (json === null) continue; // removed between the two reads
+        const e = decode(json);
+        if (matchesDeadLetterFilter(e, filter)) yield e;
+      }
+      if (batch.length < CHUNK) return;
+      min = `(${batch[batch.length - 1]!}`;
+    }
+  }
+}

@@ -1,0 +1,258 @@
+/**
+ * Redis-specific behaviour beyond the conformance suite: option checks, reclaiming the leases of a
+ * dead consumer, lease renewal for slow handlers, key hold-back across members, backpressure,
+ * safe trimming, and error reporting. Talks to the shared Redis under a unique prefix.
+ */
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { Redis } from 'ioredis';
+import { ConfigError, type Delivery, type Message } from '../../../src/index.js';
+import {
+  redis,
+  RedisPublishError,
+  type RedisTransport,
+  type RedisTransportOptions,
+} from '../../../src/adapters/redis/index.js';
+import { needs } from '../../support/services.js';
+import { sleep, unique, waitUntil } from '../../support/wait.js';
+import { dropPrefix, SHARED_URL, uniquePrefix } from './harness.js';
+
+const encoder = new TextEncoder();
+const msg = (id: string, key?: string): Message => ({
+  id,
+  ...(key ? { key } : {}),
+  headers: {},
+  body: encoder.encode(id),
+});
+const range = (p: string, n: number): string[] =>
+  Array.from({ length: n }, (_, i) => `${p}-${String(i).padStart(4, '0')}`);
+
+describe('redis transport options', () => {
+  const bad: [RedisTransportOptions, string][] = [
+    [{ claimIdleMs: 0 }, 'claimIdleMs'],
+    [{ blockMs: 1.5 }, 'blockMs'],
+    [{ batchSize: 0 }, 'batchSize'],
+    [{ trim: {} }, 'trim'],
+    [{ trim: { maxLen: -1 } }, 'trim.maxLen'],
+    [{ trim: { minIdAgeMs: Number.NaN } }, 'trim.minIdAgeMs'],
+    [{ trim: { maxLen: 10, intervalMs: 1 } }, 'trim.intervalMs'],
+    [{ prefix: 'a{b}' }, 'prefix'],
+    [{ url: 'http://localhost' }, 'url'],
+    [{ url: 'redis://x', redis: {} }, 'redis'],
+  ];
+  for (const [options, field] of bad) {
+    test(`rejects a bad ${field} at construction`, () => {
+      assert.throws(
+        () => redis({ ...options, redis: options.redis, url: options.url }),
+        (err: unknown) => err instanceof ConfigError && err.field === field,
+      );
+    });
+  }
+});
+
+describe('redis transport', await needs('redis'), () => {
+  const prefix = uniquePrefix('transport');
+  const opened: RedisTransport[] = [];
+  const open = (options: RedisTransportOptions = {}): RedisTransport => {
+    const t = redis({ url: SHARED_URL, prefix, claimIdleMs: 300, blockMs: 200, ...options });
+    opened.push(t);
+    return t;
+  };
+  const raw = new Redis(SHARED_URL);
+  after(async () => {
+    await Promise.all(opened.map((t) => t.close()));
+    raw.disconnect();
+    await dropPrefix(SHARED_URL, prefix);
+  });
+
+  test('rejects a topic with braces (they would break the hash tag)', async () => {
+    const t = open();
+    await assert.rejects(
+      t.publish('a{b}', [msg('x')]),
+      (err: unknown) => err instanceof ConfigError && err.field === 'topic',
+    );
+  });
+
+  test('leases of a dead consumer are reclaimed after claimIdleMs with attempt + 1', async () => {
+    const t = open();
+    const topic = unique('reclaim');
+    const group = unique('g');
+    // A member that reads and then dies: created by Herald, read by a raw client that never acks.
+    await t.subscribe(topic, { group, prefetch: 1 }, (d) => d.ack()).then((s) => s.close());
+    await t.publish(topic, [msg('a'), msg('b')]);
+    const stream = `${prefix}:{${topic}}:s`;
+    const read = (await raw.xreadgroup(
+      'GROUP',
+      group,
+      'dead',
+      'COUNT',
+      10,
+      'STREAMS',
+      stream,
+      '>',
+    )) as unknown[];
+    assert.ok(read, 'the dead consumer read the entries');
+    const got: Delivery[] = [];
+    const sub = await t.subscribe(topic, { group, prefetch: 10 }, async (d) => {
+      got.push(d);
+      await d.ack();
+    });
+    await waitUntil(() => got.length === 2, 'both messages reclaimed');
+    assert.deepEqual(got.map((d) => [d.message.id, d.attempt]).sort(), [
+      ['a', 2],
+      ['b', 2],
+    ]);
+    assert.equal(((await raw.xpending(stream, group)) as [number])[0], 0, 'nothing left pending');
+    await sub.close();
+  });
+
+  test('a slow handler keeps its lease: no second member gets the message meanwhile', async () => {
+    const a = open();
+    const b = open();
+    const topic = unique('slow');
+    const group = unique('g');
+    const seen: string[] = [];
+    const handler = async (d: Delivery): Promise<void> => {
+      seen.push(`${d.message.id}#${d.attempt}`);
+      await sleep(1_000); // > 3 x claimIdleMs
+      await d.ack();
+    };
+    const s1 = await a.subscribe(topic, { group, prefetch: 1 }, handler);
+    await a.publish(topic, [msg('slow-1')]);
+    await waitUntil(() => seen.length === 1, 'first delivery');
+    const s2 = await b.subscribe(topic, { group, prefetch: 1 }, handler);
+    await sleep(1_300);
+    assert.deepEqual(seen, ['slow-1#1']);
+    await Promise.all([s1.close(), s2.close()]);
+  });
+
+  test('per-key hold-back spans the members of a group', async () => {
+    const a = open();
+    const b = open();
+    const topic = unique('spankey');
+    const group = unique('g');
+    const atA: Delivery[] = [];
+    const atB: Delivery[] = [];
+    const s1 = await a.subscribe(topic, { group, prefetch: 4 }, (d) => void atA.push(d));
+    await a.publish(topic, [msg('k-0', 'K')]);
+    await waitUntil(() => atA.length === 1, 'first at A');
+    const s2 = await b.subscribe(topic, { group, prefetch: 4 }, (d) => void atB.push(d));
+    await a.publish(topic, [msg('k-1', 'K'), msg('o-0', 'O')]);
+    await waitUntil(() => atA.length + atB.length === 2, 'the other key flows');
+    await sleep(100);
+    assert.deepEqual([...atA, ...atB].map((d) => d.message.id).sort(), ['k-0', 'o-0'], 'k-1 waits for k-0');
+    await atA[0]!.ack();
+    await waitUntil(() => [...atA, ...atB].some((d) => d.message.id === 'k-1'), 'k-1 after k-0 settled');
+    await Promise.all([s1.close(), s2.close()]);
+  });
+
+  test('a fast producer and a stuck consumer: only prefetch messages leave Redis', async () => {
+    const t = open({ batchSize: 100 });
+    const topic = unique('backpressure');
+    const group = unique('g');
+    const held: Delivery[] = [];
+    const sub = await t.subscribe(topic, { group, prefetch: 5, ordering: 'none' }, (d) => void held.push(d));
+    const all = range('bp', 2_000);
+    for (let i = 0; i < all.length; i += 500)
+      await t.publish(
+        topic,
+        all.slice(i, i + 500).map((id) => msg(id)),
+      );
+    await waitUntil(() => held.length === 5, 'prefetch filled');
+    await sleep(200);
+    assert.equal(held.length, 5);
+    assert.deepEqual(await t.stats(topic, group), { lag: 1_995, inFlight: 5, delayed: 0 });
+    await sub.close();
+  });
+
+  test('trimming never drops entries a group has not settled, delayed retries included', async () => {
+    const t = open();
+    const topic = unique('trim');
+    const group = unique('g');
+    const stream = `${prefix}:{${topic}}:s`;
+    const got: Delivery[] = [];
+    const unsettled = (id: string): boolean => id >= 'tr-0020' && id < 'tr-0026';
+    const sub = await t.subscribe(topic, { group, prefetch: 10, ordering: 'none' }, async (d) => {
+      got.push(d);
+      if (d.message.id === 'tr-0000' && d.attempt === 1) await d.nack({ delayMs: 400 });
+      else if (!unsettled(d.message.id)) await d.ack();
+    });
+    await t.publish(
+      topic,
+      range('tr', 100).map((id) => msg(id)),
+    );
+    await waitUntil(() => got.length === 100, 'every message delivered once');
+    assert.equal(await t.trim(topic, { maxLen: 5 }), 0, 'the parked first entry pins the stream');
+    await waitUntil(() => got.length === 101, 'the retry');
+    assert.equal(new TextDecoder().decode(got[100]!.message.body), 'tr-0000', 'retried with its body intact');
+    const parked = `${prefix}:{${topic}}:g:${group}:pk`;
+    await waitUntil(
+      async () => (await raw.zcard(parked)) === 0 && (await raw.xpending(stream, group))[0] === 6,
+      'the retry acked',
+    );
+    assert.equal(
+      await t.trim(topic, { maxLen: 5 }),
+      20,
+      'settled entries before the oldest unsettled one go',
+    );
+    const [first] = await raw.xrange(stream, '-', '+', 'COUNT', 1);
+    assert.equal(first![1][first![1].indexOf('i') + 1], 'tr-0020', 'the oldest unsettled entry survives');
+    await Promise.all(got.filter((d) => unsettled(d.message.id)).map((d) => d.ack()));
+    assert.equal(await t.trim(topic, { maxLen: 5 }), 75, 'once settled, maxLen applies');
+    await sub.close();
+  });
+
+  test('a group that has not read a topic pins it; without groups maxLen applies', async () => {
+    const t = open();
+    const pinned = unique('pinned');
+    await t.subscribe(pinned, { group: unique('g'), prefetch: 1 }, () => undefined).then((s) => s.close());
+    await t.publish(
+      pinned,
+      range('p', 50).map((id) => msg(id)),
+    );
+    // The member took one before closing at most; the rest are unread by the group.
+    assert.ok((await raw.xlen(`${prefix}:{${pinned}}:s`)) >= 49);
+    await t.trim(pinned, { maxLen: 10 });
+    assert.ok((await raw.xlen(`${prefix}:{${pinned}}:s`)) >= 49, 'unread entries are kept');
+    const free = unique('free');
+    await t.publish(
+      free,
+      range('f', 50).map((id) => msg(id)),
+    );
+    assert.equal(await t.trim(free, { maxLen: 10 }), 40);
+  });
+
+  test('publish trims in the background when trim is configured', async () => {
+    const t = open({ trim: { maxLen: 10, intervalMs: 10 } });
+    const topic = unique('autotrim');
+    for (let i = 0; i < 5; i++) {
+      await t.publish(
+        topic,
+        range(`a${i}`, 20).map((id) => msg(id)),
+      );
+      await sleep(20);
+    }
+    await waitUntil(async () => (await raw.xlen(`${prefix}:{${topic}}:s`)) <= 30, 'trimmed towards maxLen');
+  });
+
+  test('status, health and onError report a Redis that cannot be reached; publish fails loudly', async () => {
+    const errors: string[] = [];
+    const t = redis({
+      redis: { host: '127.0.0.1', port: 1, maxRetriesPerRequest: 1, retryStrategy: () => 50 },
+      prefix,
+      onError: (err, context) => errors.push(`${context}: ${err.message}`),
+    });
+    opened.push(t);
+    await assert.rejects(t.publish(unique('down'), [msg('x')]), RedisPublishError);
+    assert.notEqual(t.status().state, 'ready');
+    assert.ok(t.status().errors > 0 && t.status().lastError);
+    assert.equal((await t.health(200)).ok, false);
+    assert.ok(
+      errors.some((e) => /connection/.test(e)),
+      errors.join('\n'),
+    );
+    const live = open();
+    assert.equal((await live.health()).ok, true);
+    assert.equal(live.status().state, 'ready');
+  });
+});
