@@ -1,0 +1,68 @@
+import type { Context } from '@opentelemetry/api';
+import type { PublishContext, PublishMiddleware } from '../core/bus.js';
+import type { ConsumeContext, ConsumerMiddleware } from '../core/consumer/context.js';
+
+/** Called after the wrapped work: `error` is undefined on success. */
+export type Exit = (error: unknown) => void;
+
+/**
+ * Synchronous before/after hooks around one unit of work. Several instruments share one async
+ * middleware this way instead of stacking one each: every async layer costs promises, and with an
+ * AsyncLocalStorage context manager active (Node 20) every promise is dearer.
+ */
+export interface Hooks<C> {
+  /** Before the work; may return a context to run it in (tracing) and an exit callback. */
+  enter(ctx: C): { context?: Context; exit?: Exit } | Exit | undefined;
+}
+
+export type PublishHooks = Hooks<PublishContext>;
+export type ConsumeHooks = Hooks<ConsumeContext>;
+
+type WithContext = (ctx: Context, fn: () => Promise<void>) => Promise<void>;
+
+/** One middleware running every hook's enter, the work (in the context a hook asked for), then every exit in reverse. */
+export function fuse<C>(
+  hooks: readonly Hooks<C>[],
+  withContext: WithContext,
+): ((ctx: C, next: () => Promise<void>) => Promise<void>) | undefined {
+  if (hooks.length === 0) return undefined;
+  return (ctx, next) => {
+    const exits: Exit[] = [];
+    let runIn: Context | undefined;
+    for (const h of hooks) {
+      const r = h.enter(ctx);
+      if (r === undefined) continue;
+      if (typeof r === 'function') exits.push(r);
+      else {
+        if (r.context) runIn = r.context;
+        if (r.exit) exits.push(r.exit);
+      }
+    }
+    if (exits.length === 0) return runIn ? withContext(runIn, next) : next();
+    // Exits run inside the context too, so their log lines carry the span's ids.
+    const work = async (): Promise<void> => {
+      try {
+        await next();
+      } catch (err) {
+        for (let i = exits.length - 1; i >= 0; i--) exits[i]!(err);
+        throw err;
+      }
+      for (let i = exits.length - 1; i >= 0; i--) exits[i]!(undefined);
+    };
+    return runIn ? withContext(runIn, work) : work();
+  };
+}
+
+export function fusePublish(
+  hooks: readonly PublishHooks[],
+  withContext: WithContext,
+): PublishMiddleware | undefined {
+  return fuse(hooks, withContext);
+}
+
+export function fuseConsume(
+  hooks: readonly ConsumeHooks[],
+  withContext: WithContext,
+): ConsumerMiddleware | undefined {
+  return fuse(hooks, withContext);
+}

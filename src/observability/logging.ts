@@ -1,0 +1,202 @@
+import { context } from '@opentelemetry/api';
+import {
+  pino,
+  type DestinationStream,
+  type Level,
+  type Logger as PinoLogger,
+  type LoggerOptions,
+} from 'pino';
+import pretty from 'pino-pretty';
+import type { PublishMiddleware } from '../core/bus.js';
+import type { ConsumerMiddleware } from '../core/consumer/context.js';
+import type { Observer } from '../core/observer.js';
+import { fuseConsume, fusePublish, type ConsumeHooks, type PublishHooks } from './hooks.js';
+import { activeTraceIds, runInContext, type EventTracing } from './tracing.js';
+
+export interface LoggingOptions {
+  /** Minimum level; default `info` (or `LOG_LEVEL`). */
+  readonly level?: Level;
+  /** Where lines go; default stdout, pretty-printed when stdout is a TTY. */
+  readonly destination?: DestinationStream;
+  /** Force (true) or suppress (false) pretty output; default: stdout is a TTY and no destination given. */
+  readonly pretty?: boolean;
+  /** Level of the per-event lines (published, handled); default `debug` so a busy service stays quiet at info. */
+  readonly eventLevel?: Level;
+  /** Log event payloads (redacted by `redact`); default false. */
+  readonly includePayload?: boolean;
+  /** Log event metadata (redacted by `redact`); default false. */
+  readonly includeMetadata?: boolean;
+  /** Field names masked wherever they appear in logged payload or metadata (one level deep), e.g. `['password', 'token']`. */
+  readonly redact?: readonly string[];
+  /** Extra raw pino redact paths. */
+  readonly redactPaths?: readonly string[];
+  /** Added to every line. */
+  readonly base?: Record<string, unknown>;
+}
+
+/**
+ * A pino logger whose every line carries `trace_id`/`span_id` of the active span, so logs and
+ * traces join up.
+ */
+export function createLogger(serviceName: string, options: LoggingOptions = {}): PinoLogger {
+  const fields = options.redact ?? [];
+  const paths = [
+    ...fields.flatMap((f) => [`payload.${f}`, `metadata.${f}`, `payload.*.${f}`, `metadata.*.${f}`]),
+    ...(options.redactPaths ?? []),
+  ];
+  const config: LoggerOptions = {
+    level: options.level ?? (process.env.LOG_LEVEL as Level | undefined) ?? 'info',
+    base: { service: serviceName, ...options.base },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    mixin: () => activeTraceIds(context.active()) ?? {},
+    ...(paths.length > 0 ? { redact: { paths, censor: '[redacted]' } } : {}),
+  };
+  const usePretty = options.pretty ?? (options.destination === undefined && process.stdout.isTTY === true);
+  if (usePretty) return pino(config, pretty({ colorize: true, destination: options.destination ?? 1 }));
+  return options.destination ? pino(config, options.destination) : pino(config);
+}
+
+/**
+ * Event lifecycle logs: published, batch published, handled, handler failed, retry attempt, retry
+ * scheduled, dead-lettered. Lines written inside a span carry its ids; retry and dead-letter lines
+ * take them from the failed span that `tracing` keeps until that decision.
+ */
+export class EventLogging {
+  private readonly eventLevel: Level;
+
+  constructor(
+    readonly logger: PinoLogger,
+    private readonly options: LoggingOptions = {},
+    private readonly tracing?: EventTracing,
+  ) {
+    this.eventLevel = options.eventLevel ?? 'debug';
+  }
+
+  publishHooks(): PublishHooks {
+    const logger = this.logger;
+    const level = this.eventLevel;
+    return {
+      enter: (ctx) => {
+        const perEvent = logger.isLevelEnabled(level);
+        if (!perEvent && ctx.events.length === 1) return undefined;
+        const started = performance.now();
+        return (err) => {
+          if (err !== undefined) return;
+          const duration_ms = round(performance.now() - started);
+          if (ctx.events.length > 1)
+            logger.info({ topic: ctx.topic, count: ctx.events.length, duration_ms }, 'batch published');
+          if (!perEvent) return;
+          for (const e of ctx.events) {
+            logger[level](
+              { event_id: e.id, event_type: e.type, topic: ctx.topic, duration_ms, ...this.body(e) },
+              'event published',
+            );
+          }
+        };
+      },
+    };
+  }
+
+  consumeHooks(): ConsumeHooks {
+    const logger = this.logger;
+    const level = this.eventLevel;
+    return {
+      enter: (ctx) => {
+        const fields = (): Record<string, unknown> => ({
+          event_id: ctx.event.id,
+          event_type: ctx.event.type,
+          handler: ctx.handler,
+          group: ctx.group,
+          topic: ctx.topic,
+          attempt: ctx.attempt,
+        });
+        if (ctx.attempt > 1) logger.info(fields(), 'retry attempt');
+        const started = performance.now();
+        return (err) => {
+          if (err !== undefined) {
+            const error = err instanceof Error ? err : new Error(String(err));
+            logger.warn(
+              { ...fields(), duration_ms: round(performance.now() - started), err: error },
+              'handler failed',
+            );
+          } else if (logger.isLevelEnabled(level)) {
+            logger[level](
+              {
+                ...fields(),
+                duration_ms: round(performance.now() - started),
+                status: ctx.skipped ?? 'success',
+                ...this.body(ctx.event),
+              },
+              'event handled',
+            );
+          }
+        };
+      },
+    };
+  }
+
+  /** Standalone publish middleware; lines inside a span need the tracing hooks to run first. */
+  publishMiddleware(): PublishMiddleware {
+    return fusePublish([this.publishHooks()], runInContext)!;
+  }
+
+  consumeMiddleware(): ConsumerMiddleware {
+    return fuseConsume([this.consumeHooks()], runInContext)!;
+  }
+
+  /** Must run before the tracing observer, which ends the pending span. */
+  observer(): Observer {
+    const logger = this.logger;
+    const ids = (group: string, eventId: string | undefined): object => {
+      const span = this.tracing?.pendingSpan(group, eventId);
+      if (!span) return {};
+      const sc = span.spanContext();
+      return { trace_id: sc.traceId, span_id: sc.spanId };
+    };
+    return {
+      onRetryScheduled: (info) => {
+        logger.warn(
+          {
+            ...ids(info.group, info.event?.id),
+            event_id: info.event?.id,
+            event_type: info.event?.type,
+            handler: info.handler,
+            group: info.group,
+            attempt: info.attempt,
+            delay_ms: info.delayMs,
+            err: info.error,
+          },
+          'retry queued',
+        );
+      },
+      onDeadLettered: ({ entry }) => {
+        logger.error(
+          {
+            ...ids(entry.group, entry.message.id),
+            event_id: entry.message.id,
+            event_type: entry.eventType,
+            handler: entry.handler,
+            group: entry.group,
+            attempts: entry.attempts,
+            reason: entry.reason,
+            error: entry.error.message,
+          },
+          'event dead-lettered',
+        );
+      },
+      onError: ({ error, where }) => logger.error({ where, err: error }, 'herald error'),
+    };
+  }
+
+  private body(e: { payload?: unknown; metadata?: unknown }): object {
+    if (!this.options.includePayload && !this.options.includeMetadata) return {};
+    return {
+      ...(this.options.includePayload ? { payload: e.payload } : {}),
+      ...(this.options.includeMetadata ? { metadata: e.metadata } : {}),
+    };
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
