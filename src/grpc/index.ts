@@ -1,2 +1,3 @@
-/** `herald/grpc`: resilience interceptors for `@grpc/grpc-js` clients. */
+/** `herald/grpc`: resilience and metrics interceptors for `@grpc/grpc-js` clients and servers. */
 export * from './interceptors.js';
+export * from './metrics.js';
