@@ -2,7 +2,13 @@ import { context, propagation } from '@opentelemetry/api';
 import type { Codec } from './codec/codec.js';
 import { jsonCodec } from './codec/json.js';
 import { ClosedError, ConfigError } from './errors.js';
-import { assertEventType, type EventDefinition, type EventEnvelope, type EventOptions } from './event.js';
+import {
+  assertEventType,
+  parsePayload,
+  type EventDefinition,
+  type EventEnvelope,
+  type EventOptions,
+} from './event.js';
 import { Headers } from './headers.js';
 import { uuidv7 } from './ids.js';
 import { compose, type Middleware } from './middleware.js';
@@ -86,9 +92,17 @@ export class EventBus {
    * Publishes one event and resolves with its envelope once the transport has it durably.
    * A payload that fails its schema throws SchemaValidationError and nothing is sent.
    */
-  async publish<P>(event: EventRef<P>, payload: P, options?: EventOptions): Promise<EventEnvelope<P>> {
-    const [envelope] = await this.publishBatch([{ event, payload, options }]);
-    return envelope as EventEnvelope<P>;
+  publish<P>(event: EventRef<P>, payload: P, options?: EventOptions): Promise<EventEnvelope<P>> {
+    // The one-event path skips the batch bookkeeping: it is the common call and runs per event.
+    let envelope: EventEnvelope | Promise<EventEnvelope>;
+    try {
+      if (this.closed) throw new ClosedError('EventBus');
+      envelope = this.envelope({ event, payload, options });
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    const sent = envelope instanceof Promise ? envelope.then((e) => this.sendOne(e)) : this.sendOne(envelope);
+    return sent as Promise<EventEnvelope<P>>;
   }
 
   /**
@@ -97,7 +111,8 @@ export class EventBus {
    */
   async publishBatch(items: readonly BatchItem[]): Promise<EventEnvelope[]> {
     if (this.closed) throw new ClosedError('EventBus');
-    const envelopes = await Promise.all(items.map((item) => this.envelope(item)));
+    const envelopes = await this.envelopes(items);
+    if (this.eventStore) await this.eventStore.append(envelopes);
     const byTopic = new Map<string, EventEnvelope[]>();
     for (const e of envelopes) {
       const topic = this.router.topicFor(e.type);
@@ -105,12 +120,9 @@ export class EventBus {
       if (!list) byTopic.set(topic, (list = []));
       list.push(e);
     }
-    if (this.eventStore) await this.eventStore.append(envelopes);
-    await Promise.all(
-      [...byTopic].map(([topic, events]) =>
-        this.send({ topic, events, messages: events.map((e) => this.toMessage(e)) }),
-      ),
-    );
+    const sends: Promise<void>[] = [];
+    for (const [topic, events] of byTopic) sends.push(this.sendTopic(topic, events));
+    await (sends.length === 1 ? sends[0] : Promise.all(sends));
     return envelopes;
   }
 
@@ -119,41 +131,71 @@ export class EventBus {
     this.closed = true;
   }
 
+  private async sendOne(envelope: EventEnvelope): Promise<EventEnvelope> {
+    const topic = this.router.topicFor(envelope.type);
+    if (this.eventStore) await this.eventStore.append([envelope]);
+    await this.sendTopic(topic, [envelope]);
+    return envelope;
+  }
+
+  private sendTopic(topic: string, events: EventEnvelope[]): Promise<void> {
+    return this.send({ topic, events, messages: events.map((e) => this.toMessage(e)) });
+  }
+
+  /** Builds every envelope; waits only when some schema validates asynchronously. */
+  private envelopes(items: readonly BatchItem[]): EventEnvelope[] | Promise<EventEnvelope[]> {
+    const envelopes: EventEnvelope[] = new Array<EventEnvelope>(items.length);
+    let pending: Promise<void>[] | undefined;
+    try {
+      for (let i = 0; i < items.length; i++) {
+        const e = this.envelope(items[i]!);
+        if (e instanceof Promise) (pending ??= []).push(e.then((v) => void (envelopes[i] = v)));
+        else envelopes[i] = e;
+      }
+    } catch (err) {
+      // Keep the already started validations from surfacing as unhandled rejections.
+      if (pending) void Promise.allSettled(pending);
+      throw err;
+    }
+    return pending ? Promise.all(pending).then(() => envelopes) : envelopes;
+  }
+
   private buildChain(): (ctx: PublishContext) => Promise<void> {
     return compose(this.middleware, (ctx) => this.transport.publish(ctx.topic, ctx.messages as Message[]));
   }
 
-  private async envelope(item: BatchItem): Promise<EventEnvelope> {
-    const { event, options = {} } = item;
-    let type: string;
-    let version: string;
-    let payload: unknown;
+  /** Throws at once for a malformed type; returns a promise only when the schema is asynchronous. */
+  private envelope(item: BatchItem): EventEnvelope | Promise<EventEnvelope> {
+    const { event } = item;
     if (typeof event === 'string') {
       assertEventType(event);
-      type = event;
-      version = 'v1';
-      payload = item.payload;
-    } else {
-      type = event.type;
-      version = event.version;
-      payload = await event.parse(item.payload);
+      return this.build(event, 'v1', item.payload, item.options);
     }
-    const time =
-      options.time instanceof Date ? options.time.toISOString() : (options.time ?? new Date().toISOString());
-    return stripUndefined({
+    const payload = parsePayload(event, item.payload);
+    return payload instanceof Promise
+      ? payload.then((p) => this.build(event.type, event.version, p, item.options))
+      : this.build(event.type, event.version, payload, item.options);
+  }
+
+  private build(type: string, version: string, payload: unknown, options: EventOptions = {}): EventEnvelope {
+    // Built by appending only the fields that are set (not by deleting undefined ones), so every
+    // envelope keeps a fast object shape for the codec and the handlers.
+    const e: { -readonly [K in keyof EventEnvelope]?: EventEnvelope[K] } = {
       id: options.id ?? uuidv7(),
       type,
       version,
       source: this.source,
-      aggregateId: options.aggregateId,
-      tenantId: options.tenantId,
-      userId: options.userId,
-      time,
-      payload,
-      metadata: { ...options.metadata },
-      correlationId: options.correlationId,
-      causationId: options.causationId,
-    });
+    };
+    if (options.aggregateId !== undefined) e.aggregateId = options.aggregateId;
+    if (options.tenantId !== undefined) e.tenantId = options.tenantId;
+    if (options.userId !== undefined) e.userId = options.userId;
+    e.time =
+      options.time instanceof Date ? options.time.toISOString() : (options.time ?? new Date().toISOString());
+    e.payload = payload;
+    e.metadata = { ...options.metadata };
+    if (options.correlationId !== undefined) e.correlationId = options.correlationId;
+    if (options.causationId !== undefined) e.causationId = options.causationId;
+    return e as EventEnvelope;
   }
 
   private toMessage(e: EventEnvelope): PublishContext['messages'][number] {
@@ -167,12 +209,9 @@ export class EventBus {
     if (e.correlationId !== undefined) headers[Headers.correlationId] = e.correlationId;
     // A no-op unless an OpenTelemetry propagator is registered; the tracing middleware adds the span's own context.
     propagation.inject(context.active(), headers);
-    const message = { id: e.id, headers, body: this.codec.encode(e) };
-    return e.aggregateId === undefined ? message : { ...message, key: e.aggregateId };
+    const body = this.codec.encode(e);
+    return e.aggregateId === undefined
+      ? { id: e.id, headers, body }
+      : { id: e.id, key: e.aggregateId, headers, body };
   }
-}
-
-function stripUndefined<T extends object>(o: T): T {
-  for (const k of Object.keys(o) as (keyof T)[]) if (o[k] === undefined) delete o[k];
-  return o;
 }

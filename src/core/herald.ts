@@ -1,4 +1,10 @@
-import { EventBus, type BatchItem, type EventRef, type PublishMiddleware } from './bus.js';
+import {
+  EventBus,
+  type BatchItem,
+  type EventRef,
+  type PublishContext,
+  type PublishMiddleware,
+} from './bus.js';
 import type { Codec } from './codec/codec.js';
 import { CodecRegistry } from './codec/registry.js';
 import type { ConsumerMiddleware } from './consumer/context.js';
@@ -199,21 +205,26 @@ export class Herald {
   }
 
   private publishObserver(): PublishMiddleware {
-    return async (ctx, next) => {
-      if (this.observers.empty) return next();
-      const started = performance.now();
-      try {
-        await next();
-      } catch (err) {
-        this.observers.emit('onPublishFailed', { topic: ctx.topic, events: ctx.events, error: err as Error });
-        throw err;
-      }
-      this.observers.emit('onPublished', {
-        topic: ctx.topic,
-        events: ctx.events,
-        durationMs: performance.now() - started,
-      });
-    };
+    // Not an async function: without observers a publish must not pay for an extra promise.
+    return (ctx, next) =>
+      this.observers.has('onPublished') || this.observers.has('onPublishFailed')
+        ? this.observedPublish(ctx, next)
+        : next();
+  }
+
+  private async observedPublish(ctx: PublishContext, next: () => Promise<void>): Promise<void> {
+    const started = performance.now();
+    try {
+      await next();
+    } catch (err) {
+      this.observers.emit('onPublishFailed', { topic: ctx.topic, events: ctx.events, error: err as Error });
+      throw err;
+    }
+    this.observers.emit('onPublished', {
+      topic: ctx.topic,
+      events: ctx.events,
+      durationMs: performance.now() - started,
+    });
   }
 }
 

@@ -7,6 +7,10 @@ export interface DeliveryInfo {
   readonly group: string;
   readonly handler: string;
   readonly attempt: number;
+  /** The transport message id (the event id for events Herald published). */
+  readonly messageId: string;
+  /** True when this delivery is a dead letter replayed to this group (see `DeadLetterQueue.replay`). */
+  readonly replay: boolean;
   readonly event?: EventEnvelope;
 }
 
@@ -17,7 +21,11 @@ export interface DeliveryInfo {
 export interface Observer {
   onPublished?(info: { topic: string; events: readonly EventEnvelope[]; durationMs: number }): void;
   onPublishFailed?(info: { topic: string; events: readonly EventEnvelope[]; error: Error }): void;
-  /** A handler started on a message (after decoding and validation). */
+  /**
+   * A handler started on a message (after decoding and validation). It is followed by `onHandled`,
+   * `onHandlerFailed`, or `onSkipped` with reason `duplicate`, except when the consumer is stopping
+   * or an idempotency reservation defers the message.
+   */
   onHandlingStarted?(info: DeliveryInfo): void;
   onHandled?(info: DeliveryInfo & { durationMs: number }): void;
   onHandlerFailed?(info: DeliveryInfo & { error: Error; durationMs: number }): void;
@@ -29,15 +37,33 @@ export interface Observer {
   onError?(info: { error: Error; where: string }): void;
 }
 
-/** Fans a call out to every observer, isolating their failures. */
+type Listener = (info: never) => void;
+
+const METHODS = [
+  'onPublished',
+  'onPublishFailed',
+  'onHandlingStarted',
+  'onHandled',
+  'onHandlerFailed',
+  'onRetryScheduled',
+  'onDeadLettered',
+  'onSkipped',
+  'onError',
+] as const satisfies readonly (keyof Observer)[];
+
+/** Fans a call out to every observer, isolating their failures. An observer's methods are read when it is added. */
 export class Observers {
   private readonly list: Observer[] = [];
+  /** Per method, the observers' bound functions: an emit is one property read and a loop. */
+  private byName: { [K in keyof Observer]?: Listener[] } = {};
 
   add(observer: Observer): () => void {
     this.list.push(observer);
+    this.index();
     return () => {
       const i = this.list.indexOf(observer);
       if (i >= 0) this.list.splice(i, 1);
+      this.index();
     };
   }
 
@@ -45,15 +71,31 @@ export class Observers {
     return this.list.length === 0;
   }
 
+  /** Whether any observer listens for `name`, so callers can skip building its info. */
+  has(name: keyof Observer): boolean {
+    return this.byName[name] !== undefined;
+  }
+
   emit<K extends keyof Observer>(name: K, info: Parameters<NonNullable<Observer[K]>>[0]): void {
-    for (const o of this.list) {
-      const fn = o[name] as ((i: typeof info) => void) | undefined;
-      if (!fn) continue;
+    const fns = this.byName[name];
+    if (fns === undefined) return;
+    for (const fn of fns) {
       try {
-        fn.call(o, info);
+        (fn as (i: typeof info) => void)(info);
       } catch {
         // Instrumentation must never break delivery.
       }
     }
+  }
+
+  private index(): void {
+    const byName: { [K in keyof Observer]?: Listener[] } = {};
+    for (const o of this.list) {
+      for (const name of METHODS) {
+        const fn = o[name];
+        if (typeof fn === 'function') (byName[name] ??= []).push((fn as Listener).bind(o));
+      }
+    }
+    this.byName = byName;
   }
 }

@@ -109,8 +109,11 @@ export async function runDemo(options: DemoRunOptions): Promise<DemoSummary> {
     });
     for (const h of services.all) observability.instrument(h);
     if (options.port !== false) {
-      server = await startDemoServer(routes(tally, services, observability, probes), {
+      const table = routes(tally, services, observability, probes);
+      server = await startDemoServer(table, {
         port: options.port ?? 7070,
+        // Route templates are the exact paths, so http_requests_total has one series per endpoint.
+        wrap: (listener) => observability.http.node(listener, Object.keys(table)),
       });
       note(`herald demo: serving ${server.url} (/status, /metrics, /health, /ready, /live)`);
     }

@@ -1,4 +1,10 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  type IncomingMessage,
+  type RequestListener,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /** Answers one path; may be async. */
@@ -17,9 +23,14 @@ export interface DemoServer {
  */
 export async function startDemoServer(
   routes: Readonly<Record<string, RouteHandler>>,
-  options: { port: number; host?: string },
+  options: {
+    port: number;
+    host?: string;
+    /** Wraps the request listener, e.g. with HTTP metrics middleware. */
+    wrap?: (listener: RequestListener) => RequestListener;
+  },
 ): Promise<DemoServer> {
-  const server: Server = createServer((req, res) => {
+  const listener: RequestListener = (req, res) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     const route = routes[path];
     if (path === '/' && !route) {
@@ -39,7 +50,8 @@ export async function startDemoServer(
         if (!res.headersSent) sendJson(res, 500, { error: (err as Error).message });
         else res.end();
       });
-  });
+  };
+  const server: Server = createServer(options.wrap ? options.wrap(listener) : listener);
   const host = options.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -97,6 +97,11 @@ export class EventLogging {
     };
   }
 
+  /**
+   * Per-event lines (`retry attempt` at info, `event handled` at the event level) written inside the
+   * handler's span. Failures are logged by the {@link observer}, so at the default levels a
+   * first delivery costs nothing here.
+   */
   consumeHooks(): ConsumeHooks {
     const logger = this.logger;
     const level = this.eventLevel;
@@ -111,25 +116,19 @@ export class EventLogging {
           attempt: ctx.attempt,
         });
         if (ctx.attempt > 1) logger.info(fields(), 'retry attempt');
+        if (!logger.isLevelEnabled(level)) return undefined;
         const started = performance.now();
         return (err) => {
-          if (err !== undefined) {
-            const error = err instanceof Error ? err : new Error(String(err));
-            logger.warn(
-              { ...fields(), duration_ms: round(performance.now() - started), err: error },
-              'handler failed',
-            );
-          } else if (logger.isLevelEnabled(level)) {
-            logger[level](
-              {
-                ...fields(),
-                duration_ms: round(performance.now() - started),
-                status: ctx.skipped ?? 'success',
-                ...this.body(ctx.event),
-              },
-              'event handled',
-            );
-          }
+          if (err !== undefined) return;
+          logger[level](
+            {
+              ...fields(),
+              duration_ms: round(performance.now() - started),
+              status: ctx.skipped ?? 'success',
+              ...this.body(ctx.event),
+            },
+            'event handled',
+          );
         };
       },
     };
@@ -154,6 +153,22 @@ export class EventLogging {
       return { trace_id: sc.traceId, span_id: sc.spanId };
     };
     return {
+      onHandlerFailed: (info) => {
+        logger.warn(
+          {
+            ...ids(info.group, info.event?.id),
+            event_id: info.event?.id,
+            event_type: info.event?.type,
+            handler: info.handler,
+            group: info.group,
+            topic: info.topic,
+            attempt: info.attempt,
+            duration_ms: round(info.durationMs),
+            err: info.error,
+          },
+          'handler failed',
+        );
+      },
       onRetryScheduled: (info) => {
         logger.warn(
           {

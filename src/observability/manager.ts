@@ -133,10 +133,7 @@ export function createObservability(options: ObservabilityOptions): Observabilit
   // Order matters: tracing outermost so logs and metrics run inside the span; tracing's observer
   // last because it ends the failed spans the logging observer reads ids from.
   const publish = fusePublish(present([tracing?.publishHooks(), logging?.publishHooks()]), runInContext);
-  const consume = fuseConsume(
-    present([tracing?.consumeHooks(), metrics?.consumeHooks(), logging?.consumeHooks()]),
-    runInContext,
-  );
+  const consume = fuseConsume(present([tracing?.consumeHooks(), logging?.consumeHooks()]), runInContext);
   const observer = mergeObservers([metrics?.observer(), logging?.observer(), tracing?.observer()]);
   const shutdown = async (): Promise<void> => {
     await tracing?.shutdown();

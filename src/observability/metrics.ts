@@ -1,10 +1,8 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { FastCounter, FastHistogram, type CounterSeries, type HistogramSeries } from './fast-metrics.js';
 import type { Herald } from '../core/herald.js';
-import type { ConsumerMiddleware } from '../core/consumer/context.js';
-import { REPLAY_GROUP_HEADER } from '../core/consumer/consumer.js';
 import type { Observer } from '../core/observer.js';
 import type { EventStore } from '../store/event-store.js';
-import { fuseConsume, type ConsumeHooks } from './hooks.js';
 import { BoundedLabel } from './labels.js';
 
 /** Buckets for event publish/handle durations, in seconds. */
@@ -36,11 +34,11 @@ export class EventMetrics {
   private readonly statsCacheMs: number;
   private statsCache: { at: number; value: Promise<QueueSnapshot> } | undefined;
 
-  readonly published: Counter<string>;
-  readonly publishDuration: Histogram<string>;
+  readonly published: FastCounter;
+  readonly publishDuration: FastHistogram;
   readonly publishErrors: Counter<string>;
-  readonly handled: Counter<string>;
-  readonly handlingDuration: Histogram<string>;
+  readonly handled: FastCounter;
+  readonly handlingDuration: FastHistogram;
   readonly handlingErrors: Counter<string>;
   readonly retryQueued: Counter<string>;
   readonly retried: Counter<string>;
@@ -50,7 +48,6 @@ export class EventMetrics {
   readonly stored: Counter<string>;
   readonly storageDuration: Histogram<string>;
   readonly storageErrors: Counter<string>;
-  readonly activeHandlers: Gauge<string>;
 
   constructor(options: EventMetricsOptions) {
     const registers = [options.registry];
@@ -63,13 +60,13 @@ export class EventMetrics {
     this.source = new BoundedLabel(cap);
     this.statsCacheMs = options.statsCacheMs ?? 1000;
     const buckets = EVENT_DURATION_BUCKETS;
-    this.published = new Counter({
+    this.published = new FastCounter({
       name: 'events_published_total',
       help: 'Events published',
       labelNames: ['event_type', 'source', 'topic'],
       registers,
     });
-    this.publishDuration = new Histogram({
+    this.publishDuration = new FastHistogram({
       name: 'events_published_duration_seconds',
       help: 'Time to hand one publish call (one topic, one or more events) to the transport',
       labelNames: ['topic'],
@@ -82,13 +79,13 @@ export class EventMetrics {
       labelNames: ['event_type', 'topic'],
       registers,
     });
-    this.handled = new Counter({
+    this.handled = new FastCounter({
       name: 'events_handled_total',
       help: 'Handler runs by outcome (success, error, skipped)',
       labelNames: ['event_type', 'handler', 'group', 'status'],
       registers,
     });
-    this.handlingDuration = new Histogram({
+    this.handlingDuration = new FastHistogram({
       name: 'events_handling_duration_seconds',
       help: 'Handler run time, successful or not',
       labelNames: ['event_type', 'handler', 'group'],
@@ -148,14 +145,26 @@ export class EventMetrics {
       help: 'Event store appends that failed',
       registers,
     });
-    this.activeHandlers = new Gauge({
+    const snapshot = (): Promise<QueueSnapshot> => this.snapshot();
+    const heralds = this.heralds;
+    const handlerLabel = this.handler;
+    const groupLabel = this.group;
+    new Gauge({
       name: 'handlers_active',
-      help: 'Handlers running right now (the seed called it handler_active_count; a _count suffix on a gauge breaks the naming rules)',
+      help: 'Messages being handled right now per subscription (the seed called it handler_active_count; a _count suffix on a gauge breaks the naming rules)',
       labelNames: ['handler', 'group'],
       registers,
+      // Read on scrape from the consumers rather than counted per message: free on the hot path.
+      collect() {
+        this.reset();
+        for (const h of heralds)
+          for (const c of h.subscriptions)
+            this.inc(
+              { handler: handlerLabel.fold(c.name), group: groupLabel.fold(c.group) },
+              c.inFlightCount,
+            );
+      },
     });
-
-    const snapshot = (): Promise<QueueSnapshot> => this.snapshot();
     new Gauge({
       name: 'events_retry_queue_size',
       help: 'Messages waiting for a delayed retry (where the transport can tell)',
@@ -206,37 +215,48 @@ export class EventMetrics {
 
   /** Lifecycle observer that feeds the counters and histograms. */
   observer(): Observer {
-    const children = new ChildCache();
-    // One bundle of label children per (type, handler, group): the hot path is one Map lookup.
-    const bundles = new Map<string, HandlerSeries>();
+    // Series are looked up by nested maps of the raw values the observer is given: no key strings
+    // are built per event, and label folding runs once per new series.
+    const handlerSeries = new Lookup3<HandlerSeries>();
     const series = (eventType: string | undefined, handler: string, group: string): HandlerSeries => {
-      const k = `${eventType}\0${handler}\0${group}`;
-      let b = bundles.get(k);
-      if (!b) {
+      const type = eventType ?? '';
+      let s = handlerSeries.get(type, handler, group);
+      if (s === undefined) {
         const labels = this.handlerLabels(eventType, handler, group);
-        b = {
+        s = handlerSeries.set(type, handler, group, {
           labels,
           success: this.handled.labels({ ...labels, status: 'success' }),
           error: this.handled.labels({ ...labels, status: 'error' }),
           duration: this.handlingDuration.labels(labels),
-        };
-        if (bundles.size < 10_000) bundles.set(k, b);
+        });
       }
-      return b;
+      return s;
     };
+    const publishDurations = new Map<string, HistogramSeries>();
+    const publishedSeries = new Lookup3<CounterSeries>();
     return {
       onPublished: ({ topic, events, durationMs }) => {
-        children
-          .get(this.publishDuration, topic, () => ({ topic: this.topic.fold(topic) }))
-          .observe(durationMs / 1000);
+        let duration = publishDurations.get(topic);
+        if (duration === undefined) {
+          duration = this.publishDuration.labels({ topic: this.topic.fold(topic) });
+          if (publishDurations.size < MAX_CACHED) publishDurations.set(topic, duration);
+        }
+        duration.observe(durationMs / 1000);
         for (const e of events) {
-          children
-            .get(this.published, `${e.type}\0${e.source}\0${topic}`, () => ({
-              event_type: this.eventType.fold(e.type),
-              source: this.source.fold(e.source),
-              topic: this.topic.fold(topic),
-            }))
-            .inc();
+          let counter = publishedSeries.get(topic, e.type, e.source);
+          if (counter === undefined) {
+            counter = publishedSeries.set(
+              topic,
+              e.type,
+              e.source,
+              this.published.labels({
+                event_type: this.eventType.fold(e.type),
+                source: this.source.fold(e.source),
+                topic: this.topic.fold(topic),
+              }),
+            );
+          }
+          counter.inc();
         }
       },
       onPublishFailed: ({ topic, events }) => {
@@ -247,6 +267,7 @@ export class EventMetrics {
         const b = series(info.event?.type, info.handler, info.group);
         b.success.inc();
         b.duration.observe(info.durationMs / 1000);
+        if (info.replay) this.reprocessed.inc(b.labels);
       },
       onHandlerFailed: (info) => {
         const b = series(info.event?.type, info.handler, info.group);
@@ -260,10 +281,9 @@ export class EventMetrics {
       },
       onSkipped: (info) => {
         if (info.reason === 'duplicate')
-          this.handled.inc({
-            ...series(info.event?.type, info.handler, info.group).labels,
-            status: 'skipped',
-          });
+          this.handled
+            .labels({ ...series(info.event?.type, info.handler, info.group).labels, status: 'skipped' })
+            .inc();
       },
       onRetryScheduled: (info) => {
         this.retryQueued.inc(series(info.event?.type, info.handler, info.group).labels);
@@ -276,30 +296,6 @@ export class EventMetrics {
         this.statsCache = undefined;
       },
     };
-  }
-
-  /** Counts running handlers and successful replays of dead letters. */
-  consumeHooks(): ConsumeHooks {
-    const children = new ChildCache();
-    return {
-      enter: (ctx) => {
-        const gauge = children.get(this.activeHandlers, `${ctx.handler}\0${ctx.group}`, () => ({
-          handler: this.handler.fold(ctx.handler),
-          group: this.group.fold(ctx.group),
-        }));
-        gauge.inc();
-        return (err) => {
-          gauge.dec();
-          if (err === undefined && ctx.message.headers[REPLAY_GROUP_HEADER] === ctx.group)
-            this.reprocessed.inc(this.handlerLabels(ctx.event.type, ctx.handler, ctx.group));
-        };
-      },
-    };
-  }
-
-  /** Standalone consumer middleware over {@link consumeHooks}. */
-  middleware(): ConsumerMiddleware {
-    return fuseConsume([this.consumeHooks()], (_c, fn) => fn())!;
   }
 
   /** Wraps an event store so appends are counted and timed. */
@@ -348,14 +344,18 @@ interface QueueSnapshot {
 async function readQueues(heralds: readonly Herald[]): Promise<QueueSnapshot> {
   const groups: QueueSnapshot['groups'] = [];
   let deadLetters: number | undefined;
+  // Services in one process often share one dead-letter store: count each store once.
+  const stores = new Set<unknown>();
   await Promise.all(
     heralds.map(async (h) => {
+      const firstOfStore = !stores.has(h.deadLetters.store);
+      stores.add(h.deadLetters.store);
       const stats = h.transport.stats?.bind(h.transport);
       const pairs = new Map<string, { topic: string; group: string }>();
       for (const c of h.subscriptions)
         for (const topic of c.topics) pairs.set(`${topic}\0${c.group}`, { topic, group: c.group });
       const [count] = await Promise.all([
-        h.deadLetters.count().catch(() => undefined),
+        firstOfStore ? h.deadLetters.count().catch(() => undefined) : undefined,
         ...(stats
           ? [...pairs.values()].map(async ({ topic, group }) => {
               const s = await stats(topic, group).catch(() => undefined);
@@ -371,28 +371,32 @@ async function readQueues(heralds: readonly Herald[]): Promise<QueueSnapshot> {
 
 interface HandlerSeries {
   readonly labels: Labels;
-  readonly success: { inc(): void };
-  readonly error: { inc(): void };
-  readonly duration: { observe(v: number): void };
+  readonly success: CounterSeries;
+  readonly error: CounterSeries;
+  readonly duration: HistogramSeries;
 }
 
-interface LabelledMetric<C> {
-  labels(labels: Labels): C;
-}
+/** Series cached per metric; label values fold past their cap, so more keys would only repeat `other`. */
+const MAX_CACHED = 10_000;
 
-/** prom-client hashes the label object on every call; caching the children keeps the hot path to one Map lookup. */
-class ChildCache {
-  private readonly map = new Map<unknown, Map<string, unknown>>();
+/** A map keyed by three strings, as nested maps (no key string built per lookup). */
+class Lookup3<T> {
+  private readonly root = new Map<string, Map<string, Map<string, T>>>();
+  private size = 0;
 
-  get<C>(metric: LabelledMetric<C>, k: string, labels: Labels | (() => Labels)): C {
-    let byKey = this.map.get(metric);
-    if (!byKey) this.map.set(metric, (byKey = new Map()));
-    let child = byKey.get(k) as C | undefined;
-    if (child === undefined) {
-      child = metric.labels(typeof labels === 'function' ? labels() : labels);
-      // Bounded: label values fold past their cap, so keys beyond it only repeat `other` series.
-      if (byKey.size < 10_000) byKey.set(k, child);
-    }
-    return child;
+  get(a: string, b: string, c: string): T | undefined {
+    return this.root.get(a)?.get(b)?.get(c);
+  }
+
+  /** Stores and returns `value` (returns it without storing once the cache is full). */
+  set(a: string, b: string, c: string, value: T): T {
+    if (this.size >= MAX_CACHED) return value;
+    let m1 = this.root.get(a);
+    if (!m1) this.root.set(a, (m1 = new Map()));
+    let m2 = m1.get(b);
+    if (!m2) m1.set(b, (m2 = new Map()));
+    m2.set(c, value);
+    this.size++;
+    return value;
   }
 }

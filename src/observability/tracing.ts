@@ -5,15 +5,15 @@ import {
   SpanKind,
   SpanStatusCode,
   trace,
+  type Attributes,
   type Context,
   type Link,
   type Span,
   type TextMapPropagator,
   type Tracer,
-  TraceFlags,
 } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { isTracingSuppressed, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import {
   defaultResource,
@@ -27,16 +27,16 @@ import {
   ConsoleSpanExporter,
   ParentBasedSampler,
   SimpleSpanProcessor,
-  TraceIdRatioBasedSampler,
   type SpanExporter,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
-import type { PublishMiddleware } from '../core/bus.js';
+import type { PublishContext, PublishMiddleware } from '../core/bus.js';
 import type { ConsumerMiddleware } from '../core/consumer/context.js';
 import { ConfigError } from '../core/errors.js';
 import type { Observer } from '../core/observer.js';
 import type { EventStore } from '../store/event-store.js';
 import { fuseConsume, fusePublish, type ConsumeHooks, type PublishHooks } from './hooks.js';
+import { PooledIdGenerator, TraceIdRatioSampler } from './sampling.js';
 
 /** Where spans go. A SpanExporter instance (e.g. InMemorySpanExporter in tests) is used as given. */
 export type TraceExporterChoice = 'otlp' | 'console' | 'none' | SpanExporter;
@@ -58,11 +58,18 @@ export interface TracingOptions {
   /** Longest `shutdown()` waits for the exporter before giving up on unsent spans; default 5000 ms. */
   readonly shutdownTimeoutMs?: number;
   /**
-   * Register this provider, the W3C propagator and an AsyncLocalStorage context manager globally
-   * (each only if none is registered yet); default true. The context manager is registered
-   * regardless when none exists: without it the handler could not run inside its span.
+   * Register this provider and the W3C propagator globally (each only if none is registered yet);
+   * default true. The context manager is governed by {@link contextManager}.
    */
   readonly registerGlobal?: boolean;
+  /**
+   * Install an AsyncLocalStorage context manager when none is registered yet, so handlers run inside
+   * their span and what they publish or call continues the trace; default true. Pass false when the
+   * app registers its own (the OpenTelemetry Node SDK does), or to trade in-process propagation for
+   * speed on Node 20, where an active AsyncLocalStorage makes every promise in the process dearer
+   * (see docs/benchmarks.md). Trace context still travels between services in message headers.
+   */
+  readonly contextManager?: boolean;
   /** Value of `messaging.system`; set from `transport.name` by `instrument(herald)`. */
   readonly messagingSystem?: string;
 }
@@ -87,6 +94,9 @@ export class EventTracing {
   private readonly shutdownTimeoutMs: number;
   /** True when the sampler is our ParentBased(TraceIdRatio): unsampled parents then mean unsampled children. */
   private readonly parentBased: boolean;
+  /** Our root sampler when {@link parentBased}; publish decides roots with it before starting a span. */
+  private readonly rootSampler: TraceIdRatioSampler | undefined;
+  private readonly ids = new PooledIdGenerator();
   /** Failed process spans, ended when the consumer decides between retry and dead letter. */
   private readonly pending = new Map<string, { span: Span; timer: NodeJS.Timeout }>();
 
@@ -108,15 +118,16 @@ export class EventTracing {
       .merge(resourceFromAttributes({ 'service.name': options.serviceName }))
       .merge(detectResources({ detectors: [envDetector] }));
     this.parentBased = options.sampleRate !== undefined && process.env.OTEL_TRACES_SAMPLER === undefined;
+    this.rootSampler = this.parentBased ? new TraceIdRatioSampler(options.sampleRate!) : undefined;
     this.provider = new BasicTracerProvider({
       resource,
       spanProcessors: processors,
-      ...(this.parentBased
-        ? { sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(options.sampleRate) }) }
-        : {}),
+      idGenerator: this.ids,
+      ...(this.rootSampler ? { sampler: new ParentBasedSampler({ root: this.rootSampler }) } : {}),
     });
     this.tracer = this.provider.getTracer('herald');
-    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+    if (options.contextManager !== false)
+      context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
     if (options.registerGlobal !== false) {
       trace.setGlobalTracerProvider(this.provider);
       propagation.setGlobalPropagator(this.propagator);
@@ -127,29 +138,56 @@ export class EventTracing {
   publishHooks(): PublishHooks {
     return {
       enter: (ctx) => {
+        const parent = context.active();
+        if (this.rootSampler && trace.getSpanContext(parent) === undefined && !isTracingSuppressed(parent)) {
+          // A new trace under our ratio sampler: decide on a fresh trace id before asking the SDK for
+          // a span, so the publishes that are dropped cost two ids and a string, not a span.
+          const traceId = this.ids.generateTraceId();
+          if (!this.rootSampler.keeps(traceId)) {
+            const traceparent = `00-${traceId}-${this.ids.generateSpanId()}-00`;
+            for (const m of ctx.messages) m.headers.traceparent = traceparent;
+            return undefined;
+          }
+          this.ids.prime(traceId);
+        }
         const single = ctx.messages.length === 1 ? ctx.messages[0] : undefined;
-        const span = this.tracer.startSpan(`send ${ctx.topic}`, {
-          kind: SpanKind.PRODUCER,
-          attributes: {
-            'messaging.system': this.messagingSystem,
-            'messaging.destination.name': ctx.topic,
-            'messaging.operation.type': 'send',
-            'messaging.operation.name': 'send',
-            ...(single
-              ? { 'messaging.message.id': single.id }
-              : { 'messaging.batch.message_count': ctx.messages.length }),
-            ...(ctx.events.length === 1 && ctx.events[0] ? { 'herald.event.type': ctx.events[0].type } : {}),
-          },
+        const attributes = (): Attributes => ({
+          'messaging.system': this.messagingSystem,
+          'messaging.destination.name': ctx.topic,
+          'messaging.operation.type': 'send',
+          'messaging.operation.name': 'send',
+          ...(single
+            ? { 'messaging.message.id': single.id }
+            : { 'messaging.batch.message_count': ctx.messages.length }),
+          ...(ctx.events.length === 1 && ctx.events[0] ? { 'herald.event.type': ctx.events[0].type } : {}),
         });
-        const spanContext = trace.setSpan(context.active(), span);
-        // Unsampled spans are propagated too: the sampled flag carries the decision downstream.
-        for (const m of ctx.messages) this.propagator.inject(spanContext, m.headers, headerSetter);
-        const exit = (err: unknown): void => {
-          if (err !== undefined) fail(span, err);
-          span.end();
+        const name = `send ${ctx.topic}`;
+        // Our own sampler ignores attributes, so they are built only for spans that record (a tenth
+        // at the default ratio); a sampler from OTEL_TRACES_SAMPLER gets them up front.
+        const span = this.parentBased
+          ? this.tracer.startSpan(name, { kind: SpanKind.PRODUCER }, parent)
+          : this.tracer.startSpan(name, { kind: SpanKind.PRODUCER, attributes: attributes() }, parent);
+        if (!span.isRecording()) {
+          // The sampled flag still travels, so consumers and downstream services agree not to record.
+          const sc = span.spanContext();
+          if (sc.traceState === undefined) {
+            // The W3C header by hand: the propagator's validation and context copy cost more than the span.
+            const flags = (sc.traceFlags & 0xff).toString(16).padStart(2, '0');
+            const traceparent = `00-${sc.traceId}-${sc.spanId}-${flags}`;
+            for (const m of ctx.messages) m.headers.traceparent = traceparent;
+          } else this.injectAll(ctx, trace.setSpan(parent, span));
+          return undefined;
+        }
+        if (this.parentBased) span.setAttributes(attributes());
+        const spanContext = trace.setSpan(parent, span);
+        this.injectAll(ctx, spanContext);
+        return {
+          context: spanContext,
+          exit: (err: unknown): void => {
+            if (err !== undefined) fail(span, err);
+            span.end();
+          },
         };
-        // Entering a context costs an AsyncLocalStorage run; only worth it when something records.
-        return span.isRecording() ? { context: spanContext, exit } : exit;
       },
     };
   }
@@ -162,11 +200,12 @@ export class EventTracing {
   consumeHooks(): ConsumeHooks {
     return {
       enter: (ctx) => {
-        const parent = this.propagator.extract(ROOT_CONTEXT, ctx.message.headers, headerGetter);
+        const headers = ctx.message.headers;
+        // With our ParentBased sampler an unsampled producer means an unsampled consumer: read the
+        // flag straight from the header and skip parsing it (most messages at a low ratio).
+        if (this.parentBased && isUnsampledTraceparent(headers.traceparent)) return undefined;
+        const parent = this.propagator.extract(ROOT_CONTEXT, headers, headerGetter);
         const producer = trace.getSpanContext(parent);
-        // Our ParentBased sampler would drop it anyway: skip building a span that records nothing.
-        if (this.parentBased && producer && (producer.traceFlags & TraceFlags.SAMPLED) === 0)
-          return undefined;
         const links: Link[] = producer ? [{ context: producer }] : [];
         const span = this.tracer.startSpan(
           `process ${ctx.topic}`,
@@ -187,17 +226,20 @@ export class EventTracing {
           },
           parent,
         );
+        if (!span.isRecording()) return undefined;
         ctx.state[SPAN_STATE_KEY] = span;
-        const exit = (err: unknown): void => {
-          if (err !== undefined) {
-            fail(span, err);
-            this.hold(`${ctx.group}\0${ctx.event.id}`, span);
-            return;
-          }
-          if (ctx.skipped) span.setAttribute('herald.skipped', ctx.skipped);
-          span.end();
+        return {
+          context: trace.setSpan(parent, span),
+          exit: (err: unknown): void => {
+            if (err !== undefined) {
+              fail(span, err);
+              this.hold(`${ctx.group}\0${ctx.event.id}`, span);
+              return;
+            }
+            if (ctx.skipped) span.setAttribute('herald.skipped', ctx.skipped);
+            span.end();
+          },
         };
-        return span.isRecording() ? { context: trace.setSpan(parent, span), exit } : exit;
       },
     };
   }
@@ -285,6 +327,13 @@ export class EventTracing {
     await this.provider.forceFlush().catch(() => undefined);
   }
 
+  /** One propagator run per publish call; every message of the call carries the same context. */
+  private injectAll(ctx: PublishContext, spanContext: Context): void {
+    const carrier: Record<string, string> = {};
+    this.propagator.inject(spanContext, carrier, headerSetter);
+    for (const m of ctx.messages) Object.assign(m.headers, carrier);
+  }
+
   private hold(key: string, span: Span): void {
     this.release(key)?.end();
     const timer = setTimeout(() => this.release(key)?.end(), PENDING_SPAN_MS);
@@ -319,6 +368,21 @@ function fail(span: Span, err: unknown): void {
   const error = err instanceof Error ? err : new Error(String(err));
   span.recordException(error);
   span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
+}
+
+/**
+ * True for a W3C version-00 `traceparent` whose sampled flag is clear
+ * (`00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`; the flag is bit 0 of the last digit).
+ * Anything else (absent, another version, malformed) is left to the propagator.
+ */
+export function isUnsampledTraceparent(value: string | undefined): boolean {
+  if (value === undefined || value.length !== 55 || !value.startsWith('00-')) return false;
+  const flag = value.charCodeAt(54);
+  // Even digits ('0', '2', ..., 'a', 'c', 'e') have bit 0 clear; '0'-'9' are 48-57, 'a'-'f' 97-102.
+  return (
+    (flag >= 48 && flag <= 57 && (flag - 48) % 2 === 0) ||
+    (flag >= 97 && flag <= 102 && (flag - 97) % 2 === 0)
+  );
 }
 
 const headerSetter = {

@@ -71,6 +71,11 @@ describe('lifecycle logs', () => {
     const failed = sink.find('handler failed');
     assert.equal(failed.length, 2);
     assert.equal((failed[0]?.err as { message?: string }).message, 'nope');
+    for (const f of failed)
+      assert.ok(
+        badSpans.some((s) => s.spanContext().spanId === f.span_id),
+        'a failure line carries the span of the failed run',
+      );
     // Handled lines each carry the trace of their own message.
     const handledSpanIds = new Set(spans.map((s) => s.spanContext().spanId));
     for (const h of handled) assert.ok(handledSpanIds.has(String(h.span_id)));

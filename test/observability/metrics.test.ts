@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Registry } from 'prom-client';
-import { createHerald, MemoryEventStore, MemoryTransport, PermanentError } from '../../src/index.js';
+import {
+  createHerald,
+  MemoryDeadLetterStore,
+  MemoryEventStore,
+  MemoryTransport,
+  PermanentError,
+} from '../../src/index.js';
 import { createObservability, BoundedLabel, OTHER } from '../../src/observability/index.js';
 import { waitUntil, unique } from '../support/wait.js';
 import { metricValue } from './helpers.js';
@@ -174,6 +180,33 @@ describe('event metrics', () => {
     );
     release();
     await herald.stop();
+  });
+
+  test('services sharing one dead-letter store count its entries once', async () => {
+    const registry = new Registry();
+    const obs = createObservability({
+      serviceName: 'svc-dlq',
+      metrics: { registry, statsCacheMs: 0 },
+      logging: false,
+    });
+    const transport = new MemoryTransport();
+    const deadLetters = new MemoryDeadLetterStore();
+    const a = obs.instrument(await createHerald({ service: 'svc-a', transport, stores: { deadLetters } }));
+    const b = obs.instrument(await createHerald({ service: 'svc-b', transport, stores: { deadLetters } }));
+    a.subscribe({
+      group: unique('g'),
+      events: ['dlq.item.failed'],
+      handler: () => {
+        throw new PermanentError('no');
+      },
+    });
+    await a.start();
+    await b.start();
+    await b.publish('dlq.item.failed', {});
+    await waitUntil(async () => (await deadLetters.count()) === 1, 'dead-lettered');
+    assert.equal(await metricValue(registry, 'events_dead_letter_queue_size'), 1);
+    await a.stop();
+    await b.stop();
   });
 
   test('label values are bounded: types past the cap fold into "other"', async () => {

@@ -224,6 +224,49 @@ describe('tracing details', () => {
     await obs2.shutdown();
   });
 
+  test('ratio sampling: a root is decided once, and the header, the producer span and the consumer agree', async () => {
+    const exporter = new InMemorySpanExporter();
+    const obs = createObservability({
+      serviceName: 's',
+      metrics: false,
+      logging: false,
+      tracing: { exporter, simpleProcessor: true, registerGlobal: false, sampleRate: 0.5 },
+    });
+    const herald = obs.instrument(await createHerald({ service: 's', transport: new MemoryTransport() }));
+    const seen = new Map<string, string>();
+    herald.subscribe({
+      group: unique('g'),
+      events: ['x.y.z'],
+      concurrency: 16,
+      handler: (e, ctx) => void seen.set(e.id, ctx.message.headers.traceparent ?? ''),
+    });
+    await herald.start();
+    const N = 200;
+    for (let i = 0; i < N; i++) await herald.publish('x.y.z', { i });
+    await waitUntil(() => seen.size === N, 'handled');
+    const sends = new Map(
+      byName(exporter.getFinishedSpans(), 'send x.events').map((s) => [s.spanContext().traceId, s]),
+    );
+    const processes = byName(exporter.getFinishedSpans(), 'process x.events');
+    let sampled = 0;
+    for (const traceparent of seen.values()) {
+      const [, traceId, spanId, flags] = traceparent.split('-');
+      const send = sends.get(traceId!);
+      if (flags === '01') {
+        sampled++;
+        assert.equal(send?.spanContext().spanId, spanId, 'a sampled header names its exported send span');
+      } else {
+        assert.equal(flags, '00');
+        assert.equal(send, undefined, 'an unsampled header has no exported span');
+      }
+    }
+    assert.equal(sends.size, sampled, 'every exported send span is behind a sampled header');
+    assert.equal(processes.length, sampled, 'consumers follow the producer decision');
+    // 200 fair coin flips: outside 60..140 has a chance below 1e-8.
+    assert.ok(sampled > 60 && sampled < 140, `sampled ${sampled} of ${N} at ratio 0.5`);
+    await herald.stop();
+  });
+
   test('an unreachable OTLP collector neither blocks publish/handle nor shutdown', async () => {
     const port = await closedPort();
     const obs = createObservability({

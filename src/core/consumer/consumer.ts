@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { CodecRegistry } from '../codec/registry.js';
 import { ConfigError, DecodeError, HeraldError, SchemaValidationError, toError } from '../errors.js';
-import type { EventDefinition, EventEnvelope } from '../event.js';
+import { parsePayload, type EventDefinition, type EventEnvelope } from '../event.js';
 import type { Logger } from '../logger.js';
 import { compose } from '../middleware.js';
 import { DeferredError, idempotencyMiddleware, type IdempotencyOptions } from '../middleware/idempotency.js';
@@ -73,6 +73,7 @@ interface Route {
 
 interface InFlight {
   readonly delivery: Delivery;
+  /** Settles when the message is settled; never rejects. */
   readonly done: Promise<void>;
 }
 
@@ -234,11 +235,20 @@ export class Consumer {
       void delivery.release().catch(() => undefined);
       return;
     }
-    const done = this.process(delivery)
-      .catch((err: unknown) => this.unexpected(delivery, toError(err)))
-      .finally(() => this.inFlight.delete(job));
-    const job: InFlight = { delivery, done };
+    const job = { delivery } as { delivery: Delivery; done: Promise<void> };
     this.inFlight.add(job);
+    job.done = this.run(job);
+  }
+
+  /** Never rejects: whatever goes wrong, the message is settled or left for redelivery. */
+  private async run(job: InFlight): Promise<void> {
+    try {
+      await this.process(job.delivery);
+    } catch (err) {
+      await this.unexpected(job.delivery, toError(err)).catch(() => undefined);
+    } finally {
+      this.inFlight.delete(job);
+    }
   }
 
   private async process(delivery: Delivery): Promise<void> {
@@ -257,6 +267,8 @@ export class Consumer {
       group: this.group,
       handler: route?.name ?? this.name,
       attempt: delivery.attempt,
+      messageId: message.id,
+      replay: replayFor === this.group,
       event,
     };
     if (!route) {
@@ -268,7 +280,8 @@ export class Consumer {
     const definition = this.definitions.get(event.type);
     if (definition && definition.version === event.version) {
       try {
-        event = { ...event, payload: await definition.parse(event.payload) };
+        const parsed = parsePayload(definition, event.payload);
+        event = { ...event, payload: parsed instanceof Promise ? await parsed : parsed };
       } catch (err) {
         if (err instanceof SchemaValidationError)
           return this.deadLetter(delivery, 'schema', err, route.name, event.type);
@@ -286,17 +299,25 @@ export class Consumer {
       logger: this.logger,
       state: {},
     };
-    this.deps.observers.emit('onHandlingStarted', info);
+    const observers = this.deps.observers;
+    observers.emit('onHandlingStarted', info);
     const started = performance.now();
     try {
       await route.run(ctx);
     } catch (err) {
       return this.fail(delivery, ctx, info, toError(err), performance.now() - started);
     }
-    this.firstFailures.delete(message.id);
-    await this.settle(() => delivery.ack());
-    if (ctx.skipped) this.deps.observers.emit('onSkipped', { ...info, reason: ctx.skipped });
-    else this.deps.observers.emit('onHandled', { ...info, durationMs: performance.now() - started });
+    if (this.firstFailures.size > 0) this.firstFailures.delete(message.id);
+    try {
+      await delivery.ack();
+    } catch (err) {
+      this.settleFailed(err);
+    }
+    if (ctx.skipped) {
+      if (observers.has('onSkipped')) observers.emit('onSkipped', { ...info, reason: ctx.skipped });
+    } else if (observers.has('onHandled')) {
+      observers.emit('onHandled', { ...info, durationMs: performance.now() - started });
+    }
   }
 
   private async fail(
@@ -398,10 +419,14 @@ export class Consumer {
     try {
       await fn();
     } catch (err) {
-      const error = toError(err);
-      this.logger.error({ err: error.message }, 'could not settle a delivery; it will be redelivered');
-      this.deps.observers.emit('onError', { error, where: 'settle' });
+      this.settleFailed(err);
     }
+  }
+
+  private settleFailed(err: unknown): void {
+    const error = toError(err);
+    this.logger.error({ err: error.message }, 'could not settle a delivery; it will be redelivered');
+    this.deps.observers.emit('onError', { error, where: 'settle' });
   }
 
   private rememberFirstFailure(id: string): void {
