@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'coverage/', 'src/console/static/'] },
+  { ignores: ['dist/', 'node_modules/', 'coverage/', '.tmp/', 'src/console/static/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -12,7 +12,9 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import {
   ConsecutiveBreaker,
+  CountBreaker,
   ExponentialBackoff as CockatielBackoff,
+  SamplingBreaker,
   TimeoutStrategy,
   bulkhead as cBulkhead,
   circuitBreaker as cBreaker,
@@ -75,7 +77,15 @@ async function measure(c: Case): Promise<{ ns: number; bytes: number | undefined
 }
 
 export async function run(): Promise<string> {
+  // Breakers: the same state machine work on every side. herald's default is a count window of 10
+  // calls opening at >= 50% failures once 5 calls are in; cockatiel's CountBreaker is the same design.
+  // opossum only has a rolling time window, so it is compared in the time-window row, where each side
+  // keeps 10 s of outcomes in 10 buckets.
   const hBreaker = new CircuitBreaker({ openDurationMs: 10_000 });
+  const hTimeBreaker = new CircuitBreaker({
+    openDurationMs: 10_000,
+    window: { type: 'time', durationMs: 10_000, buckets: 10 },
+  });
   const hRetry = new Retry({ maxRetries: 3 });
   const hBulkhead = new Bulkhead({ maxConcurrent: 10 });
   const hTimeout = new Timeout(1_000);
@@ -87,25 +97,47 @@ export async function run(): Promise<string> {
   );
   const hTimeoutSignal = new Timeout(1_000);
 
-  const cb = cBreaker(handleAll, { halfOpenAfter: 10_000, breaker: new ConsecutiveBreaker(5) });
+  const countBreaker = () => new CountBreaker({ threshold: 0.5, size: 10, minimumNumberOfCalls: 5 });
+  const cb = cBreaker(handleAll, { halfOpenAfter: 10_000, breaker: countBreaker() });
+  const cbTime = cBreaker(handleAll, {
+    halfOpenAfter: 10_000,
+    // minimumRps 0.5 over 10 s = the same 5-call minimum.
+    breaker: new SamplingBreaker({ threshold: 0.5, duration: 10_000, minimumRps: 0.5 }),
+  });
+  const cbConsecutive = cBreaker(handleAll, { halfOpenAfter: 10_000, breaker: new ConsecutiveBreaker(5) });
   const cr = cRetry(handleAll, { maxAttempts: 3, backoff: new CockatielBackoff() });
   const cbh = cBulkhead(10, 0);
   const ct = cTimeout(1_000, TimeoutStrategy.Cooperative);
   const cPipeline = cWrap(
     cTimeout(1_000, TimeoutStrategy.Cooperative),
     cRetry(handleAll, { maxAttempts: 3, backoff: new CockatielBackoff() }),
-    cBreaker(handleAll, { halfOpenAfter: 10_000, breaker: new ConsecutiveBreaker(5) }),
+    cBreaker(handleAll, { halfOpenAfter: 10_000, breaker: countBreaker() }),
     cBulkhead(10, 0),
   );
-  const ob = new OpossumBreaker(work, { timeout: false, resetTimeout: 10_000 });
-  const obTimeout = new OpossumBreaker(work, { timeout: 1_000, resetTimeout: 10_000 });
+  // Latency percentiles off: no herald breaker here keeps latencies, so opossum should not either.
+  const opossumOptions = {
+    resetTimeout: 10_000,
+    rollingCountTimeout: 10_000,
+    rollingCountBuckets: 10,
+    rollingPercentilesEnabled: false,
+    volumeThreshold: 5,
+    errorThresholdPercentage: 50,
+  };
+  const ob = new OpossumBreaker(work, { ...opossumOptions, timeout: false });
+  const obTimeout = new OpossumBreaker(work, { ...opossumOptions, timeout: 1_000 });
 
   const rows: [string, Case, Case | undefined, Case | undefined][] = [
     ['bare call (`await fn()`)', { name: 'bare', run: work }, undefined, undefined],
     [
-      'circuit breaker',
+      'circuit breaker, count window',
       { name: 'h', run: () => hBreaker.execute(work) },
       { name: 'c', run: () => cb.execute(work) },
+      undefined,
+    ],
+    [
+      'circuit breaker, 10 s time window',
+      { name: 'h', run: () => hTimeBreaker.execute(work) },
+      { name: 'c', run: () => cbTime.execute(work) },
       { name: 'o', run: () => ob.fire() },
     ],
     [
@@ -142,15 +174,16 @@ export async function run(): Promise<string> {
 
   const fmtNs = (n: number) => `${Math.round(n).toLocaleString('en-US')} ns`;
   const fmtB = (b: number | undefined) => (b === undefined ? 'n/a' : `~${Math.round(b)} B`);
+  const cell = (m?: { ns: number; bytes: number | undefined }) =>
+    m ? `${fmtNs(m.ns)} / ${fmtB(m.bytes)}` : '—';
   const lines = ['| Case | herald | cockatiel | opossum |', '| --- | ---: | ---: | ---: |'];
   for (const [label, h, c, o] of rows) {
     const hm = await measure(h);
     const cm = c ? await measure(c) : undefined;
     const om = o ? await measure(o) : undefined;
-    const cell = (m?: { ns: number; bytes: number | undefined }) =>
-      m ? `${fmtNs(m.ns)} / ${fmtB(m.bytes)}` : '—';
     lines.push(`| ${label} | ${cell(hm)} | ${cell(cm)} | ${cell(om)} |`);
   }
+  const consecutive = await measure({ name: 'c', run: () => cbConsecutive.execute(work) });
   observer.disconnect();
   ob.shutdown();
   obTimeout.shutdown();
@@ -160,13 +193,30 @@ export async function run(): Promise<string> {
     '50,000 sequential awaited calls after 20,000 warm-up calls. Bytes: `process.memoryUsage().heapUsed` delta over',
     'batches of 1,000 calls right after a forced GC (`gc` enabled at run time with `v8.setFlagsFromString`), batches',
     'overlapping a GC (seen by a `gc` PerformanceObserver) discarded, median of the rest; approximate (±50 B).',
-    'The bare row is the cost of the awaited function itself, included in every other row.',
+    'The bare row is the cost of the awaited function itself, included in every other row. No call fails, so',
+    'every row measures the closed / no-retry / free-slot path.',
     '',
     ...lines,
     '',
-    'cockatiel: `circuitBreaker(ConsecutiveBreaker(5))`, `retry(maxAttempts 3, ExponentialBackoff)`, `bulkhead(10, 0)`,',
-    '`timeout(1000, Cooperative)`; opossum: `new CircuitBreaker(fn, { timeout: false })` (and `timeout: 1000` in the',
-    "timeout row, which is opossum's breaker plus its timer). herald's timeout shares one deadline timer per policy",
-    '(ADR 0100) and creates the AbortController only when the function reads `ctx.signal` (ADR 0101).',
+    'What each side does per call:',
+    '',
+    '- circuit breaker, count window: herald `new CircuitBreaker()` defaults (last 10 outcomes in a ring, opens at',
+    '  ≥ 50% failures once 5 calls are in, no slow-call threshold, so no clock read: ADR 0104); cockatiel',
+    '  `circuitBreaker(handleAll, { breaker: new CountBreaker({ threshold: 0.5, size: 10, minimumNumberOfCalls: 5 }) })`,',
+    '  the same design. opossum has no count window. For reference, cockatiel with `ConsecutiveBreaker(5)` (a single',
+    `  counter, no window) measured ${cell(consecutive)} in this run.`,
+    '- circuit breaker, 10 s time window: herald `window: { type: "time", durationMs: 10_000, buckets: 10 }` (one',
+    '  clock read per call, when the outcome lands in its bucket); cockatiel `SamplingBreaker({ threshold: 0.5,',
+    '  duration: 10_000, minimumRps: 0.5 })` (10 one-second windows, `Date.now()` per call); opossum',
+    '  `new CircuitBreaker(fn, { timeout: false, rollingCountTimeout: 10_000, rollingCountBuckets: 10,',
+    '  rollingPercentilesEnabled: false, volumeThreshold: 5, errorThresholdPercentage: 50 })` (it also times every call',
+    '  and emits `fire`/`success` events by design).',
+    '- retry: herald `Retry({ maxRetries: 3 })`, cockatiel `retry(handleAll, { maxAttempts: 3, backoff:',
+    '  ExponentialBackoff })`; both exponential backoff, the first attempt succeeds.',
+    '- bulkhead: herald `Bulkhead({ maxConcurrent: 10 })` (no queue), cockatiel `bulkhead(10, 0)`.',
+    '- timeout: herald `Timeout(1000)` (cooperative), cockatiel `timeout(1000, Cooperative)`, opossum the time-window',
+    "  breaker above with `timeout: 1000` (its breaker plus its timer). herald's timeout shares one deadline timer per",
+    '  policy (ADR 0100) and creates the AbortController only when the function reads `ctx.signal` (ADR 0101).',
+    '- pipeline: the same four policies on both sides, cockatiel with the CountBreaker above.',
   ].join('\n');
 }

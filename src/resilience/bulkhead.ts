@@ -1,6 +1,16 @@
 import { BulkheadRejectedError } from './errors.js';
 import { Emitter } from './events.js';
-import { BasePolicy, RUN, type CallContext, type CommonOptions, type ResilienceMetrics } from './policy.js';
+import {
+  BasePolicy,
+  IDLE_CONTEXT,
+  RUN,
+  isDeferred,
+  type CallContext,
+  type CommonOptions,
+  type ExecuteContext,
+  type ExecuteOptions,
+  type ResilienceMetrics,
+} from './policy.js';
 import { int } from './validate.js';
 
 export interface BulkheadOptions extends CommonOptions {
@@ -64,19 +74,69 @@ export class Bulkhead extends BasePolicy {
     return this.queued;
   }
 
-  async [RUN](ctx: CallContext, depth: number): Promise<unknown> {
-    if (this.active < this.maxConcurrent) this.active++;
-    else if (this.queued < this.maxQueue) await this.enqueue(ctx.abortSignal());
-    else {
-      if (this.rejects.size > 0) this.rejects.emit({ running: this.active, queued: this.queued });
-      this.metrics?.record({ policy: 'bulkhead', name: this.name, event: 'rejected' });
-      throw new BulkheadRejectedError(this.name, this.maxConcurrent, this.maxQueue);
+  /**
+   * Settlement handlers of a call holding a slot, bound once: releasing needs no per-call state, so
+   * a call allocates no closure and no async frame for it (ADR 0104).
+   */
+  private readonly released = (value: unknown): unknown => {
+    this.release();
+    return value;
+  };
+  private readonly releasedOnError = (err: unknown): never => {
+    this.release();
+    throw err;
+  };
+
+  override execute<T>(fn: (ctx: ExecuteContext) => Promise<T> | T, opts?: ExecuteOptions): Promise<T> {
+    // A free slot and no caller signal: nothing can make this call wait or abort, so it needs neither
+    // a CallContext nor the chain machinery.
+    if (opts?.signal === undefined && this.active < this.maxConcurrent) {
+      this.active++;
+      let r: unknown;
+      try {
+        r = fn(IDLE_CONTEXT);
+      } catch (err) {
+        this.release();
+        return Promise.reject(err);
+      }
+      return this.hold(r) as Promise<T>;
     }
+    return super.execute(fn, opts);
+  }
+
+  [RUN](ctx: CallContext, depth: number): Promise<unknown> {
+    if (this.active < this.maxConcurrent) {
+      this.active++;
+      return this.enter(ctx, depth);
+    }
+    if (this.queued < this.maxQueue) return this.wait(ctx, depth);
+    if (this.rejects.size > 0) this.rejects.emit({ running: this.active, queued: this.queued });
+    this.metrics?.record({ policy: 'bulkhead', name: this.name, event: 'rejected' });
+    return Promise.reject(new BulkheadRejectedError(this.name, this.maxConcurrent, this.maxQueue));
+  }
+
+  /** Runs the rest of the chain in a slot the caller already holds; the slot is freed when it settles. */
+  private enter(ctx: CallContext, depth: number): Promise<unknown> {
+    let r: unknown;
     try {
-      return await ctx.invoke(depth + 1);
-    } finally {
+      r = ctx.call(depth + 1);
+    } catch (err) {
       this.release();
+      return Promise.reject(err);
     }
+    return this.hold(r);
+  }
+
+  private hold(r: unknown): Promise<unknown> {
+    if (isDeferred(r)) return Promise.resolve(r).then(this.released, this.releasedOnError);
+    // A plain value: the function already finished, so the slot is free before anyone awaits.
+    this.release();
+    return Promise.resolve(r);
+  }
+
+  private async wait(ctx: CallContext, depth: number): Promise<unknown> {
+    await this.enqueue(ctx.abortSignal());
+    return this.enter(ctx, depth);
   }
 
   private enqueue(signal: AbortSignal | undefined): Promise<void> {

@@ -79,6 +79,21 @@ export interface Runnable {
 const NEVER: AbortSignal = new AbortController().signal;
 
 /**
+ * @internal The context of a standalone call with no caller signal through a policy that neither
+ * retries nor cancels (breaker, bulkhead): nothing in it can differ between calls, so they all share
+ * this one frozen object instead of allocating a {@link CallContext} each (ADR 0104).
+ */
+export const IDLE_CONTEXT: ExecuteContext = Object.freeze({ signal: NEVER, attempt: 1 });
+
+/**
+ * @internal True when `value` may be a thenable: such results settle later. Primitives are final,
+ * and can be accounted for before the policy returns.
+ */
+export function isDeferred(value: unknown): boolean {
+  return (typeof value === 'object' && value !== null) || typeof value === 'function';
+}
+
+/**
  * @internal A cancellation scope opened by a policy that can abort its inner calls (timeout, hedge).
  * The AbortController behind it is created only if user code reads `ctx.signal`.
  */
@@ -174,6 +189,17 @@ export class CallContext implements ExecuteContext {
     child.attempt = this.attempt;
     child.scope = scope;
     return child;
+  }
+
+  /**
+   * Like {@link invoke} but without normalising: returns the user's raw result (a value or a
+   * thenable) and lets a synchronous throw escape. For policies with a synchronous fast path, which
+   * attach their own settlement handlers and so save the promise `invoke` would add.
+   */
+  call(depth: number): unknown {
+    const next = this.chain[depth];
+    if (next !== undefined) return next[RUN](this, depth);
+    return this.fn(this);
   }
 
   /** Runs the policy at `depth`, or the user's function once the chain is exhausted. */

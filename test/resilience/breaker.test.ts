@@ -2,11 +2,15 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
   BrokenCircuitError,
+  Bulkhead,
   CircuitBreaker,
   IsolatedCircuitError,
   ManualClock,
   ResilienceConfigError,
+  wrap,
+  type CallOutcomeEvent,
   type CircuitBreakerOptions,
+  type MetricEvent,
   type StateChangeEvent,
 } from '../../src/resilience/index.js';
 
@@ -315,6 +319,139 @@ describe('CircuitBreaker', () => {
     assert.throws(
       () => new CircuitBreaker({ window: { type: 'time', durationMs: -1 } }),
       /window.durationMs/,
+    );
+  });
+});
+
+// A closed breaker with no slow-call threshold, no metrics and no outcome listener takes a path without
+// a clock read, an async frame or a per-call context (ADR 0104). These pin down that it behaves the same.
+describe('CircuitBreaker untimed fast path', () => {
+  test('outcome listeners subscribed later receive events, including for calls already in flight', async () => {
+    const { breaker } = setup();
+    await succeed(breaker, 2);
+    let release!: (v: string) => void;
+    const inFlight = breaker.execute(() => new Promise<string>((r) => (release = r)));
+    const successes: CallOutcomeEvent[] = [];
+    const failures: CallOutcomeEvent[] = [];
+    breaker.onSuccess((e) => successes.push(e));
+    const off = breaker.onFailure((e) => failures.push(e));
+    release('late');
+    assert.equal(await inFlight, 'late');
+    assert.deepEqual(successes, [{ durationMs: 0, slow: false }], 'admitted untimed: no duration known');
+    await fail(breaker);
+    assert.equal(failures.length, 1);
+    assert.equal((failures[0]!.error as Error).message, 'boom');
+    off();
+    await fail(breaker);
+    assert.equal(failures.length, 1);
+    assert.deepEqual(breaker.stats, { calls: 5, failures: 2, slow: 0 });
+  });
+
+  test('metrics see every call, rejection and transition', async () => {
+    const events: MetricEvent[] = [];
+    const breaker = new CircuitBreaker({
+      clock: new ManualClock(),
+      minimumCalls: 1,
+      failureThreshold: 1,
+      metrics: { record: (e) => events.push(e) },
+    });
+    await succeed(breaker);
+    await fail(breaker);
+    await assert.rejects(
+      breaker.execute(() => 1),
+      BrokenCircuitError,
+    );
+    assert.deepEqual(
+      events.map((e) => e.event + (e.state ? `:${e.state}` : '')),
+      ['success', 'failure', 'state:open', 'rejected'],
+    );
+    assert.equal(events[0]!.durationMs, 0);
+  });
+
+  test('fn gets a context with a live signal and attempt 1, with or without a caller signal', async () => {
+    const breaker = new CircuitBreaker();
+    const seen: [boolean, number][] = [];
+    await breaker.execute(({ signal, attempt }) => seen.push([signal.aborted, attempt]));
+    const ac = new AbortController();
+    let passed: AbortSignal | undefined;
+    await breaker.execute(({ signal }) => (passed = signal), { signal: ac.signal });
+    assert.deepEqual(seen, [[false, 1]]);
+    assert.equal(passed, ac.signal);
+    await assert.rejects(
+      breaker.execute(() => 1, { signal: AbortSignal.abort(new Error('already')) }),
+      /already/,
+    );
+  });
+
+  test('synchronous outcomes count before execute returns, so a burst stops at the threshold', async () => {
+    const { breaker } = setup();
+    let called = 0;
+    const results = await Promise.allSettled(
+      Array.from({ length: 10 }, () =>
+        breaker.execute(() => {
+          called++;
+          throw new Error('boom');
+        }),
+      ),
+    );
+    assert.equal(called, 5, 'the sixth call already saw the open breaker');
+    assert.deepEqual(
+      results.map((r) => (r.status === 'rejected' ? (r.reason as Error).name : 'ok')),
+      [...Array<string>(5).fill('Error'), ...Array<string>(5).fill('BrokenCircuitError')],
+    );
+  });
+
+  test('thenables and promises from fn are followed; a plain sync value is recorded too', async () => {
+    const { breaker } = setup({ minimumCalls: 3, failureThreshold: 3 });
+    const thenable = { then: (resolve: (v: number) => void) => resolve(7) };
+    assert.equal(await breaker.execute(() => thenable as unknown as Promise<number>), 7);
+    assert.equal(await breaker.execute(() => 8), 8);
+    assert.equal(await breaker.execute(() => Promise.resolve(9)), 9);
+    assert.deepEqual(breaker.stats, { calls: 3, failures: 0, slow: 0 });
+  });
+
+  test('an outcome from an earlier generation is discarded, even when fn itself moves the breaker', async () => {
+    const { breaker } = setup({ minimumCalls: 1, failureThreshold: 1 });
+    let reject!: (e: Error) => void;
+    const pending = breaker.execute(() => new Promise((_, r) => (reject = r)));
+    breaker.reset();
+    reject(new Error('stale'));
+    await assert.rejects(pending, /stale/);
+    assert.equal(breaker.state, 'closed');
+    assert.deepEqual(breaker.stats, { calls: 0, failures: 0, slow: 0 });
+    await assert.rejects(
+      breaker.execute(() => {
+        breaker.reset();
+        throw new Error('after reset');
+      }),
+      /after reset/,
+    );
+    assert.equal(breaker.state, 'closed', 'admitted before the reset, so not counted after it');
+  });
+
+  test('a throwing isResultFailure rejects the call instead of throwing from execute', async () => {
+    const breaker = new CircuitBreaker({
+      isResultFailure: () => {
+        throw new Error('classifier bug');
+      },
+    });
+    const p = breaker.execute(() => 1);
+    await assert.rejects(p, /classifier bug/);
+  });
+
+  test('composed: the breaker fast path inside wrap counts outcomes and passes results through', async () => {
+    const breaker = new CircuitBreaker({ minimumCalls: 2, failureThreshold: 2 });
+    const pipeline = wrap(breaker, new Bulkhead({ maxConcurrent: 2 }));
+    assert.equal(await pipeline.execute(() => 'a'), 'a');
+    await assert.rejects(pipeline.execute(boom), /boom/);
+    await assert.rejects(
+      pipeline.execute(() => Promise.reject(new Error('async boom'))),
+      /async boom/,
+    );
+    assert.equal(breaker.state, 'open');
+    await assert.rejects(
+      pipeline.execute(() => 'b'),
+      BrokenCircuitError,
     );
   });
 });

@@ -205,6 +205,32 @@ describe('Retry', () => {
     assert.equal(clock.pendingTimers, 0);
   });
 
+  test('a first attempt that rejects asynchronously is retried; attempts are numbered', async () => {
+    const clock = new ManualClock();
+    const retry = new Retry({ clock, jitter: 'none', initialDelayMs: 10 });
+    const attempts: number[] = [];
+    const p = retry.execute(async ({ attempt }) => {
+      attempts.push(attempt);
+      await Promise.resolve();
+      if (attempt === 1) throw new Error('async fail');
+      return 'ok';
+    });
+    await clock.advance(10);
+    assert.equal(await p, 'ok');
+    assert.deepEqual(attempts, [1, 2]);
+  });
+
+  test('a first attempt failing with a non-retryable error gives up with that error and the reason', async () => {
+    const retry = new Retry({ retryOn: () => false });
+    const reasons: string[] = [];
+    retry.onGiveUp((e) => reasons.push(e.reason));
+    await assert.rejects(
+      retry.execute(() => Promise.reject(new TypeError('bad input'))),
+      TypeError,
+    );
+    assert.deepEqual(reasons, ['not-retryable']);
+  });
+
   test('an already aborted signal never calls fn', async () => {
     let called = false;
     await assert.rejects(
@@ -403,6 +429,71 @@ describe('Bulkhead', () => {
     assert.equal(await third, 'third');
     assert.equal(ran, false);
     assert.equal(bulkhead.running, 0);
+  });
+
+  test('a slot is freed when fn rejects or throws, and handed to the oldest waiter', async () => {
+    const bulkhead = new Bulkhead({ maxConcurrent: 1, maxQueue: 1 });
+    let fail!: (e: Error) => void;
+    const first = bulkhead.execute(() => new Promise((_, rej) => (fail = rej)));
+    const queued = bulkhead.execute(() => 'queued');
+    assert.equal(bulkhead.queueLength, 1);
+    fail(new Error('first failed'));
+    await assert.rejects(first, /first failed/);
+    assert.equal(await queued, 'queued');
+    assert.equal(bulkhead.running, 0);
+    const thrown = bulkhead.execute(() => {
+      throw new Error('sync throw');
+    });
+    assert.equal(bulkhead.running, 0, 'a synchronous throw frees the slot at once');
+    await assert.rejects(thrown, /sync throw/);
+  });
+
+  test('a synchronous result frees its slot before execute returns; rejection is never a sync throw', async () => {
+    const bulkhead = new Bulkhead({ maxConcurrent: 1 });
+    const results = await Promise.all(Array.from({ length: 5 }, (_, i) => bulkhead.execute(() => i)));
+    assert.deepEqual(results, [0, 1, 2, 3, 4], 'no call was rejected: each freed its slot at once');
+    let release!: () => void;
+    const held = bulkhead.execute(() => new Promise<void>((r) => (release = r)));
+    let rejected: Promise<unknown> | undefined;
+    assert.doesNotThrow(() => (rejected = bulkhead.execute(() => 'x')));
+    await assert.rejects(rejected!, BulkheadRejectedError);
+    release();
+    await held;
+  });
+
+  test('fn gets a live signal and attempt 1; a caller signal is passed through', async () => {
+    const bulkhead = new Bulkhead();
+    const seen: [boolean, number][] = [];
+    await bulkhead.execute(({ signal, attempt }) => seen.push([signal.aborted, attempt]));
+    assert.deepEqual(seen, [[false, 1]]);
+    const ac = new AbortController();
+    let passed: AbortSignal | undefined;
+    await bulkhead.execute(({ signal }) => (passed = signal), { signal: ac.signal });
+    assert.equal(passed, ac.signal);
+    await assert.rejects(
+      bulkhead.execute(() => 1, { signal: AbortSignal.abort(new Error('already')) }),
+      /already/,
+    );
+    assert.equal(bulkhead.running, 0);
+  });
+
+  test('onReject listeners subscribed at any time see rejections', async () => {
+    const bulkhead = new Bulkhead({ maxConcurrent: 1 });
+    let release!: () => void;
+    const held = bulkhead.execute(() => new Promise<void>((r) => (release = r)));
+    await assert.rejects(
+      bulkhead.execute(() => 1),
+      BulkheadRejectedError,
+    );
+    const seen: number[] = [];
+    bulkhead.onReject((e) => seen.push(e.running));
+    await assert.rejects(
+      bulkhead.execute(() => 1),
+      BulkheadRejectedError,
+    );
+    assert.deepEqual(seen, [1]);
+    release();
+    await held;
   });
 
   test('bad config names the field', () => {

@@ -1,7 +1,17 @@
 import { systemClock, type Clock } from '../clock.js';
 import { BrokenCircuitError, IsolatedCircuitError, ResilienceConfigError } from '../errors.js';
 import { Emitter } from '../events.js';
-import { BasePolicy, RUN, type CallContext, type CommonOptions, type ResilienceMetrics } from '../policy.js';
+import {
+  BasePolicy,
+  IDLE_CONTEXT,
+  RUN,
+  isDeferred,
+  type CallContext,
+  type CommonOptions,
+  type ExecuteContext,
+  type ExecuteOptions,
+  type ResilienceMetrics,
+} from '../policy.js';
 import { int, num, positive } from '../validate.js';
 import { CountWindow, FAILED, SLOW, TimeWindow, type SlidingWindow, type WindowSnapshot } from './window.js';
 
@@ -125,6 +135,10 @@ export class CircuitBreaker extends BasePolicy {
   private readonly halfOpenMaxWaitMs: number;
   private readonly isFailure: ((err: unknown) => boolean) | undefined;
   private readonly isResultFailure: ((result: unknown) => boolean) | undefined;
+  /** Slow-call detection or metrics: every call's duration is needed, so its start time too. */
+  private readonly timed: boolean;
+  /** A time window needs the clock when an outcome is recorded (not when the call starts). */
+  private readonly timeWindow: boolean;
 
   private current: CircuitState = 'closed';
   /** Bumped on every transition; outcomes of calls admitted in an earlier generation are discarded. */
@@ -134,6 +148,13 @@ export class CircuitBreaker extends BasePolicy {
   private halfOpenSince = 0;
   private probesInFlight = 0;
   private probeSuccesses = 0;
+  /**
+   * Settlement handlers for untimed calls admitted in the current generation, rebuilt on every
+   * transition. The generation is the only per-call state such a call needs, so binding it here
+   * instead of per call leaves the fast path without a closure or an async frame (ADR 0104).
+   */
+  private untimedOk!: (value: unknown) => unknown;
+  private untimedFailed!: (err: unknown) => never;
 
   private readonly stateChanges = new Emitter<StateChangeEvent>();
   private readonly successes = new Emitter<CallOutcomeEvent>();
@@ -186,6 +207,9 @@ export class CircuitBreaker extends BasePolicy {
     this.halfOpenMaxWaitMs = positive(O, 'halfOpenMaxWaitMs', options.halfOpenMaxWaitMs ?? 60_000);
     this.isFailure = options.isFailure;
     this.isResultFailure = options.isResultFailure;
+    this.timed = this.slowMs !== Infinity || this.metrics !== undefined;
+    this.timeWindow = this.window instanceof TimeWindow;
+    this.bindGeneration();
     if (options.restore) this.restore(options.restore);
   }
 
@@ -201,9 +225,58 @@ export class CircuitBreaker extends BasePolicy {
     return { calls: this.window.calls, failures: this.window.failures, slow: this.window.slow };
   }
 
-  async [RUN](ctx: CallContext, depth: number): Promise<unknown> {
-    // Reading the clock costs ~100 ns on some hosts: skip it when nothing needs durations or time.
-    const started = this.current === 'closed' && !this.needsTime() ? -1 : this.clock.now();
+  override execute<T>(fn: (ctx: ExecuteContext) => Promise<T> | T, opts?: ExecuteOptions): Promise<T> {
+    // Untimed closed breaker and no caller signal: the shared context carries all fn can see.
+    if (opts?.signal === undefined && this.untimed()) {
+      // Taken before fn runs: fn may itself move the breaker to a new generation.
+      const ok = this.untimedOk;
+      const failed = this.untimedFailed;
+      let r: unknown;
+      try {
+        r = fn(IDLE_CONTEXT);
+      } catch (err) {
+        return rejectThrough(failed, err);
+      }
+      return settle(r, ok, failed) as Promise<T>;
+    }
+    return super.execute(fn, opts);
+  }
+
+  [RUN](ctx: CallContext, depth: number): Promise<unknown> {
+    // The caller's signal is needed to tell its abort from a failure, which the shared handlers
+    // cannot see: calls with one take the general path.
+    if (ctx.outer === undefined && this.untimed()) {
+      const ok = this.untimedOk;
+      const failed = this.untimedFailed;
+      let r: unknown;
+      try {
+        r = ctx.call(depth + 1);
+      } catch (err) {
+        return rejectThrough(failed, err);
+      }
+      return settle(r, ok, failed);
+    }
+    return this.runTracked(ctx, depth);
+  }
+
+  /**
+   * True when a call needs neither a start time nor per-call state: closed (or forced closed), no
+   * slow-call threshold or metrics, and nobody listening for outcomes (a listener may subscribe at any
+   * time, so this is checked per call).
+   */
+  private untimed(): boolean {
+    return (
+      (this.current === 'closed' || this.current === 'forced-closed') &&
+      !this.timed &&
+      this.successes.size === 0 &&
+      this.failures.size === 0
+    );
+  }
+
+  /** Admission through the state machine with timing, for every call the fast path cannot take. */
+  private async runTracked(ctx: CallContext, depth: number): Promise<unknown> {
+    // Untimed but carrying a caller signal: still no clock read, only the async frame.
+    const started = this.untimed() ? -1 : this.clock.now();
     const gen = started === -1 ? this.gen : this.admit(started);
     let result: unknown;
     try {
@@ -214,6 +287,19 @@ export class CircuitBreaker extends BasePolicy {
     }
     this.complete(gen, started, this.isResultFailure?.(result) === true ? FAIL : OK, undefined);
     return result;
+  }
+
+  /** See {@link untimedOk}. */
+  private bindGeneration(): void {
+    const gen = this.gen;
+    this.untimedOk = (value) => {
+      this.complete(gen, -1, this.isResultFailure?.(value) === true ? FAIL : OK, undefined);
+      return value;
+    };
+    this.untimedFailed = (err) => {
+      this.complete(gen, -1, this.classify(err, undefined), err);
+      throw err;
+    };
   }
 
   /**
@@ -323,20 +409,10 @@ export class CircuitBreaker extends BasePolicy {
     throw error;
   }
 
-  /** True when a call must be timed: slow-call detection, a time window, or someone observing durations. */
-  private needsTime(): boolean {
-    return (
-      this.slowMs !== Infinity ||
-      this.window instanceof TimeWindow ||
-      this.metrics !== undefined ||
-      this.successes.size > 0 ||
-      this.failures.size > 0
-    );
-  }
-
   private complete(gen: number, started: number, outcome: number, err: unknown): void {
     if (gen !== this.gen) return;
-    const now = started === -1 ? 0 : this.clock.now();
+    // Untimed calls (started = -1) read the clock only for a time window's bucket.
+    const now = started !== -1 || this.timeWindow ? this.clock.now() : 0;
     const durationMs = started === -1 ? 0 : now - started;
     const slow = durationMs >= this.slowMs;
     if (outcome !== IGNORE) this.report(outcome, durationMs, slow, err);
@@ -395,6 +471,7 @@ export class CircuitBreaker extends BasePolicy {
   private transition(to: CircuitState, reason: StateChangeReason, now: number, openForMs?: number): void {
     const from = this.current;
     this.gen++;
+    this.bindGeneration();
     this.current = to;
     this.probesInFlight = 0;
     this.probeSuccesses = 0;
@@ -403,5 +480,29 @@ export class CircuitBreaker extends BasePolicy {
     if (from === to && reason !== 'restored' && to !== 'open') return;
     this.stateChanges.emit(openForMs === undefined ? { from, to, reason } : { from, to, reason, openForMs });
     this.metrics?.record({ policy: 'circuit-breaker', name: this.name, event: 'state', state: to });
+  }
+}
+
+/** Settles an untimed call's result: thenables through the handlers, plain values at once. */
+function settle(
+  r: unknown,
+  ok: (value: unknown) => unknown,
+  failed: (err: unknown) => never,
+): Promise<unknown> {
+  if (isDeferred(r)) return Promise.resolve(r).then(ok, failed);
+  // A plain value is final: account for it now rather than a microtask later.
+  try {
+    return Promise.resolve(ok(r));
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+/** Records a synchronous throw through `failed` (which rethrows it) as a rejection. */
+function rejectThrough(failed: (err: unknown) => never, err: unknown): Promise<never> {
+  try {
+    failed(err);
+  } catch (e) {
+    return Promise.reject(e);
   }
 }

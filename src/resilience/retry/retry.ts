@@ -4,6 +4,7 @@ import { Emitter } from '../events.js';
 import {
   BasePolicy,
   RUN,
+  isDeferred,
   sleep,
   type CallContext,
   type CommonOptions,
@@ -92,31 +93,63 @@ export class Retry extends BasePolicy {
     this.metrics = options.metrics;
   }
 
-  async [RUN](ctx: CallContext, depth: number): Promise<unknown> {
-    const started = this.clock.now();
+  [RUN](ctx: CallContext, depth: number): Promise<unknown> {
+    // The clock only serves the elapsed budget: without one, nothing needs it.
+    const started = this.maxElapsedMs === Infinity ? 0 : this.clock.now();
+    if (this.retryOnResult !== undefined) return this.loop(ctx, depth, started, 1, false, undefined);
+    // First attempt without an async frame: a success passes straight through, and only a failure
+    // enters the retry loop (ADR 0105).
+    ctx.attempt = 1;
+    let r: unknown;
+    try {
+      r = ctx.call(depth + 1);
+    } catch (err) {
+      return this.loop(ctx, depth, started, 1, true, err);
+    }
+    if (!isDeferred(r)) return Promise.resolve(r);
+    return Promise.resolve(r).then(undefined, (err: unknown) => this.loop(ctx, depth, started, 1, true, err));
+  }
+
+  /**
+   * The retry loop from `attempt` on. With `failed`, that attempt already ran and threw `firstError`,
+   * so the loop starts at its verdict.
+   */
+  private async loop(
+    ctx: CallContext,
+    depth: number,
+    started: number,
+    attempt: number,
+    failed: boolean,
+    firstError: unknown,
+  ): Promise<unknown> {
     let previous = this.backoff.initialDelayMs;
-    for (let attempt = 1; ; attempt++) {
-      ctx.attempt = attempt;
+    for (; ; attempt++) {
       let error: unknown;
       let result: unknown;
       let failedWithError = false;
-      try {
-        result = await ctx.invoke(depth + 1);
-        if (this.retryOnResult === undefined || !this.retryOnResult(result, attempt)) return result;
-        if (attempt > this.maxRetries) return result;
-      } catch (err) {
-        if (ctx.aborted) return this.giveUp(attempt, 'aborted', err);
-        if (!this.retryOn(err, attempt)) return this.giveUp(attempt, 'not-retryable', err);
-        if (attempt > this.maxRetries) return this.giveUp(attempt, 'attempts', err);
-        error = err;
+      if (failed) {
+        failed = false;
+        this.checkRetryable(ctx, attempt, firstError);
+        error = firstError;
         failedWithError = true;
+      } else {
+        ctx.attempt = attempt;
+        try {
+          result = await ctx.invoke(depth + 1);
+          if (this.retryOnResult === undefined || !this.retryOnResult(result, attempt)) return result;
+          if (attempt > this.maxRetries) return result;
+        } catch (err) {
+          this.checkRetryable(ctx, attempt, err);
+          error = err;
+          failedWithError = true;
+        }
       }
       let delay = this.backoff.delay(attempt, previous, this.random);
       const override =
         this.delayFor?.(failedWithError ? { error } : { result }, attempt) ?? retryAfterOf(error);
       if (override !== undefined) delay = Math.max(0, override);
       previous = delay;
-      if (this.clock.now() - started + delay > this.maxElapsedMs) {
+      if (this.maxElapsedMs !== Infinity && this.clock.now() - started + delay > this.maxElapsedMs) {
         if (failedWithError) return this.giveUp(attempt, 'elapsed', error);
         return result;
       }
@@ -128,6 +161,13 @@ export class Retry extends BasePolicy {
       this.metrics?.record({ policy: 'retry', name: this.name, event: 'retry', durationMs: delay });
       await sleep(this.clock, delay, ctx.abortSignal());
     }
+  }
+
+  /** Gives up (throws) unless the error of `attempt` may be retried. */
+  private checkRetryable(ctx: CallContext, attempt: number, err: unknown): void {
+    if (ctx.aborted) this.giveUp(attempt, 'aborted', err);
+    if (!this.retryOn(err, attempt)) this.giveUp(attempt, 'not-retryable', err);
+    if (attempt > this.maxRetries) this.giveUp(attempt, 'attempts', err);
   }
 
   private giveUp(attempts: number, reason: GiveUpEvent['reason'], error: unknown): never {
