@@ -9,7 +9,7 @@ import {
 import pretty from 'pino-pretty';
 import type { PublishMiddleware } from '../core/bus.js';
 import type { ConsumerMiddleware } from '../core/consumer/context.js';
-import type { Observer } from '../core/observer.js';
+import type { DeliveryInfo, Observer } from '../core/observer.js';
 import { fuseConsume, fusePublish, type ConsumeHooks, type PublishHooks } from './hooks.js';
 import { activeTraceIds, runInContext, type EventTracing } from './tracing.js';
 
@@ -152,37 +152,23 @@ export class EventLogging {
       const sc = span.spanContext();
       return { trace_id: sc.traceId, span_id: sc.spanId };
     };
+    const delivery = (info: DeliveryInfo): object => ({
+      ...ids(info.group, info.event?.id),
+      event_id: info.event?.id,
+      event_type: info.event?.type,
+      handler: info.handler,
+      group: info.group,
+      attempt: info.attempt,
+    });
     return {
       onHandlerFailed: (info) => {
         logger.warn(
-          {
-            ...ids(info.group, info.event?.id),
-            event_id: info.event?.id,
-            event_type: info.event?.type,
-            handler: info.handler,
-            group: info.group,
-            topic: info.topic,
-            attempt: info.attempt,
-            duration_ms: round(info.durationMs),
-            err: info.error,
-          },
+          { ...delivery(info), topic: info.topic, duration_ms: round(info.durationMs), err: info.error },
           'handler failed',
         );
       },
       onRetryScheduled: (info) => {
-        logger.warn(
-          {
-            ...ids(info.group, info.event?.id),
-            event_id: info.event?.id,
-            event_type: info.event?.type,
-            handler: info.handler,
-            group: info.group,
-            attempt: info.attempt,
-            delay_ms: info.delayMs,
-            err: info.error,
-          },
-          'retry queued',
-        );
+        logger.warn({ ...delivery(info), delay_ms: info.delayMs, err: info.error }, 'retry queued');
       },
       onDeadLettered: ({ entry }) => {
         logger.error(
