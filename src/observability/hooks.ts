@@ -27,27 +27,29 @@ export function fuse<C>(
 ): ((ctx: C, next: () => Promise<void>) => Promise<void>) | undefined {
   if (hooks.length === 0) return undefined;
   return (ctx, next) => {
-    const exits: Exit[] = [];
+    // Allocated only when some hook wants to hear the outcome: most calls (unsampled, info logs) do not.
+    let exits: Exit[] | undefined;
     let runIn: Context | undefined;
     for (const h of hooks) {
       const r = h.enter(ctx);
       if (r === undefined) continue;
-      if (typeof r === 'function') exits.push(r);
+      if (typeof r === 'function') (exits ??= []).push(r);
       else {
         if (r.context) runIn = r.context;
-        if (r.exit) exits.push(r.exit);
+        if (r.exit) (exits ??= []).push(r.exit);
       }
     }
-    if (exits.length === 0) return runIn ? withContext(runIn, next) : next();
+    if (exits === undefined) return runIn ? withContext(runIn, next) : next();
+    const after = exits;
     // Exits run inside the context too, so their log lines carry the span's ids.
     const work = async (): Promise<void> => {
       try {
         await next();
       } catch (err) {
-        for (let i = exits.length - 1; i >= 0; i--) exits[i]!(err);
+        for (let i = after.length - 1; i >= 0; i--) after[i]!(err);
         throw err;
       }
-      for (let i = exits.length - 1; i >= 0; i--) exits[i]!(undefined);
+      for (let i = after.length - 1; i >= 0; i--) after[i]!(undefined);
     };
     return runIn ? withContext(runIn, work) : work();
   };
