@@ -86,18 +86,7 @@ export async function openTransport(
     const path = resolve(target.path);
     mkdirSync(dirname(path), { recursive: true });
     const mod = await import('../adapters/sqlite/index.js');
-    const transport = mod.sqlite({ path });
-    const stores = mod.sqliteStores({ path });
-    return {
-      target,
-      transport,
-      deadLetters: stores.deadLetters,
-      idempotency: stores.idempotency,
-      close: once(async () => {
-        await transport.close();
-        await stores.close();
-      }),
-    };
+    return withStores(target, mod.sqlite({ path }), mod.sqliteStores({ path }));
   }
   const specifier = '../adapters/redis/index.js';
   let mod: RedisModule;
@@ -111,8 +100,15 @@ export async function openTransport(
   }
   const prefix = overrides.prefix ?? target.prefix;
   const options = { url: target.redisUrl, ...(prefix ? { prefix } : {}) };
-  const transport = mod.redis(options);
-  const stores = mod.redisStores(options);
+  return withStores(target, mod.redis(options), mod.redisStores(options));
+}
+
+/** A broker's transport with its stores, closed together once. */
+function withStores(
+  target: OpenedTransport['target'],
+  transport: OpenedTransport['transport'],
+  stores: Pick<OpenedTransport, 'deadLetters' | 'idempotency'> & { close(): Promise<void> },
+): OpenedTransport {
   return {
     target,
     transport,

@@ -60,6 +60,9 @@ export class EventMetrics {
     this.source = new BoundedLabel(cap);
     this.statsCacheMs = options.statsCacheMs ?? 1000;
     const buckets = EVENT_DURATION_BUCKETS;
+    /** Counters per (event_type, handler, group), plus any extra labels. */
+    const handlerCounter = (name: string, help: string, extra: readonly string[] = []): Counter<string> =>
+      new Counter({ name, help, labelNames: ['event_type', 'handler', 'group', ...extra], registers });
     this.published = new FastCounter({
       name: 'events_published_total',
       help: 'Events published',
@@ -92,42 +95,22 @@ export class EventMetrics {
       buckets,
       registers,
     });
-    this.handlingErrors = new Counter({
-      name: 'events_handling_errors_total',
-      help: 'Handler runs that failed',
-      labelNames: ['event_type', 'handler', 'group'],
-      registers,
-    });
-    this.retryQueued = new Counter({
-      name: 'events_retry_queued_total',
-      help: 'Failed messages scheduled for a delayed retry',
-      labelNames: ['event_type', 'handler', 'group'],
-      registers,
-    });
-    this.retried = new Counter({
-      name: 'events_retried_total',
-      help: 'Handler runs that were retries (attempt > 1)',
-      labelNames: ['event_type', 'handler', 'group'],
-      registers,
-    });
-    this.retryFailed = new Counter({
-      name: 'events_retry_failed_total',
-      help: 'Retries (attempt > 1) that failed again',
-      labelNames: ['event_type', 'handler', 'group'],
-      registers,
-    });
-    this.deadLettered = new Counter({
-      name: 'events_dead_lettered_total',
-      help: 'Messages moved to the dead-letter queue',
-      labelNames: ['event_type', 'handler', 'group', 'reason'],
-      registers,
-    });
-    this.reprocessed = new Counter({
-      name: 'events_reprocessed_total',
-      help: 'Replayed dead letters handled successfully',
-      labelNames: ['event_type', 'handler', 'group'],
-      registers,
-    });
+    this.handlingErrors = handlerCounter('events_handling_errors_total', 'Handler runs that failed');
+    this.retryQueued = handlerCounter(
+      'events_retry_queued_total',
+      'Failed messages scheduled for a delayed retry',
+    );
+    this.retried = handlerCounter('events_retried_total', 'Handler runs that were retries (attempt > 1)');
+    this.retryFailed = handlerCounter('events_retry_failed_total', 'Retries (attempt > 1) that failed again');
+    this.deadLettered = handlerCounter(
+      'events_dead_lettered_total',
+      'Messages moved to the dead-letter queue',
+      ['reason'],
+    );
+    this.reprocessed = handlerCounter(
+      'events_reprocessed_total',
+      'Replayed dead letters handled successfully',
+    );
     this.stored = new Counter({
       name: 'events_stored_total',
       help: 'Events appended to the event store',
@@ -165,36 +148,34 @@ export class EventMetrics {
             );
       },
     });
-    new Gauge({
-      name: 'events_retry_queue_size',
-      help: 'Messages waiting for a delayed retry (where the transport can tell)',
-      labelNames: ['topic', 'group'],
-      registers,
-      async collect() {
-        this.reset();
-        for (const s of (await snapshot()).groups) this.set({ topic: s.topic, group: s.group }, s.delayed);
-      },
-    });
-    new Gauge({
-      name: 'events_consumer_lag',
-      help: 'Messages published but not yet delivered to the group (where the transport can tell)',
-      labelNames: ['topic', 'group'],
-      registers,
-      async collect() {
-        this.reset();
-        for (const s of (await snapshot()).groups) this.set({ topic: s.topic, group: s.group }, s.lag);
-      },
-    });
-    new Gauge({
-      name: 'events_consumer_in_flight',
-      help: 'Messages delivered to the group and not yet settled (where the transport can tell)',
-      labelNames: ['topic', 'group'],
-      registers,
-      async collect() {
-        this.reset();
-        for (const s of (await snapshot()).groups) this.set({ topic: s.topic, group: s.group }, s.inFlight);
-      },
-    });
+    /** Per (topic, group) gauges read from the transport's stats on scrape. */
+    const queueGauge = (name: string, help: string, pick: (g: GroupSnapshot) => number): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['topic', 'group'],
+        registers,
+        async collect() {
+          this.reset();
+          for (const g of (await snapshot()).groups) this.set({ topic: g.topic, group: g.group }, pick(g));
+        },
+      });
+    };
+    queueGauge(
+      'events_retry_queue_size',
+      'Messages waiting for a delayed retry (where the transport can tell)',
+      (g) => g.delayed,
+    );
+    queueGauge(
+      'events_consumer_lag',
+      'Messages published but not yet delivered to the group (where the transport can tell)',
+      (g) => g.lag,
+    );
+    queueGauge(
+      'events_consumer_in_flight',
+      'Messages delivered to the group and not yet settled (where the transport can tell)',
+      (g) => g.inFlight,
+    );
     new Gauge({
       name: 'events_dead_letter_queue_size',
       help: 'Entries in the dead-letter queue',
@@ -335,8 +316,16 @@ export class EventMetrics {
   }
 }
 
+interface GroupSnapshot {
+  readonly topic: string;
+  readonly group: string;
+  readonly lag: number;
+  readonly inFlight: number;
+  readonly delayed: number;
+}
+
 interface QueueSnapshot {
-  readonly groups: { topic: string; group: string; lag: number; inFlight: number; delayed: number }[];
+  readonly groups: GroupSnapshot[];
   readonly deadLetters: number | undefined;
 }
 

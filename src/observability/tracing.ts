@@ -144,8 +144,7 @@ export class EventTracing {
           // a span, so the publishes that are dropped cost two ids and a string, not a span.
           const traceId = this.ids.generateTraceId();
           if (!this.rootSampler.keeps(traceId)) {
-            const traceparent = `00-${traceId}-${this.ids.generateSpanId()}-00`;
-            for (const m of ctx.messages) m.headers.traceparent = traceparent;
+            setTraceparent(ctx, traceId, this.ids.generateSpanId(), 0);
             return undefined;
           }
           this.ids.prime(traceId);
@@ -171,10 +170,7 @@ export class EventTracing {
           // The sampled flag still travels, so consumers and downstream services agree not to record.
           const sc = span.spanContext();
           if (sc.traceState === undefined) {
-            // The W3C header by hand: the propagator's validation and context copy cost more than the span.
-            const flags = (sc.traceFlags & 0xff).toString(16).padStart(2, '0');
-            const traceparent = `00-${sc.traceId}-${sc.spanId}-${flags}`;
-            for (const m of ctx.messages) m.headers.traceparent = traceparent;
+            setTraceparent(ctx, sc.traceId, sc.spanId, sc.traceFlags);
           } else this.injectAll(ctx, trace.setSpan(parent, span));
           return undefined;
         }
@@ -368,6 +364,15 @@ function fail(span: Span, err: unknown): void {
   const error = err instanceof Error ? err : new Error(String(err));
   span.recordException(error);
   span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
+}
+
+/**
+ * Writes a W3C version-00 `traceparent` into every message of the call by hand: for contexts
+ * without tracestate, the propagator's validation and context copy cost more than the span.
+ */
+function setTraceparent(ctx: PublishContext, traceId: string, spanId: string, flags: number): void {
+  const traceparent = `00-${traceId}-${spanId}-${(flags & 0xff).toString(16).padStart(2, '0')}`;
+  for (const m of ctx.messages) m.headers.traceparent = traceparent;
 }
 
 /**
