@@ -1,7 +1,7 @@
 import { context, propagation } from '@opentelemetry/api';
 import type { Codec } from './codec/codec.js';
 import { jsonCodec } from './codec/json.js';
-import { ClosedError, ConfigError } from './errors.js';
+import { ClosedError, ConfigError, toError } from './errors.js';
 import {
   assertEventType,
   parsePayload,
@@ -10,6 +10,7 @@ import {
   type EventOptions,
 } from './event.js';
 import { Headers } from './headers.js';
+import type { Observers } from './observer.js';
 import { uuidv7 } from './ids.js';
 import { compose, type Middleware } from './middleware.js';
 import { Router, type RoutingRules } from './routing.js';
@@ -51,6 +52,8 @@ export interface EventBusOptions {
   /** When set, events are appended here before they are published (the store is the source of truth). */
   readonly eventStore?: EventStore;
   readonly middleware?: readonly PublishMiddleware[];
+  /** Told of each transport call's outcome (`onPublished`, `onPublishFailed`), timed around the middleware. */
+  readonly observers?: Observers;
 }
 
 /**
@@ -64,6 +67,7 @@ export class EventBus {
   private readonly codec: Codec;
   private readonly eventStore: EventStore | undefined;
   private readonly middleware: PublishMiddleware[];
+  private readonly observers: Observers | undefined;
   private send: (ctx: PublishContext) => Promise<void>;
   private closed = false;
 
@@ -78,6 +82,7 @@ export class EventBus {
     this.codec = options.codec ?? jsonCodec;
     this.eventStore = options.eventStore;
     this.middleware = [...(options.middleware ?? [])];
+    this.observers = options.observers;
     this.send = this.buildChain();
   }
 
@@ -94,15 +99,15 @@ export class EventBus {
    */
   publish<P>(event: EventRef<P>, payload: P, options?: EventOptions): Promise<EventEnvelope<P>> {
     // The one-event path skips the batch bookkeeping: it is the common call and runs per event.
-    let envelope: EventEnvelope | Promise<EventEnvelope>;
     try {
       if (this.closed) throw new ClosedError('EventBus');
-      envelope = this.envelope({ event, payload, options });
+      const envelope = this.envelope({ event, payload, options });
+      const sent =
+        envelope instanceof Promise ? envelope.then((e) => this.sendOne(e)) : this.sendOne(envelope);
+      return sent as Promise<EventEnvelope<P>>;
     } catch (err) {
       return Promise.reject(err as Error);
     }
-    const sent = envelope instanceof Promise ? envelope.then((e) => this.sendOne(e)) : this.sendOne(envelope);
-    return sent as Promise<EventEnvelope<P>>;
   }
 
   /**
@@ -131,15 +136,30 @@ export class EventBus {
     this.closed = true;
   }
 
-  private async sendOne(envelope: EventEnvelope): Promise<EventEnvelope> {
+  /** Not async, and no await: each promise is paid per event (see `Consumer.run`). May throw synchronously. */
+  private sendOne(envelope: EventEnvelope): Promise<EventEnvelope> {
     const topic = this.router.topicFor(envelope.type);
-    if (this.eventStore) await this.eventStore.append([envelope]);
-    await this.sendTopic(topic, [envelope]);
-    return envelope;
+    const events = [envelope];
+    const sent = this.eventStore
+      ? this.eventStore.append(events).then(() => this.sendTopic(topic, events))
+      : this.sendTopic(topic, events);
+    return sent.then(() => envelope);
   }
 
   private sendTopic(topic: string, events: EventEnvelope[]): Promise<void> {
-    return this.send({ topic, events, messages: events.map((e) => this.toMessage(e)) });
+    const ctx: PublishContext = { topic, events, messages: events.map((e) => this.toMessage(e)) };
+    const observers = this.observers;
+    if (observers === undefined || !(observers.has('onPublished') || observers.has('onPublishFailed'))) {
+      return this.send(ctx);
+    }
+    const started = performance.now();
+    return this.send(ctx).then(
+      () => observers.emit('onPublished', { topic, events, durationMs: performance.now() - started }),
+      (err: unknown) => {
+        observers.emit('onPublishFailed', { topic, events, error: toError(err) });
+        throw err;
+      },
+    );
   }
 
   /** Builds every envelope; waits only when some schema validates asynchronously. */

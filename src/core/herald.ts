@@ -1,10 +1,4 @@
-import {
-  EventBus,
-  type BatchItem,
-  type EventRef,
-  type PublishContext,
-  type PublishMiddleware,
-} from './bus.js';
+import { EventBus, type BatchItem, type EventRef, type PublishMiddleware } from './bus.js';
 import type { Codec } from './codec/codec.js';
 import { CodecRegistry } from './codec/registry.js';
 import type { ConsumerMiddleware } from './consumer/context.js';
@@ -112,7 +106,7 @@ export class Herald {
       routing: options.routing,
       codec: options.codec,
       eventStore: this.eventStore,
-      middleware: [this.publishObserver()],
+      observers: this.observers,
     });
     this.deadLetters = new DeadLetterQueue(
       options.stores?.deadLetters ?? new MemoryDeadLetterStore(),
@@ -202,29 +196,6 @@ export class Herald {
   /** Consumers created by subscribe(). */
   get subscriptions(): readonly Consumer[] {
     return this.consumers;
-  }
-
-  private publishObserver(): PublishMiddleware {
-    // Not an async function: without observers a publish must not pay for an extra promise.
-    return (ctx, next) =>
-      this.observers.has('onPublished') || this.observers.has('onPublishFailed')
-        ? this.observedPublish(ctx, next)
-        : next();
-  }
-
-  private async observedPublish(ctx: PublishContext, next: () => Promise<void>): Promise<void> {
-    const started = performance.now();
-    try {
-      await next();
-    } catch (err) {
-      this.observers.emit('onPublishFailed', { topic: ctx.topic, events: ctx.events, error: err as Error });
-      throw err;
-    }
-    this.observers.emit('onPublished', {
-      topic: ctx.topic,
-      events: ctx.events,
-      durationMs: performance.now() - started,
-    });
   }
 }
 

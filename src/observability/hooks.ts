@@ -41,15 +41,24 @@ export function fuse<C>(
     }
     if (exits === undefined) return runIn ? withContext(runIn, next) : next();
     const after = exits;
-    // Exits run inside the context too, so their log lines carry the span's ids.
-    const work = async (): Promise<void> => {
+    // Exits run inside the context too (a reaction runs in the context its `then` was called in),
+    // so their log lines carry the span's ids. One `then`, not an async function: a promise less.
+    const work = (): Promise<void> => {
+      let running: Promise<void>;
       try {
-        await next();
+        running = next();
       } catch (err) {
-        for (let i = after.length - 1; i >= 0; i--) after[i]!(err);
-        throw err;
+        running = Promise.reject(err as Error);
       }
-      for (let i = after.length - 1; i >= 0; i--) after[i]!(undefined);
+      return running.then(
+        () => {
+          for (let i = after.length - 1; i >= 0; i--) after[i]!(undefined);
+        },
+        (err: unknown) => {
+          for (let i = after.length - 1; i >= 0; i--) after[i]!(err);
+          throw err;
+        },
+      );
     };
     return runIn ? withContext(runIn, work) : work();
   };

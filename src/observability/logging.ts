@@ -191,10 +191,10 @@ export class EventLogging {
 
   private body(e: { payload?: unknown; metadata?: unknown }): object {
     if (!this.options.includePayload && !this.options.includeMetadata) return {};
-    return {
-      ...(this.options.includePayload ? { payload: e.payload } : {}),
-      ...(this.options.includeMetadata ? { metadata: e.metadata } : {}),
-    };
+    const body: { payload?: unknown; metadata?: unknown } = {};
+    if (this.options.includePayload) body.payload = e.payload;
+    if (this.options.includeMetadata) body.metadata = e.metadata;
+    return body;
   }
 }
 

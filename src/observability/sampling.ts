@@ -43,7 +43,16 @@ export class TraceIdRatioSampler implements Sampler {
 
   /** The decision alone, for callers that decide before starting a span. */
   keeps(traceId: string): boolean {
-    return Number.parseInt(traceId.slice(-8), 16) < this.bound;
+    // By hand: parseInt on a slice costs ~100 ns, a third of an unsampled publish's tracing.
+    if (traceId.length < 8) return false;
+    let word = 0;
+    for (let i = traceId.length - 8; i < traceId.length; i++) {
+      const c = traceId.charCodeAt(i) | 0x20; // lower case; digits are unchanged by the bit
+      const digit = c <= 0x39 ? c - 0x30 : c - 0x57;
+      if (digit < 0 || digit > 15) return false;
+      word = word * 16 + digit;
+    }
+    return word < this.bound;
   }
 
   toString(): string {
@@ -72,6 +81,14 @@ export class PooledIdGenerator implements IdGenerator {
 
   generateSpanId(): string {
     return nonZero(16);
+  }
+
+  /** A trace id and a span id drawn together: 48 hex digits, the trace id first. */
+  generateIdPair(): string {
+    for (;;) {
+      const ids = randomHex(24);
+      if (!ids.startsWith(ZERO_TRACE_ID) && !ids.endsWith(ZERO_SPAN_ID)) return ids;
+    }
   }
 }
 

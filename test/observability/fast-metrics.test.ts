@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { FastCounter, FastHistogram } from '../../src/observability/fast-metrics.js';
-import { isUnsampledTraceparent } from '../../src/observability/tracing.js';
 import { mulberry32 } from '../resilience/prng.js';
 
 const BUCKETS = [0.001, 0.01, 0.1, 1, 10];
@@ -91,26 +90,5 @@ describe('fast metrics', () => {
       () => new FastCounter({ name: 'x_total', help: 'x', registers: [r] }),
       /already been registered/,
     );
-  });
-});
-
-describe('traceparent sampled flag', () => {
-  const id = '0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331';
-  test('reads the sampled bit of version-00 headers', () => {
-    for (const [flags, unsampled] of [
-      ['00', true],
-      ['01', false],
-      ['02', true],
-      ['03', false],
-      ['0a', true],
-      ['0b', false],
-      ['fe', true],
-      ['ff', false],
-    ] as const)
-      assert.equal(isUnsampledTraceparent(`00-${id}-${flags}`), unsampled, flags);
-  });
-  test('leaves anything else to the propagator', () => {
-    for (const v of [undefined, '', `01-${id}-00`, `00-${id}-0`, `00-${id}-00-extra`, `00-${id}-0A`])
-      assert.equal(isUnsampledTraceparent(v), false, String(v));
   });
 });

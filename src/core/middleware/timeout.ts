@@ -18,15 +18,18 @@ export function timeoutMiddleware(timeoutMs: number): ConsumerMiddleware {
     else parent.addEventListener('abort', onParentAbort, { once: true });
     ctx.signal = controller.signal;
     let timer: NodeJS.Timeout | undefined;
+    let timedOut: HandlerTimeoutError | undefined;
     const expired = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        const err = new HandlerTimeoutError(ctx.handler, timeoutMs);
-        controller.abort(err);
-        reject(err);
+        timedOut = new HandlerTimeoutError(ctx.handler, timeoutMs);
+        controller.abort(timedOut);
+        reject(timedOut);
       }, timeoutMs);
     });
     try {
       await Promise.race([next(), expired]);
+      // A handler that returns as soon as it sees the abort can win the race: it still timed out.
+      if (timedOut) throw timedOut;
     } finally {
       clearTimeout(timer);
       parent.removeEventListener('abort', onParentAbort);
