@@ -296,10 +296,7 @@ export class Consumer {
       if (definition && definition.version === event.version) {
         try {
           const parsed = parsePayload(definition, event.payload);
-          const typed = { ...event } as { -readonly [K in keyof EventEnvelope]: EventEnvelope[K] };
-          // Assigned, not spread in: see `extend`.
-          typed.payload = parsed instanceof Promise ? await parsed : parsed;
-          event = typed;
+          event = { ...event, payload: parsed instanceof Promise ? await parsed : parsed };
         } catch (err) {
           if (err instanceof SchemaValidationError)
             return await this.deadLetter(delivery, 'schema', err, route.name, event.type);
