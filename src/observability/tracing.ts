@@ -146,7 +146,7 @@ export class EventTracing {
           const ids = this.ids.generateIdPair();
           const traceId = ids.slice(0, 32);
           if (!this.rootSampler.keeps(traceId)) {
-            writeTraceparent(ctx, `00-${traceId}-${ids.slice(32)}-00`);
+            setTraceparent(ctx, traceId, ids.slice(32), 0);
             return undefined;
           }
           this.ids.prime(traceId);
@@ -381,10 +381,8 @@ function fail(span: Span, err: unknown): void {
  * without tracestate, the propagator's validation and context copy cost more than the span.
  */
 function setTraceparent(ctx: PublishContext, traceId: string, spanId: string, flags: number): void {
-  writeTraceparent(ctx, `00-${traceId}-${spanId}-${(flags & 0xff).toString(16).padStart(2, '0')}`);
-}
-
-function writeTraceparent(ctx: PublishContext, traceparent: string): void {
+  const hex = flags === 0 ? '00' : flags === 1 ? '01' : (flags & 0xff).toString(16).padStart(2, '0');
+  const traceparent = `00-${traceId}-${spanId}-${hex}`;
   for (const m of ctx.messages) m.headers.traceparent = traceparent;
 }
 
