@@ -1,5 +1,8 @@
 import { parseArgs } from 'node:util';
-import { DEFAULT_TRANSPORT_URL } from './transport-url.js';
+import { backends } from '../backends/index.js';
+
+/** The default transport: the embedded SQLite broker, so `herald dlq list` sees what `herald demo` left. */
+export const DEFAULT_TRANSPORT_URL = 'sqlite://.herald/events.db';
 
 /** Exit codes a script can rely on. */
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
@@ -38,7 +41,7 @@ export const COMMON_OPTIONS = {
     type: 'string',
     env: 'HERALD_TRANSPORT',
     arg: '<url>',
-    help: `sqlite://<path> | memory:// | redis://host:port[?prefix=p] (default ${DEFAULT_TRANSPORT_URL}; or HERALD_DB=<path>)`,
+    help: `${backends.describe()} (default ${DEFAULT_TRANSPORT_URL}; or HERALD_DB=<path>)`,
   },
   config: {
     type: 'string',
@@ -109,17 +112,28 @@ export function parseCommand(
  * (`--config` / HERALD_CONFIG), else HERALD_DB (a URL, or a path meaning `sqlite://<path>`), else
  * the default SQLite file.
  */
-export async function transportUrl(values: ParsedValues, env: NodeJS.ProcessEnv): Promise<string> {
+/** Where a command's backend is: its URL and, from a config file, the adapter options. */
+export interface TransportChoice {
+  readonly url: string;
+  readonly transportOptions?: Readonly<Record<string, unknown>>;
+}
+
+/** --transport, else the config file's transport (URL and options), else HERALD_DB, else the default. */
+export async function transportChoice(
+  values: ParsedValues,
+  env: NodeJS.ProcessEnv,
+): Promise<TransportChoice> {
   const given = values['transport'];
-  if (typeof given === 'string' && given.length > 0) return given;
+  if (typeof given === 'string' && given.length > 0) return { url: given };
   const file = values['config'];
   if (typeof file === 'string' && file.length > 0) {
     const { loadConfig } = await import('../config/index.js');
-    return (await loadConfig({ file, env })).transport.url;
+    const { transport } = await loadConfig({ file, env });
+    return { url: transport.url, ...(transport.options ? { transportOptions: transport.options } : {}) };
   }
   const db = env['HERALD_DB'];
-  if (db) return /^[a-z][a-z0-9+.-]*:/i.test(db) ? db : `sqlite://${db}`;
-  return DEFAULT_TRANSPORT_URL;
+  if (db) return { url: /^[a-z][a-z0-9+.-]*:/i.test(db) ? db : `sqlite://${db}` };
+  return { url: DEFAULT_TRANSPORT_URL };
 }
 
 export function stringOption(values: ParsedValues, name: string): string | undefined {

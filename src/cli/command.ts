@@ -1,12 +1,12 @@
 import {
   COMMON_OPTIONS,
   describeOptions,
-  transportUrl,
+  transportChoice,
   type OptionSpecs,
   type ParsedValues,
 } from './args.js';
 import type { Io } from './output.js';
-import { openTransport, parseTransportUrl, type OpenedTransport } from './transport-url.js';
+import { backends, type OpenedBackend } from '../backends/index.js';
 import { createHerald, type Herald } from '../core/herald.js';
 
 /** One `herald <name>` command. `run` returns the exit code. */
@@ -37,21 +37,32 @@ export function helpText(command: Command): string {
 }
 
 /**
- * Opens the transport named by --transport / HERALD_TRANSPORT / HERALD_DB and a Herald instance
- * (`herald-cli`) on it, runs `fn`, then closes everything, even when `fn` throws.
+ * Opens the backend named by --transport / --config / HERALD_TRANSPORT / HERALD_DB and a Herald
+ * instance (`herald-cli`) on it, runs `fn`, then closes everything, even when `fn` throws.
+ * Commands that only read or settle what is there keep `mustExist` (the default), so a mistyped
+ * path fails instead of creating an empty database; `publish` creates what it needs.
  */
 export async function withHerald<T>(
   values: ParsedValues,
   io: Io,
-  fn: (herald: Herald, opened: OpenedTransport) => Promise<T>,
-  options: { service?: string; routing?: Record<string, string>; drainTimeoutMs?: number } = {},
+  fn: (herald: Herald, opened: OpenedBackend) => Promise<T>,
+  options: {
+    service?: string;
+    routing?: Record<string, string>;
+    drainTimeoutMs?: number;
+    mustExist?: boolean;
+  } = {},
 ): Promise<T> {
-  const opened = await openTransport(parseTransportUrl(await transportUrl(values, io.env)));
+  const choice = await transportChoice(values, io.env);
+  const opened = await backends.open(choice.url, {
+    mustExist: options.mustExist ?? true,
+    ...(choice.transportOptions ? { transportOptions: choice.transportOptions } : {}),
+  });
   try {
     const herald = await createHerald({
       service: options.service ?? 'herald-cli',
       transport: opened.transport,
-      stores: { deadLetters: opened.deadLetters },
+      ...(opened.stores.deadLetters ? { stores: { deadLetters: opened.stores.deadLetters } } : {}),
       closeResources: false,
       drainTimeoutMs: options.drainTimeoutMs ?? 2000,
       ...(options.routing ? { routing: options.routing } : {}),

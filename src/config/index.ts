@@ -3,7 +3,7 @@
  * overrides, validate it against one schema, and build a Herald whose drivers are imported on demand.
  */
 export { loadConfig, validateConfig, ENV_MAPPING, type LoadConfigOptions } from './load.js';
-export { createHeraldFromConfig, TransportUnreachableError, type CreateFromConfigExtras } from './create.js';
+export { createHeraldFromConfig, type CreateFromConfigExtras } from './create.js';
+export { BackendUnreachableError, DriverMissingError } from '../backends/index.js';
 export { heraldConfigSchema, type HeraldConfig, type HeraldConfigInput } from './schema.js';
 export { ConfigValidationError, type ConfigIssue } from './errors.js';
-export { parseBackendUrl, type ParsedUrl } from './transport-url.js';

@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { parseBackendUrl } from './transport-url.js';
+import { backends } from '../backends/index.js';
 
 const backendUrl = z.string().superRefine((value, ctx) => {
-  const parsed = parseBackendUrl(value);
+  const parsed = backends.parse(value);
   if ('error' in parsed) ctx.addIssue({ code: 'custom', message: parsed.error });
 });
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { toError } from '../core/errors.js';
-import { openTransport, parseTransportUrl, type OpenedTransport } from '../cli/transport-url.js';
+import { backends, type OpenedBackend } from '../backends/index.js';
 import { HealthProbes, probeHandler } from '../health/index.js';
 import { createObservability, type Observability } from '../observability/index.js';
 import { startDemoServer, sendJson, type DemoServer, type RouteHandler } from './server.js';
@@ -11,6 +11,8 @@ import { DemoTally, StatusLine, type StatusSnapshot } from './status.js';
 export interface DemoRunOptions {
   /** `sqlite://<path>`, `memory://` or `redis://host:port`. */
   readonly transportUrl: string;
+  /** Adapter options (a config file's `transport.options`). */
+  readonly transportOptions?: Readonly<Record<string, unknown>>;
   /** Stop publishing after this many seconds; default: run until `stop` aborts. */
   readonly durationS?: number;
   /** Events published per second; default 200. */
@@ -67,8 +69,8 @@ export interface DemoSummary {
   readonly handlers: StatusSnapshot['handlers'];
   readonly analytics: Record<string, number>;
   readonly url?: string;
-  /** Redis: the key prefix of this run (kept only with --keep). */
-  readonly redisPrefix?: string;
+  /** On a shared broker: the namespace of this run (reported only with --keep, when it stays). */
+  readonly namespace?: string;
 }
 
 /**
@@ -77,10 +79,17 @@ export interface DemoSummary {
  */
 export async function runDemo(options: DemoRunOptions): Promise<DemoSummary> {
   const runId = randomBytes(4).toString('hex');
-  const target = parseTransportUrl(options.transportUrl);
+  const target = backends.parseOrThrow(options.transportUrl);
   const rate = options.rate ?? 200;
-  const redisPrefix = target.kind === 'redis' ? (target.prefix ?? `herald-demo-${runId}`) : undefined;
-  const opened = await openTransport(target, redisPrefix ? { prefix: redisPrefix } : {});
+  // On a shared broker each run gets its own namespace, so runs never see each other's events.
+  const runNamespace =
+    backends.definition(target.backend).sharedServer && target.params['namespace'] === undefined
+      ? `herald-demo-${runId}`
+      : undefined;
+  const opened = await backends.open(options.transportUrl, {
+    ...(runNamespace ? { namespace: runNamespace } : {}),
+    ...(options.transportOptions ? { transportOptions: options.transportOptions } : {}),
+  });
   const tally = new DemoTally(runId);
   const note = (text: string): void => status.note(text);
   let services: DemoServices | undefined;
@@ -98,7 +107,7 @@ export async function runDemo(options: DemoRunOptions): Promise<DemoSummary> {
     services = await createDemoServices({
       runId,
       transport: opened.transport,
-      deadLetters: opened.deadLetters,
+      ...(opened.stores.deadLetters ? { deadLetters: opened.stores.deadLetters } : {}),
       tally,
     });
     // One registry for the five services: they share a process, so they share a /metrics.
@@ -118,7 +127,7 @@ export async function runDemo(options: DemoRunOptions): Promise<DemoSummary> {
       note(`herald demo: serving ${server.url} (/status, /metrics, /health, /ready, /live)`);
     }
     note(
-      `herald demo: run ${runId} on ${target.url}${redisPrefix ? ` (key prefix ${redisPrefix})` : ''}, ${rate} events/s${options.durationS !== undefined ? ` for ${options.durationS} s` : '; Ctrl-C to stop'}`,
+      `herald demo: run ${runId} on ${target.url}${runNamespace ? ` (namespace ${runNamespace})` : ''}, ${rate} events/s${options.durationS !== undefined ? ` for ${options.durationS} s` : '; Ctrl-C to stop'}`,
     );
     await Promise.all(services.all.map((h) => h.start()));
     probes.markReady();
@@ -159,14 +168,14 @@ export async function runDemo(options: DemoRunOptions): Promise<DemoSummary> {
       handlers: snap.handlers,
       analytics: Object.fromEntries(services.analytics),
       ...(server ? { url: server.url } : {}),
-      ...(redisPrefix && options.keep ? { redisPrefix } : {}),
+      ...(runNamespace && options.keep ? { namespace: runNamespace } : {}),
     };
   } finally {
     probes.markStopped();
     status.stop();
     if (services) await Promise.all(services.all.map((h) => h.stop().catch(() => undefined)));
     await server?.close();
-    if (redisPrefix && !options.keep) await cleanupRedis(opened, note);
+    if (runNamespace && !options.keep) await cleanupNamespace(opened, note);
     await opened.close();
   }
 }
@@ -197,7 +206,7 @@ async function settle(tally: DemoTally, services: DemoServices, timeoutMs: numbe
   }
 }
 
-async function accountGroups(tally: DemoTally, opened: OpenedTransport): Promise<GroupSummary[]> {
+async function accountGroups(tally: DemoTally, opened: OpenedBackend): Promise<GroupSummary[]> {
   const snap = tally.snapshot();
   return Promise.all(
     snap.groups.map(async (g) => {
@@ -228,7 +237,7 @@ async function accountGroups(tally: DemoTally, opened: OpenedTransport): Promise
  * without `stats` is taken at the tally's word.
  */
 async function pendingInTransport(
-  opened: OpenedTransport,
+  opened: OpenedBackend,
   topics: readonly string[],
   group: string,
   fallback: number,
@@ -243,14 +252,14 @@ async function pendingInTransport(
   return n;
 }
 
-async function cleanupRedis(opened: OpenedTransport, note: (text: string) => void): Promise<void> {
+async function cleanupNamespace(opened: OpenedBackend, note: (text: string) => void): Promise<void> {
   try {
-    await opened.deadLetters.purge();
+    await opened.stores.deadLetters?.purge();
     const dropper = opened.transport as { dropNamespace?: () => Promise<unknown> };
     if (typeof dropper.dropNamespace === 'function') await dropper.dropNamespace();
     else
       note(
-        "herald demo: the Redis adapter cannot delete its streams yet; the run's stream keys remain (see docs/demo.md)",
+        `herald demo: the ${opened.backend} adapter cannot delete its namespace; the run's keys remain (see docs/demo.md)`,
       );
   } catch (err) {
     note(`herald demo: cleanup failed: ${toError(err).message}`);

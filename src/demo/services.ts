@@ -4,6 +4,7 @@ import type { EventEnvelope } from '../core/event.js';
 import { uuidv7 } from '../core/ids.js';
 import type { Logger } from '../core/logger.js';
 import type { DeadLetterStore } from '../store/dead-letter-store.js';
+import { MemoryDeadLetterStore } from '../store/memory/dead-letter-store.js';
 import type { Transport } from '../transport/transport.js';
 import { ConversationCreated, DocumentUploaded, MessageSent, RUN_METADATA } from './events.js';
 import type { DemoTally } from './status.js';
@@ -45,7 +46,8 @@ export class AuditLog {
 export interface DemoServicesOptions {
   readonly runId: string;
   readonly transport: Transport;
-  readonly deadLetters: DeadLetterStore;
+  /** Shared by the five services; default: one in-memory store for all of them. */
+  readonly deadLetters?: DeadLetterStore;
   readonly tally: DemoTally;
   readonly logger?: Logger;
   /** Share of notification deliveries that fail transiently; default 0.2. */
@@ -66,7 +68,8 @@ export interface DemoServices {
 }
 
 export async function createDemoServices(options: DemoServicesOptions): Promise<DemoServices> {
-  const { runId, transport, deadLetters, tally } = options;
+  const { runId, transport, tally } = options;
+  const deadLetters = options.deadLetters ?? new MemoryDeadLetterStore();
   const failureRate = options.notificationFailureRate ?? 0.2;
   const [auditMin, auditMax] = options.auditDelayMs ?? [5, 20];
   const service = (name: string): Promise<Herald> =>

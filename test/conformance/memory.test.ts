@@ -5,8 +5,8 @@ import {
   MemoryTransport,
 } from '../../src/index.js';
 import { MemoryHandle } from './memory-handle.js';
-import { runStoreSuite } from './store-suite.js';
-import { runTransportSuite } from './transport-suite.js';
+import { runStoreSuite } from '../../src/testing/index.js';
+import { runTransportSuite } from '../../src/testing/index.js';
 
 // One in-process broker; every create() is a client handle on it, as another process would have.
 const shared = new MemoryTransport();

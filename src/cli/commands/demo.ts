@@ -6,7 +6,7 @@ import {
   JSON_OPTION,
   numberOption,
   parseCommand,
-  transportUrl,
+  transportChoice,
   type OptionSpecs,
 } from '../args.js';
 import type { Command } from '../command.js';
@@ -31,7 +31,10 @@ const options = {
     env: 'HERALD_PORT',
     help: 'HTTP port for /status, /metrics, /health (default 7070; 0 = any free port)',
   },
-  keep: { type: 'boolean', help: "redis: keep the run's keys instead of deleting them at the end" },
+  keep: {
+    type: 'boolean',
+    help: "shared brokers (redis...): keep the run's namespace instead of deleting it at the end",
+  },
   ...JSON_OPTION,
 } as const satisfies OptionSpecs;
 
@@ -70,7 +73,7 @@ export const demoCommand: Command = {
     process.on('SIGTERM', onSignal);
     try {
       const summary = await runDemo({
-        transportUrl: await transportUrl(values, io.env),
+        ...(await demoTransport(values, io.env)),
         rate,
         port,
         keep: flag(values, 'keep'),
@@ -111,8 +114,19 @@ function printSummary(io: Io, s: DemoSummary): void {
     ),
     '',
     s.deadLettered > 0
-      ? `Inspect the dead letters: herald dlq list${s.transport.startsWith('sqlite://.herald/events.db') ? '' : ` --transport ${s.redisPrefix ? `'${s.transport}?prefix=${s.redisPrefix}'` : s.transport}`}`
+      ? `Inspect the dead letters: herald dlq list${s.transport.startsWith('sqlite://.herald/events.db') ? '' : ` --transport ${s.namespace ? `'${s.transport}?namespace=${s.namespace}'` : s.transport}`}`
       : '',
   ];
   io.stdout.write(`${lines.filter((l, i) => l !== '' || i < lines.length - 1).join('\n')}\n`);
+}
+
+async function demoTransport(
+  values: Parameters<typeof transportChoice>[0],
+  env: NodeJS.ProcessEnv,
+): Promise<{ transportUrl: string; transportOptions?: Readonly<Record<string, unknown>> }> {
+  const choice = await transportChoice(values, env);
+  return {
+    transportUrl: choice.url,
+    ...(choice.transportOptions ? { transportOptions: choice.transportOptions } : {}),
+  };
 }

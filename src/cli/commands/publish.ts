@@ -78,6 +78,7 @@ export const publishCommand: Command = {
       },
       {
         service: stringOption(values, 'source') ?? 'herald-cli',
+        mustExist: false,
         ...(topic ? { routing: { [type]: topic } } : {}),
       },
     );

@@ -5,8 +5,8 @@
  */
 import { after, before, describe } from 'node:test';
 import { redis, redisStores, type RedisStores } from '../../../src/adapters/redis/index.js';
-import { runStoreSuite } from '../../conformance/store-suite.js';
-import { runTransportSuite } from '../../conformance/transport-suite.js';
+import { runStoreSuite } from '../../../src/testing/index.js';
+import { runTransportSuite } from '../../../src/testing/index.js';
 import { needs } from '../../support/services.js';
 import { dropPrefix, OwnRedis, SHARED_URL, uniquePrefix } from './harness.js';
 

@@ -4,8 +4,8 @@ import {
   SqliteIdempotencyStore,
   SqliteTransport,
 } from '../../../src/adapters/sqlite/index.js';
-import { runStoreSuite } from '../../conformance/store-suite.js';
-import { runTransportSuite } from '../../conformance/transport-suite.js';
+import { runStoreSuite } from '../../../src/testing/index.js';
+import { runTransportSuite } from '../../../src/testing/index.js';
 import { tempDir } from './helpers.js';
 
 // Every create() is a new transport instance on the same file, as another process would have.

@@ -4,9 +4,11 @@
  *   runTransportSuite('redis', { create: () => ..., restart: ..., cleanup: ... });
  *
  * Each case uses its own topics and groups, so one backend namespace serves the whole suite.
+ * A case that needs a feature the transport lacks is reported as skipped with the reason, never
+ * as passed.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, test as nodeTest, type TestContext } from 'node:test';
 import {
   createHerald,
   MemoryDeadLetterStore,
@@ -14,8 +16,27 @@ import {
   type Message,
   type Subscription,
   type Transport,
-} from '../../src/index.js';
-import { sleep, unique, waitUntil } from '../support/wait.js';
+} from '../index.js';
+import { sleep, unique, waitUntil } from './wait.js';
+
+/**
+ * What a transport can do, as the suite sees it. Cases that need a feature the transport lacks
+ * are skipped with a reason, in the spirit of Watermill's `tests.Features`.
+ */
+export interface TransportFeatures {
+  /** Messages survive a restart of the process and of the broker. */
+  readonly persistent: boolean;
+  /** Several transport instances (processes) share one group. */
+  readonly distributed: boolean;
+  /** Per-key order within a group, with a retrying message holding back its key. */
+  readonly orderedByKey: boolean;
+  /** `nack({ delayMs })` delays the redelivery. */
+  readonly delayedRedelivery: boolean;
+  /** The harness can restart the broker (`restart` is given). */
+  readonly restartableBroker: boolean;
+  /** `stats()` reports lag, in-flight and delayed. */
+  readonly stats: boolean;
+}
 
 export interface TransportHarness {
   /** A new transport instance on the same backend namespace each call. */
@@ -24,7 +45,20 @@ export interface TransportHarness {
   restart?(): Promise<void>;
   /** Called once after the suite. */
   cleanup?(): Promise<void>;
+  /**
+   * Overrides of the features; by default they come from `transport.capabilities`, whether
+   * `restart` is given and whether the transport has `stats()`.
+   */
+  readonly features?: Partial<TransportFeatures>;
+  /**
+   * Cases this backend cannot support, by case title, with the reason (reported as the skip
+   * message). For limits of a test broker, e.g. a mock cluster that keeps nothing across restarts.
+   */
+  readonly unsupported?: Readonly<Record<string, string>>;
 }
+
+/** The titles of every case, so a harness can name one in `unsupported`. */
+export const TRANSPORT_CASES: string[] = [];
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -51,6 +85,31 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
     before(async () => {
       t = await open();
     });
+
+    const features = (): TransportFeatures => ({
+      persistent: t.capabilities.persistent,
+      distributed: t.capabilities.distributed,
+      orderedByKey: t.capabilities.orderedByKey,
+      delayedRedelivery: t.capabilities.delayedRedelivery,
+      restartableBroker: harness.restart !== undefined,
+      stats: typeof t.stats === 'function',
+      ...harness.features,
+    });
+
+    /** A case, skipped with the reason when the backend declared it unsupported or lacks `requires`. */
+    const test = (
+      title: string,
+      fn: (ctx: TestContext) => Promise<void>,
+      requires?: keyof TransportFeatures,
+    ): void => {
+      TRANSPORT_CASES.push(title);
+      nodeTest(title, async (ctx) => {
+        const unsupported = harness.unsupported?.[title];
+        if (unsupported !== undefined) return ctx.skip(unsupported);
+        if (requires && !features()[requires]) return ctx.skip(`transport lacks the ${requires} feature`);
+        await fn(ctx);
+      });
+    };
 
     after(async () => {
       await Promise.all(opened.map((o) => o.close().catch(() => undefined)));
@@ -187,25 +246,29 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
       await sub.close();
     });
 
-    test('delay of redelivery is respected (lower bound)', async () => {
-      const topic = unique('delay');
-      const times: number[] = [];
-      const { sub } = await consume(t, topic, unique('g'), {
-        settle: async (d) => {
-          times.push(Date.now());
-          if (d.attempt === 1) await d.nack({ delayMs: 300 });
-          else await d.ack();
-        },
-      });
-      await t.publish(topic, [message('d-1')]);
-      await waitUntil(() => times.length === 2, 'the delayed redelivery');
-      // 5 ms of slack for timer granularity between two clocks reads.
-      assert.ok(
-        times[1]! - times[0]! >= 295,
-        `redelivered after ${times[1]! - times[0]!} ms, expected >= 300`,
-      );
-      await sub.close();
-    });
+    test(
+      'delay of redelivery is respected (lower bound)',
+      async () => {
+        const topic = unique('delay');
+        const times: number[] = [];
+        const { sub } = await consume(t, topic, unique('g'), {
+          settle: async (d) => {
+            times.push(Date.now());
+            if (d.attempt === 1) await d.nack({ delayMs: 300 });
+            else await d.ack();
+          },
+        });
+        await t.publish(topic, [message('d-1')]);
+        await waitUntil(() => times.length === 2, 'the delayed redelivery');
+        // 5 ms of slack for timer granularity between two clocks reads.
+        assert.ok(
+          times[1]! - times[0]! >= 295,
+          `redelivered after ${times[1]! - times[0]!} ms, expected >= 300`,
+        );
+        await sub.close();
+      },
+      'delayedRedelivery',
+    );
 
     test('release makes the message available again without counting an attempt', async () => {
       const topic = unique('release');
@@ -252,65 +315,73 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
       await two.sub.close();
     });
 
-    test('per-key order with prefetch 16 over 16 keys, and no two messages of a key in flight at once', async () => {
-      const topic = unique('order');
-      const keys = Array.from({ length: 16 }, (_, i) => `key-${i}`);
-      const perKey = 20;
-      const seen = new Map<string, number[]>();
-      const inFlight = new Set<string>();
-      let overlaps = 0;
-      let maxConcurrent = 0;
-      const { sub } = await consume(t, topic, unique('g'), {
-        prefetch: 16,
-        settle: async (d) => {
-          const key = d.message.key!;
-          if (inFlight.has(key)) overlaps++;
-          inFlight.add(key);
-          maxConcurrent = Math.max(maxConcurrent, inFlight.size);
-          await sleep(Math.random() * 4);
-          const seq = Number(d.message.id.split('-').pop());
-          seen.set(key, [...(seen.get(key) ?? []), seq]);
-          inFlight.delete(key);
-          await d.ack();
-        },
-      });
-      const batch: Message[] = [];
-      for (let i = 0; i < perKey; i++) for (const k of keys) batch.push(message(`${k}-${i}`, k));
-      for (let i = 0; i < batch.length; i += 40) await t.publish(topic, batch.slice(i, i + 40));
-      await waitUntil(
-        () => keys.every((k) => seen.get(k)?.length === perKey),
-        'every key fully consumed',
-        30_000,
-      );
-      for (const k of keys) assert.deepEqual(seen.get(k), [...Array(perKey).keys()], `order of ${k}`);
-      assert.equal(overlaps, 0, 'a key was in flight twice at once');
-      assert.ok(maxConcurrent > 1, 'different keys should be processed concurrently');
-      await sub.close();
-    });
+    test(
+      'per-key order with prefetch 16 over 16 keys, and no two messages of a key in flight at once',
+      async () => {
+        const topic = unique('order');
+        const keys = Array.from({ length: 16 }, (_, i) => `key-${i}`);
+        const perKey = 20;
+        const seen = new Map<string, number[]>();
+        const inFlight = new Set<string>();
+        let overlaps = 0;
+        let maxConcurrent = 0;
+        const { sub } = await consume(t, topic, unique('g'), {
+          prefetch: 16,
+          settle: async (d) => {
+            const key = d.message.key!;
+            if (inFlight.has(key)) overlaps++;
+            inFlight.add(key);
+            maxConcurrent = Math.max(maxConcurrent, inFlight.size);
+            await sleep(Math.random() * 4);
+            const seq = Number(d.message.id.split('-').pop());
+            seen.set(key, [...(seen.get(key) ?? []), seq]);
+            inFlight.delete(key);
+            await d.ack();
+          },
+        });
+        const batch: Message[] = [];
+        for (let i = 0; i < perKey; i++) for (const k of keys) batch.push(message(`${k}-${i}`, k));
+        for (let i = 0; i < batch.length; i += 40) await t.publish(topic, batch.slice(i, i + 40));
+        await waitUntil(
+          () => keys.every((k) => seen.get(k)?.length === perKey),
+          'every key fully consumed',
+          30_000,
+        );
+        for (const k of keys) assert.deepEqual(seen.get(k), [...Array(perKey).keys()], `order of ${k}`);
+        assert.equal(overlaps, 0, 'a key was in flight twice at once');
+        assert.ok(maxConcurrent > 1, 'different keys should be processed concurrently');
+        await sub.close();
+      },
+      'orderedByKey',
+    );
 
-    test('a retrying message holds back its own key only', async () => {
-      const topic = unique('holdback');
-      const order: string[] = [];
-      const { sub } = await consume(t, topic, unique('g'), {
-        prefetch: 8,
-        settle: async (d) => {
-          order.push(`${d.message.id}#${d.attempt}`);
-          if (d.message.id === 'a-0' && d.attempt === 1) await d.nack({ delayMs: 300 });
-          else await d.ack();
-        },
-      });
-      await t.publish(topic, [
-        message('a-0', 'A'),
-        message('a-1', 'A'),
-        message('b-0', 'B'),
-        message('b-1', 'B'),
-      ]);
-      await waitUntil(() => order.length === 5, 'all deliveries');
-      // B flows while A waits; a-1 comes only after a-0 finally succeeded.
-      assert.ok(order.indexOf('b-1#1') < order.indexOf('a-0#2'), `B was held back: ${order.join(' ')}`);
-      assert.ok(order.indexOf('a-0#2') < order.indexOf('a-1#1'), `A out of order: ${order.join(' ')}`);
-      await sub.close();
-    });
+    test(
+      'a retrying message holds back its own key only',
+      async () => {
+        const topic = unique('holdback');
+        const order: string[] = [];
+        const { sub } = await consume(t, topic, unique('g'), {
+          prefetch: 8,
+          settle: async (d) => {
+            order.push(`${d.message.id}#${d.attempt}`);
+            if (d.message.id === 'a-0' && d.attempt === 1) await d.nack({ delayMs: 300 });
+            else await d.ack();
+          },
+        });
+        await t.publish(topic, [
+          message('a-0', 'A'),
+          message('a-1', 'A'),
+          message('b-0', 'B'),
+          message('b-1', 'B'),
+        ]);
+        await waitUntil(() => order.length === 5, 'all deliveries');
+        // B flows while A waits; a-1 comes only after a-0 finally succeeded.
+        assert.ok(order.indexOf('b-1#1') < order.indexOf('a-0#2'), `B was held back: ${order.join(' ')}`);
+        assert.ok(order.indexOf('a-0#2') < order.indexOf('a-1#1'), `A out of order: ${order.join(' ')}`);
+        await sub.close();
+      },
+      'orderedByKey',
+    );
 
     test('with ordering "none" a key does not serialize delivery', async () => {
       const topic = unique('unordered');
@@ -414,22 +485,22 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
       await sub.close();
     });
 
-    test('publisher close loses nothing that publish resolved', async (ctx) => {
-      if (!t.capabilities.persistent) {
-        ctx.skip('transport is not persistent');
-        return;
-      }
-      const topic = unique('pubclose');
-      const publisher = await open();
-      await publisher.publish(
-        topic,
-        ids('pc', 200).map((id) => message(id)),
-      );
-      await publisher.close();
-      const { deliveries, sub } = await consume(t, topic, unique('g'));
-      await waitUntil(() => deliveries.length === 200, 'all 200 after the publisher closed');
-      await sub.close();
-    });
+    test(
+      'publisher close loses nothing that publish resolved',
+      async () => {
+        const topic = unique('pubclose');
+        const publisher = await open();
+        await publisher.publish(
+          topic,
+          ids('pc', 200).map((id) => message(id)),
+        );
+        await publisher.close();
+        const { deliveries, sub } = await consume(t, topic, unique('g'));
+        await waitUntil(() => deliveries.length === 200, 'all 200 after the publisher closed');
+        await sub.close();
+      },
+      'persistent',
+    );
 
     test('retry then dead-letter after maxAttempts, with the error context', async () => {
       const transport = await open();
@@ -560,67 +631,67 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
       await sub.close();
     });
 
-    test('broker restart: nothing acknowledged by publish is lost', async (ctx) => {
-      if (!harness.restart) {
-        ctx.skip('transport has no server to restart');
-        return;
-      }
-      const topic = unique('restart');
-      const group = unique('g');
-      const got = new Set<string>();
-      const publisher = await open();
-      await publisher.publish(
-        topic,
-        ids('before', 50).map((id) => message(id)),
-      );
-      await harness.restart();
-      const afterIds = ids('after', 50);
-      for (let i = 0; i < afterIds.length;) {
-        try {
-          await publisher.publish(
-            topic,
-            afterIds.slice(i, i + 10).map((id) => message(id)),
-          );
-          i += 10;
-        } catch {
-          await sleep(100); // failed loudly: publish again
+    test(
+      'broker restart: nothing acknowledged by publish is lost',
+      async () => {
+        const topic = unique('restart');
+        const group = unique('g');
+        const got = new Set<string>();
+        const publisher = await open();
+        await publisher.publish(
+          topic,
+          ids('before', 50).map((id) => message(id)),
+        );
+        await harness.restart!();
+        const afterIds = ids('after', 50);
+        for (let i = 0; i < afterIds.length;) {
+          try {
+            await publisher.publish(
+              topic,
+              afterIds.slice(i, i + 10).map((id) => message(id)),
+            );
+            i += 10;
+          } catch {
+            await sleep(100); // failed loudly: publish again
+          }
         }
-      }
-      const consumer = await open();
-      const sub = await consumer.subscribe(topic, { group, prefetch: 16 }, async (d) => {
-        got.add(d.message.id);
-        await d.ack();
-      });
-      await waitUntil(() => got.size === 100, `all 100 messages (have ${got.size})`, 30_000);
-      await sub.close();
-    });
+        const consumer = await open();
+        const sub = await consumer.subscribe(topic, { group, prefetch: 16 }, async (d) => {
+          got.add(d.message.id);
+          await d.ack();
+        });
+        await waitUntil(() => got.size === 100, `all 100 messages (have ${got.size})`, 30_000);
+        await sub.close();
+      },
+      'restartableBroker',
+    );
 
-    test('stats report lag, in-flight and delayed where supported', async (ctx) => {
-      if (!t.stats) {
-        ctx.skip('transport has no stats()');
-        return;
-      }
-      const topic = unique('stats');
-      const group = unique('g');
-      const held: Delivery[] = [];
-      const sub = await t.subscribe(
-        topic,
-        { group, prefetch: 2, ordering: 'none' },
-        (d) => void held.push(d),
-      );
-      await t.publish(
-        topic,
-        ids('s', 5).map((id) => message(id)),
-      );
-      await waitUntil(() => held.length === 2, 'two held');
-      await held[0]!.nack({ delayMs: 60_000 });
-      await waitUntil(() => held.length === 3, 'a third delivery fills the freed slot');
-      const stats = await t.stats(topic, group);
-      assert.equal(stats.inFlight, 2);
-      assert.equal(stats.delayed, 1);
-      assert.equal(stats.lag, 2);
-      await sub.close();
-    });
+    test(
+      'stats report lag, in-flight and delayed where supported',
+      async () => {
+        const topic = unique('stats');
+        const group = unique('g');
+        const held: Delivery[] = [];
+        const sub = await t.subscribe(
+          topic,
+          { group, prefetch: 2, ordering: 'none' },
+          (d) => void held.push(d),
+        );
+        await t.publish(
+          topic,
+          ids('s', 5).map((id) => message(id)),
+        );
+        await waitUntil(() => held.length === 2, 'two held');
+        await held[0]!.nack({ delayMs: 60_000 });
+        await waitUntil(() => held.length === 3, 'a third delivery fills the freed slot');
+        const stats = await t.stats!(topic, group);
+        assert.equal(stats.inFlight, 2);
+        assert.equal(stats.delayed, 1);
+        assert.equal(stats.lag, 2);
+        await sub.close();
+      },
+      'stats',
+    );
 
     test('arguments are checked with errors that name the field', async () => {
       await assert.rejects(

@@ -15,8 +15,8 @@ import {
   type EventEnvelope,
   type EventStore,
   type IdempotencyStore,
-} from '../../src/index.js';
-import { sleep } from '../support/wait.js';
+} from '../index.js';
+import { sleep } from './wait.js';
 
 export interface StoreHarness {
   deadLetters?: () => Promise<DeadLetterStore>;

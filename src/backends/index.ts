@@ -1,0 +1,22 @@
+/**
+ * The backend registry: every broker Herald can open by URL. Adding a broker is one folder under
+ * `src/adapters/<driver>/` (with a `backend.ts` descriptor that does not load the driver) plus one
+ * line below. See docs/adapters/writing-an-adapter.md.
+ */
+import { memoryBackend } from '../adapters/memory/backend.js';
+import { redisBackend } from '../adapters/redis/backend.js';
+import { sqliteBackend } from '../adapters/sqlite/backend.js';
+import { BackendRegistry } from './registry.js';
+
+export const backends = new BackendRegistry([memoryBackend, sqliteBackend, redisBackend]);
+
+export type * from './backend.js';
+export {
+  BackendRegistry,
+  BackendUnreachableError,
+  DriverMissingError,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  maskUrl,
+  missingDriver,
+} from './registry.js';
+export { openedBackend } from './opened.js';
