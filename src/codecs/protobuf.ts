@@ -72,7 +72,10 @@ export interface ProtobufCodecOptions {
  */
 export function protobuf(type: Protobuf.Type, options: ProtobufCodecOptions = {}): Codec {
   if (typeof type?.encode !== 'function' || typeof type.decode !== 'function' || !type.fullName)
-    throw new ConfigError('codec', 'protobuf() needs a protobufjs Type, e.g. root.lookupType("shop.OrderPlaced")');
+    throw new ConfigError(
+      'codec',
+      'protobuf() needs a protobufjs Type, e.g. root.lookupType("shop.OrderPlaced")',
+    );
   const Envelope = loadEnvelope();
   const name = type.fullName.replace(/^\./, '');
   const conversion: Protobuf.IConversionOptions = {
@@ -87,7 +90,9 @@ export function protobuf(type: Protobuf.Type, options: ProtobufCodecOptions = {}
     encode(event: EventEnvelope): Uint8Array {
       const problem = mismatch(type, event.payload, '');
       if (problem)
-        throw new SchemaValidationError(event.type, [{ message: `does not fit Protobuf message ${name}: ${problem}` }]);
+        throw new SchemaValidationError(event.type, [
+          { message: `does not fit Protobuf message ${name}: ${problem}` },
+        ]);
       const payload = type.encode(type.fromObject(event.payload as Record<string, unknown>)).finish();
       const wire: WireEnvelope = {
         id: event.id,
@@ -131,7 +136,8 @@ const INT64 = new Set(['int64', 'uint64', 'sint64', 'fixed64', 'sfixed64']);
  * integers may be decimal strings, the lossless form this codec decodes them to.
  */
 function mismatch(type: Protobuf.Type, value: unknown, path: string): string | undefined {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return `${path || '(root)'}: object expected`;
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return `${path || '(root)'}: object expected`;
   const record = value as Record<string, unknown>;
   for (const field of type.fieldsArray) {
     const v = record[field.name];
@@ -167,7 +173,8 @@ function element(field: Protobuf.Field, v: unknown, at: string): string | undefi
   const t = field.type;
   if (t === 'string') return typeof v === 'string' ? undefined : `${at}: string expected`;
   if (t === 'bool') return typeof v === 'boolean' ? undefined : `${at}: boolean expected`;
-  if (t === 'bytes') return v instanceof Uint8Array || typeof v === 'string' ? undefined : `${at}: bytes expected`;
+  if (t === 'bytes')
+    return v instanceof Uint8Array || typeof v === 'string' ? undefined : `${at}: bytes expected`;
   if (t === 'double' || t === 'float') return typeof v === 'number' ? undefined : `${at}: number expected`;
   if (INT32.has(t)) return Number.isInteger(v) ? undefined : `${at}: integer expected`;
   if (INT64.has(t))

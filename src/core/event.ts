@@ -115,7 +115,10 @@ export function defineEvent<P = unknown>(
   }
   const codec = options.codec;
   if (codec !== undefined && (typeof codec?.encode !== 'function' || typeof codec.contentType !== 'string'))
-    throw new ConfigError('codec', 'must be a Codec (contentType, encode, decode), e.g. protobuf(Type) from herald/codecs');
+    throw new ConfigError(
+      'codec',
+      'must be a Codec (contentType, encode, decode), e.g. protobuf(Type) from herald/codecs',
+    );
   const upcasters = options.upcasters ?? [];
   checkUpcasters(type, version, upcasters);
   const check = (payload: unknown): P | Promise<P> => {

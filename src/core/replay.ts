@@ -1,5 +1,10 @@
 import { parsePayload, type EventDefinition } from './event.js';
-import { matchesEventQuery, type EventQuery, type EventStore, type StoredEvent } from '../store/event-store.js';
+import {
+  matchesEventQuery,
+  type EventQuery,
+  type EventStore,
+  type StoredEvent,
+} from '../store/event-store.js';
 import { upcast } from './upcast.js';
 
 /**

@@ -45,14 +45,18 @@ export function checkUpcasters(type: string, current: string, upcasters: readonl
     if (u.from === current)
       throw new ConfigError(field, `${type}: ${u.from} is the current version; nothing upcasts out of it`);
     if (byFrom.has(u.from))
-      throw new ConfigError(field, `${type}: two upcasters start at ${u.from}; a version has exactly one next step`);
+      throw new ConfigError(
+        field,
+        `${type}: two upcasters start at ${u.from}; a version has exactly one next step`,
+      );
     byFrom.set(u.from, u);
   }
   for (const start of byFrom.keys()) {
     const seen = new Set<string>();
     let at = start;
     while (at !== current) {
-      if (seen.has(at)) throw new ConfigError('upcasters', `${type}: the upcasters from ${start} loop back to ${at}`);
+      if (seen.has(at))
+        throw new ConfigError('upcasters', `${type}: the upcasters from ${start} loop back to ${at}`);
       seen.add(at);
       const step = byFrom.get(at);
       if (!step)

@@ -44,6 +44,11 @@ export class FileBlobStore implements BlobStore {
 
   /** Each `/`-separated part is URI-encoded, so a key can never leave the directory. */
   private path(key: string): string {
-    return join(this.root, ...key.split('/').map((part) => encodeURIComponent(part).replace(/^\.+$/, (d) => '%2E'.repeat(d.length))));
+    return join(
+      this.root,
+      ...key
+        .split('/')
+        .map((part) => encodeURIComponent(part).replace(/^\.+$/, (d) => '%2E'.repeat(d.length))),
+    );
   }
 }

@@ -70,7 +70,10 @@ describe('codecs', () => {
         assert.equal(big[0], 1, 'compressed above the threshold');
         assert.ok(big.byteLength < inner.encode(envelope).byteLength, 'smaller on the wire');
         assert.deepEqual(codec.decode(big), envelope);
-        const small = { ...envelope, payload: { conversationId: 'c', text: 'hi', sequence: '1', tags: [], kind: 'USER' } };
+        const small = {
+          ...envelope,
+          payload: { conversationId: 'c', text: 'hi', sequence: '1', tags: [], kind: 'USER' },
+        };
         const tiny = codec.encode(small);
         assert.equal(tiny[0], 0, 'stored as is below the threshold');
         assert.deepEqual(codec.decode(tiny), small);
@@ -86,7 +89,11 @@ describe('codecs', () => {
 
   test('garbage bytes under a protobuf content type are a DecodeError, never a crash', () => {
     const codec = protobuf(MessageSentType);
-    for (const bytes of [new Uint8Array([0xff, 0xff, 0xff]), new TextEncoder().encode('{"id":1}'), new Uint8Array()])
+    for (const bytes of [
+      new Uint8Array([0xff, 0xff, 0xff]),
+      new TextEncoder().encode('{"id":1}'),
+      new Uint8Array(),
+    ])
       assert.throws(() => codec.decode(bytes), DecodeError);
   });
 
@@ -148,10 +155,16 @@ describe('codecs on the bus', () => {
     await consumer.start();
     await producer.publish(Sent, envelope.payload as Record<string, unknown>);
     await producer.publish('conversation.conversation.created', { id: 'c2' });
-    await waitUntil(async () => got.length === 1 && (await deadLetters.count()) === 1, 'one handled, one dead');
+    await waitUntil(
+      async () => got.length === 1 && (await deadLetters.count()) === 1,
+      'one handled, one dead',
+    );
     const [dead] = (await deadLetters.list()).items;
     assert.equal(dead!.reason, 'decode');
-    assert.match(dead!.error.message, /no codec registered for content-type "application\/protobuf; proto=demo.MessageSent"/);
+    assert.match(
+      dead!.error.message,
+      /no codec registered for content-type "application\/protobuf; proto=demo.MessageSent"/,
+    );
     assert.deepEqual(got, ['conversation.conversation.created']);
     await consumer.stop();
     await producer.stop();
@@ -168,7 +181,11 @@ describe('codecs on the bus', () => {
       await d.ack();
     });
     const got: unknown[] = [];
-    herald.subscribe({ group: 'g', events: ['conversation.*', Sent], handler: (e) => void got.push(e.payload) });
+    herald.subscribe({
+      group: 'g',
+      events: ['conversation.*', Sent],
+      handler: (e) => void got.push(e.payload),
+    });
     await herald.start();
     await herald.publish('conversation.conversation.created', { id: 'c3' });
     await herald.publish(Sent, envelope.payload as Record<string, unknown>);

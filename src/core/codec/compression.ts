@@ -20,7 +20,11 @@ export interface Compressor {
 /** gzip or brotli from node:zlib; `level` is gzip's level (default 6) or brotli's quality (default 4). */
 export function zlibCompressor(algorithm: CompressionAlgorithm, level?: number): Compressor {
   if (algorithm === 'gzip')
-    return { name: 'gzip', compress: (b) => gzipSync(b, { level: level ?? 6 }), decompress: (b) => gunzipSync(b) };
+    return {
+      name: 'gzip',
+      compress: (b) => gzipSync(b, { level: level ?? 6 }),
+      decompress: (b) => gunzipSync(b),
+    };
   if (algorithm === 'br')
     return {
       name: 'br',
@@ -50,7 +54,10 @@ export function compressed(
     throw new ConfigError('compression', 'a Compressor needs name, compress() and decompress()');
   const minBytes = options.minBytes ?? 512;
   if (!Number.isInteger(minBytes) || minBytes < 0)
-    throw new ConfigError('compression.minBytes', `must be a whole number >= 0, got ${JSON.stringify(minBytes)}`);
+    throw new ConfigError(
+      'compression.minBytes',
+      `must be a whole number >= 0, got ${JSON.stringify(minBytes)}`,
+    );
   return {
     contentType: withSuffix(inner.contentType, compressor.name),
     encode(event: EventEnvelope): Uint8Array {
