@@ -20,6 +20,13 @@ export {
 export { upcaster, upcast, knownVersions, SchemaVersionError, type Upcaster } from './core/upcast.js';
 export { replayEvents } from './core/replay.js';
 export type { ConsumeSpec } from './core/consume.js';
+export type {
+  BatchContext,
+  BatchHandler,
+  BatchOptions,
+  BatchResult,
+  BatchSubscribeSpec,
+} from './core/batch.js';
 export {
   EventBus,
   type BatchItem,

@@ -1,5 +1,6 @@
 import { EventBus, type BatchItem, type EventRef, type PublishMiddleware } from './bus.js';
 import type { Codec } from './codec/codec.js';
+import { batchSubscription, type BatchSubscribeSpec } from './batch.js';
 import { consumeEvents, type ConsumeSpec } from './consume.js';
 import { CodecRegistry } from './codec/registry.js';
 import type { ConsumerMiddleware } from './consumer/context.js';
@@ -152,7 +153,11 @@ export class Herald {
    * Adds a consumer. Options are checked now (a bad option throws ConfigError naming it); it starts
    * receiving on `start()`, or at once if Herald is already started.
    */
-  subscribe<P>(spec: SubscribeSpec<P>): Consumer {
+  subscribe<P>(spec: BatchSubscribeSpec<P>): Consumer;
+  subscribe<P>(spec: SubscribeSpec<P>): Consumer;
+  subscribe<P>(given: SubscribeSpec<P> | BatchSubscribeSpec<P>): Consumer {
+    const spec =
+      'batch' in given && given.batch !== undefined ? batchSubscription(given) : (given as SubscribeSpec<P>);
     if (this.state === 'stopping' || this.state === 'stopped')
       throw new ConfigError('subscribe', 'Herald is stopped');
     // A subscription can read every codec its event definitions publish with.
