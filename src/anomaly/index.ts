@@ -24,3 +24,4 @@ export {
   type BaselineKind,
   type SeriesStatus,
 } from './detector.js';
+export { AnomalyMonitor, type AnomalyMonitorOptions } from './monitor.js';
