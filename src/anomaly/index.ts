@@ -25,3 +25,4 @@ export {
   type SeriesStatus,
 } from './detector.js';
 export { AnomalyMonitor, type AnomalyMonitorOptions } from './monitor.js';
+export { ResilienceStateMetrics } from './resilience-metrics.js';
