@@ -68,7 +68,7 @@ export class MemorySagaStore implements SagaStore<MemorySagaTx> {
           r.record.wakeAt !== null &&
           r.record.wakeAt <= now &&
           types.includes(r.record.type) &&
-          this.takeable(r, owner, now),
+          (r.owner === undefined || r.until <= now),
       )
       .sort((a, b) => a.record.wakeAt! - b.record.wakeAt!)
       .slice(0, limit);

@@ -311,6 +311,7 @@ export class SagaRunner<Tx = unknown> {
         }
         for (const record of claimed) this.launch(record);
       }
+      // A full batch suggests more are due: claim again at once (the timer would only add latency).
       if (claimed.length > 0 && claimed.length === free) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
@@ -819,8 +820,7 @@ export class SagaRunner<Tx = unknown> {
       leaseMs: options.release ? 0 : this.leaseMs,
       ...(options.effects && options.effects.length > 0 ? { effects: options.effects } : {}),
     });
-    Object.assign(record, next);
-    if (!next.lease) delete record.lease;
+    adopt(record, next);
   }
 
   /** Effects tagged with their step, so a failing one is told apart from a lost lease. */
@@ -896,6 +896,13 @@ export class SagaRunner<Tx = unknown> {
     if (!def) throw new UnknownSagaTypeError(type, this.types);
     return def;
   }
+}
+
+/** Makes `record` equal to `next` in place (fields `next` dropped are deleted, not kept). */
+function adopt(record: SagaRecord, next: SagaRecord): void {
+  const target = record as unknown as Record<string, unknown>;
+  for (const key of Object.keys(target)) if (!(key in next)) delete target[key];
+  Object.assign(record, next);
 }
 
 function info(record: SagaRecord): { sagaId: string; sagaType: string; metadata: Record<string, string> } {

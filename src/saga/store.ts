@@ -46,8 +46,8 @@ export interface SagaStore<Tx = unknown> {
    */
   acquire(id: string, owner: string, leaseMs: number): Promise<SagaRecord | undefined>;
   /**
-   * Leases up to `limit` sagas of the given types that are due (`wakeAt` <= now) and not leased,
-   * earliest first.
+   * Leases up to `limit` sagas of the given types that are due (`wakeAt` <= now) and not leased
+   * (by anyone, `owner` included) or whose lease expired, earliest first.
    */
   claimDue(owner: string, leaseMs: number, limit: number, types: readonly string[]): Promise<SagaRecord[]>;
   /**

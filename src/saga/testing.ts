@@ -192,6 +192,7 @@ export function runSagaStoreSuite<Tx>(
         [due[1]!.id],
       );
       assert.deepEqual(await store.claimDue('C', 10_000, 10, [t]), []);
+      assert.deepEqual(await store.claimDue('A', 10_000, 10, [t]), [], 'not even its own leased sagas');
       assert.deepEqual(await store.claimDue('C', 10_000, 10, ['none-such']), []);
     });
 
