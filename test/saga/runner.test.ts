@@ -18,7 +18,7 @@ type Input = { orderId: string; failAt?: string };
 function threeSteps(log: string[], options: { compensateFails?: number } = {}) {
   let compensationFailures = options.compensateFails ?? 0;
   const step = (name: string) => ({
-    run: async (ctx: { input: Input; results: Record<string, unknown> }) => {
+    run: async (ctx: { input: Input; results: object }) => {
       log.push(`run:${name}`);
       if (ctx.input.failAt === name) throw new Error(`${name} failed`);
       return { [name]: ctx.input.orderId, seen: Object.keys(ctx.results) };
