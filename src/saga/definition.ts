@@ -22,7 +22,7 @@ export interface StepContext<I, R> {
   readonly signal: AbortSignal;
   /**
    * Registers a write the store applies in the same transaction as this step's completion (SQLite:
-   * `(db: Database) => ...`; Redis: `(multi: ChainableCommander) => ...`). Effects of a failed
+   * `(db: Database) => ...`; Redis: `(tx: RedisSagaTx) => tx.call(...)`). Effects of a failed
    * attempt are discarded. This is how a step's local effect happens exactly once.
    */
   effect<Tx = unknown>(fn: (tx: Tx) => void): void;

@@ -2,7 +2,7 @@ import type { SagaRecord, SagaStatus } from './record.js';
 
 /**
  * Writes the store applies in the same transaction as a step's completion: a better-sqlite3
- * `Database` for the SQLite store, an ioredis `ChainableCommander` (the MULTI) for the Redis store,
+ * `Database` for the SQLite store, a RedisSagaTx (queue commands with `call`) for the Redis store,
  * a MemorySagaTx (queue writes with `push`) for the memory store. An effect must be synchronous.
  */
 export type SagaEffect<Tx = unknown> = (tx: Tx) => void;

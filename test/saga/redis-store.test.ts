@@ -18,7 +18,7 @@ const counters = `{${prefix}:saga}:counters`;
 runSagaStoreSuite<RedisSagaTx>('redis', () => redisSagaStore({ url: SHARED_URL, prefix }), {
   ...skip,
   effects: {
-    increment: (key) => (multi) => void multi.hincrby(counters, key, 1),
+    increment: (key) => (tx) => tx.call('HINCRBY', counters, key, 1),
     failing: () => () => {
       throw new Error('effect failed on purpose');
     },

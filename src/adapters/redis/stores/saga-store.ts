@@ -1,4 +1,3 @@
-import type { ChainableCommander } from 'ioredis';
 import { ClosedError, ConfigError } from '../../../core/errors.js';
 import { SagaLeaseLostError } from '../../../saga/errors.js';
 import { deserializeRecord, serializeRecord, type SagaRecord } from '../../../saga/record.js';
@@ -51,6 +50,9 @@ return out
 const COMMIT = `
 local v = redis.call('HMGET', KEYS[1], 'version', 'owner')
 if not v[1] or tonumber(v[1]) ~= tonumber(ARGV[3]) or v[2] ~= ARGV[2] then return 0 end
+if ARGV[8] ~= '' then
+  for _, command in ipairs(cjson.decode(ARGV[8])) do redis.call(unpack(command)) end
+end
 local owner = ARGV[2]
 if ARGV[7] == '0' then owner = '' end
 redis.call('HSET', KEYS[1], 'state', ARGV[4], 'version', tonumber(ARGV[3]) + 1, 'status', ARGV[5], 'owner', owner, 'until', ARGV[7])
@@ -72,18 +74,21 @@ return 1
 
 type Script = (...args: (string | number)[]) => Promise<unknown>;
 
-/** Effects receive the commit's MULTI: queue writes on it (`multi.hincrby(...)`), do not `exec` it. */
-export type RedisSagaTx = ChainableCommander;
-
-/** Attempts of a commit with effects whose WATCH fired because of a lease renewal, before giving up. */
-const WATCH_ATTEMPTS = 10;
+/**
+ * What effects receive from the Redis store: `call('HINCRBY', key, field, 1)` queues a command that
+ * runs inside the commit's script, after the lease check and with the state write, atomically.
+ */
+export interface RedisSagaTx {
+  call(command: string, ...args: (string | number)[]): void;
+}
 
 /**
- * Saga store on Redis. Leases and commits without effects are Lua scripts; a commit with effects
- * is WATCH, check, MULTI (the state write plus the effects), EXEC on a connection of its own, so the
- * effects and the step's completion are applied together or not at all. Redis does not roll back a
- * command that fails inside EXEC, so effects should be plain writes (SET, HSET, HINCRBY, XADD, ...).
- * In a cluster, effect keys must carry the hash tag `{<prefix>:saga}`.
+ * Saga store on Redis. Every operation is one Lua script, so it is atomic and one round trip. A
+ * commit checks the lease and version, then runs the step's effect commands and writes the state in
+ * the same script: the effects and the step's completion are applied together or not at all (ADR
+ * 0802 explains why this is a script rather than WATCH/MULTI). Redis does not roll back a command
+ * that fails at run time, so effects should be plain writes (SET, HSET, HINCRBY, XADD, ...). In a
+ * cluster, effect keys must carry the hash tag `{<prefix>:saga}`.
  */
 export class RedisSagaStore implements SagaStore<RedisSagaTx> {
   readonly name = 'redis';
@@ -91,9 +96,6 @@ export class RedisSagaStore implements SagaStore<RedisSagaTx> {
   private readonly due: string;
   private readonly all: string;
   private readonly scripts: Record<'create' | 'acquire' | 'claim' | 'commit' | 'renew' | 'release', Script>;
-  private tx: RedisClient | undefined;
-  /** Commits with effects run one at a time on `tx`: WATCH is per connection. */
-  private txQueue: Promise<unknown> = Promise.resolve();
   private closed = false;
 
   constructor(
@@ -182,84 +184,25 @@ export class RedisSagaStore implements SagaStore<RedisSagaTx> {
     const until = options.leaseMs > 0 ? Date.now() + options.leaseMs : 0;
     const state = serializeRecord({ ...record, version });
     const wake = record.wakeAt === null ? '' : record.wakeAt;
-    if (!options.effects || options.effects.length === 0) {
-      const ok = await this.scripts.commit(
-        this.key(record.id),
-        this.due,
-        record.id,
-        owner,
-        record.version,
-        state,
-        record.status,
-        wake,
-        until,
-      );
-      if (ok !== 1) throw new SagaLeaseLostError(record.id, owner);
-    } else {
-      const effects = options.effects;
-      const run = this.txQueue.then(() =>
-        this.commitWithEffects(record, owner, { version, until, state, wake, effects }),
-      );
-      this.txQueue = run.catch(() => undefined);
-      await run;
-    }
+    const commands: (string | number)[][] = [];
+    const tx: RedisSagaTx = { call: (command, ...args) => void commands.push([command, ...args]) };
+    for (const effect of options.effects ?? []) effect(tx);
+    const ok = await this.scripts.commit(
+      this.key(record.id),
+      this.due,
+      record.id,
+      owner,
+      record.version,
+      state,
+      record.status,
+      wake,
+      until,
+      commands.length > 0 ? JSON.stringify(commands) : '',
+    );
+    if (ok !== 1) throw new SagaLeaseLostError(record.id, owner);
     record.version = version;
     if (until > 0) record.lease = { owner, until };
     else delete record.lease;
-  }
-
-  private async commitWithEffects(
-    record: SagaRecord,
-    owner: string,
-    w: {
-      version: number;
-      until: number;
-      state: string;
-      wake: number | '';
-      effects: SagaCommitOptions<RedisSagaTx>['effects'];
-    },
-  ): Promise<void> {
-    const conn = (this.tx ??= this.connections ? this.connections.duplicate() : this.client);
-    const key = this.key(record.id);
-    for (let attempt = 0; attempt < WATCH_ATTEMPTS; attempt++) {
-      await conn.watch(key);
-      const [version, holder] = await conn.hmget(key, 'version', 'owner');
-      if (version === null || Number(version) !== record.version || holder !== owner) {
-        await conn.unwatch();
-        throw new SagaLeaseLostError(record.id, owner);
-      }
-      const multi = conn.multi();
-      multi.hset(
-        key,
-        'state',
-        w.state,
-        'version',
-        w.version,
-        'status',
-        record.status,
-        'owner',
-        w.until > 0 ? owner : '',
-        'until',
-        w.until,
-      );
-      if (w.wake === '') multi.zrem(this.due, record.id);
-      else multi.zadd(this.due, w.wake, record.id);
-      try {
-        for (const effect of w.effects ?? []) effect(multi);
-      } catch (err) {
-        multi.discard();
-        await conn.unwatch();
-        throw err;
-      }
-      const result = await multi.exec();
-      if (result !== null) {
-        const failed = result.find(([err]) => err);
-        if (failed) throw failed[0]!;
-        return;
-      }
-      // The key changed between WATCH and EXEC (a lease renewal, or a takeover): check again.
-    }
-    throw new SagaLeaseLostError(record.id, owner);
   }
 
   async renew(id: string, owner: string, leaseMs: number): Promise<boolean> {
@@ -319,7 +262,6 @@ export class RedisSagaStore implements SagaStore<RedisSagaTx> {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.txQueue;
     await this.connections?.close();
   }
 
