@@ -7,6 +7,8 @@ import { createObservability, type Observability } from '../observability/index.
 import { startDemoServer, sendJson, type DemoServer, type RouteHandler } from './server.js';
 import { createDemoServices, TrafficGenerator, type DemoServices } from './services.js';
 import { DemoTally, StatusLine, type StatusSnapshot } from './status.js';
+import { startOrderSagas, type OrderSagaSummary } from './saga.js';
+import { openSagaStore } from '../cli/commands/saga.js';
 
 export interface DemoRunOptions {
   /** `sqlite://<path>`, `memory://` or `redis://host:port`. */
@@ -66,6 +68,8 @@ export interface DemoSummary {
   readonly groups: readonly GroupSummary[];
   readonly handlers: StatusSnapshot['handlers'];
   readonly analytics: Record<string, number>;
+  /** The order sagas of the run (docs/saga.md). */
+  readonly sagas: OrderSagaSummary;
   readonly url?: string;
   /** Redis: the key prefix of this run (kept only with --keep). */
   readonly redisPrefix?: string;
@@ -121,6 +125,12 @@ export async function runDemo(options: DemoRunOptions): Promise<DemoSummary> {
       `herald demo: run ${runId} on ${target.url}${redisPrefix ? ` (key prefix ${redisPrefix})` : ''}, ${rate} events/s${options.durationS !== undefined ? ` for ${options.durationS} s` : '; Ctrl-C to stop'}`,
     );
     await Promise.all(services.all.map((h) => h.start()));
+    const sagas = await startOrderSagas({
+      runId,
+      transport: opened.transport,
+      deadLetters: opened.deadLetters,
+      store: await openSagaStore(target, redisPrefix ? { prefix: redisPrefix } : {}),
+    });
     probes.markReady();
     const generator = new TrafficGenerator(services, tally, runId, rate, (err) =>
       note(`publish failed: ${err.message}`),
@@ -131,6 +141,7 @@ export async function runDemo(options: DemoRunOptions): Promise<DemoSummary> {
     await waitForStop(options.durationS, options.stop);
     probes.markDraining();
     await generator.stop();
+    await sagas.stop(options.settleTimeoutMs ?? 10_000);
     const settled = await settle(tally, services, options.settleTimeoutMs ?? 10_000);
     const groups = await accountGroups(tally, opened);
     status.stop();
@@ -158,6 +169,7 @@ export async function runDemo(options: DemoRunOptions): Promise<DemoSummary> {
       groups,
       handlers: snap.handlers,
       analytics: Object.fromEntries(services.analytics),
+      sagas: sagas.summary(),
       ...(server ? { url: server.url } : {}),
       ...(redisPrefix && options.keep ? { redisPrefix } : {}),
     };

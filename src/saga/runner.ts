@@ -329,9 +329,10 @@ export class SagaRunner<Tx = unknown> {
 
   private async kick(id: string): Promise<void> {
     try {
+      if (this.active.has(id)) return;
       const record = await this.store.acquire(id, this.owner, this.leaseMs);
+      // The poll loop may have claimed it meanwhile: then its drive holds this same lease, keep it.
       if (record && !this.active.has(id)) this.launch(record);
-      else if (record) await this.store.release(id, this.owner);
     } catch (err) {
       this.onError(toError(err), id);
     }
