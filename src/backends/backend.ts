@@ -9,6 +9,7 @@ import type { EventStore } from '../store/event-store.js';
 import type { IdempotencyStore } from '../store/idempotency-store.js';
 import type { Transport } from '../transport/transport.js';
 import type { HealthCheck } from '../health/types.js';
+import type { SagaStore } from '../saga/store.js';
 
 /** How to open a backend. Every field is optional; adapters ignore what does not apply to them. */
 export interface BackendOpenOptions {
@@ -72,6 +73,11 @@ export interface ParsedBackendUrl {
 export interface BackendAdapter {
   /** Opens the transport (and, unless `transportOnly`, the stores) and checks the broker answers. */
   open(parsed: ParsedBackendUrl, options: BackendOpenOptions): Promise<OpenedBackend>;
+  /**
+   * The saga store on this backend, opened on its own (most services run no sagas, so opening a
+   * backend does not open it). Close it with its `close()`.
+   */
+  openSagaStore?(parsed: ParsedBackendUrl, options: BackendOpenOptions): Promise<SagaStore>;
   /** A health check of the broker behind the URL, for /health and /ready. */
   healthCheck?(parsed: ParsedBackendUrl, options: { timeoutMs?: number; critical?: boolean }): HealthCheck;
 }

@@ -1,5 +1,6 @@
 import { ConfigError, HeraldError, toError } from '../core/errors.js';
 import type { HealthCheck } from '../health/types.js';
+import type { SagaStore } from '../saga/store.js';
 import type {
   BackendAdapter,
   BackendDefinition,
@@ -157,6 +158,18 @@ export class BackendRegistry {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** Opens the saga store of the backend behind `url`; a ConfigError when the backend has none. */
+  async openSagaStore(url: string, options: BackendOpenOptions = {}): Promise<SagaStore> {
+    const parsed = this.parseOrThrow(url);
+    const adapter = await this.adapter(parsed.backend);
+    if (!adapter.openSagaStore)
+      throw new ConfigError(
+        'transport',
+        `the ${parsed.backend} backend has no saga store; keep sagas on another backend`,
+      );
+    return adapter.openSagaStore(parsed, options);
   }
 
   /** A health check of the broker behind `url`, or undefined when its adapter has none. */

@@ -9,6 +9,7 @@ import { helpText, usageText, type Command } from './command.js';
 import { demoCommand } from './commands/demo.js';
 import { dlqCommand } from './commands/dlq.js';
 import { publishCommand } from './commands/publish.js';
+import { sagaCommand } from './commands/saga.js';
 import { statsCommand } from './commands/stats.js';
 import { tailCommand } from './commands/tail.js';
 import { processIo, type Io } from './output.js';
@@ -19,6 +20,7 @@ export const COMMANDS: readonly Command[] = [
   tailCommand,
   dlqCommand,
   statsCommand,
+  sagaCommand,
 ];
 
 function mainHelp(): string {

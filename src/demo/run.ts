@@ -7,6 +7,7 @@ import { createObservability, type Observability } from '../observability/index.
 import { startDemoServer, sendJson, type DemoServer, type RouteHandler } from './server.js';
 import { createDemoServices, TrafficGenerator, type DemoServices } from './services.js';
 import { DemoTally, StatusLine, type StatusSnapshot } from './status.js';
+import { startOrderSagas, type OrderSagaSummary } from './saga.js';
 
 export interface DemoRunOptions {
   /** `sqlite://<path>`, `memory://` or `redis://host:port`. */
@@ -68,6 +69,8 @@ export interface DemoSummary {
   readonly groups: readonly GroupSummary[];
   readonly handlers: StatusSnapshot['handlers'];
   readonly analytics: Record<string, number>;
+  /** The order sagas of the run (docs/saga.md). */
+  readonly sagas: OrderSagaSummary;
   readonly url?: string;
   /** On a shared broker: the namespace of this run (reported only with --keep, when it stays). */
   readonly namespace?: string;
@@ -130,6 +133,15 @@ export async function runDemo(options: DemoRunOptions): Promise<DemoSummary> {
       `herald demo: run ${runId} on ${target.url}${runNamespace ? ` (namespace ${runNamespace})` : ''}, ${rate} events/s${options.durationS !== undefined ? ` for ${options.durationS} s` : '; Ctrl-C to stop'}`,
     );
     await Promise.all(services.all.map((h) => h.start()));
+    const sagas = await startOrderSagas({
+      runId,
+      transport: opened.transport,
+      ...(opened.stores.deadLetters ? { deadLetters: opened.stores.deadLetters } : {}),
+      store: await backends.openSagaStore(
+        options.transportUrl,
+        runNamespace ? { namespace: runNamespace } : {},
+      ),
+    });
     probes.markReady();
     const generator = new TrafficGenerator(services, tally, runId, rate, (err) =>
       note(`publish failed: ${err.message}`),
@@ -140,6 +152,7 @@ export async function runDemo(options: DemoRunOptions): Promise<DemoSummary> {
     await waitForStop(options.durationS, options.stop);
     probes.markDraining();
     await generator.stop();
+    await sagas.stop(options.settleTimeoutMs ?? 10_000);
     const settled = await settle(tally, services, options.settleTimeoutMs ?? 10_000);
     const groups = await accountGroups(tally, opened);
     status.stop();
@@ -167,6 +180,7 @@ export async function runDemo(options: DemoRunOptions): Promise<DemoSummary> {
       groups,
       handlers: snap.handlers,
       analytics: Object.fromEntries(services.analytics),
+      sagas: sagas.summary(),
       ...(server ? { url: server.url } : {}),
       ...(runNamespace && options.keep ? { namespace: runNamespace } : {}),
     };

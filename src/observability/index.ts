@@ -21,3 +21,4 @@ export { HttpMetrics, HTTP_DURATION_BUCKETS, UNMATCHED_ROUTE, type HttpMetricsOp
 export { GrpcMetrics, GRPC_DURATION_BUCKETS, type GrpcMetricsOptions } from './rpc.js';
 export { CacheMetrics, DbMetrics, DB_DURATION_BUCKETS } from './helpers.js';
 export { BoundedLabel, OTHER } from './labels.js';
+export { SagaMetrics, SagaTracing, sagaTraceMetadata, SAGA_DURATION_BUCKETS } from './saga.js';

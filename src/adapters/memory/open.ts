@@ -2,6 +2,7 @@ import type { BackendAdapter } from '../../backends/backend.js';
 import { openedBackend } from '../../backends/opened.js';
 import { MemoryDeadLetterStore, MemoryIdempotencyStore } from '../../store/memory/index.js';
 import { MemoryTransport } from '../../transport/memory.js';
+import { MemorySagaStore } from '../../saga/memory-store.js';
 
 export const memoryAdapter: BackendAdapter = {
   async open(parsed, options) {
@@ -15,6 +16,7 @@ export const memoryAdapter: BackendAdapter = {
       idempotency: new MemoryIdempotencyStore(),
     });
   },
+  openSagaStore: async () => new MemorySagaStore(),
   healthCheck: (_parsed, options) => ({
     name: 'memory',
     critical: options.critical ?? true,

@@ -8,3 +8,4 @@ export { redisStores, RedisDeadLetterStore, RedisEventStore, RedisIdempotencySto
 export type { RedisStores } from './stores/index.js';
 export * from './rate-limit.js';
 export { redisHealthCheck, type RedisHealthCheckOptions } from './health.js';
+export { RedisSagaStore, redisSagaStore, type RedisSagaTx } from './stores/saga-store.js';

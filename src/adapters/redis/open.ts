@@ -3,6 +3,7 @@ import { openedBackend } from '../../backends/opened.js';
 import { BackendUnreachableError } from '../../backends/registry.js';
 import { HealthChecker } from '../../health/checker.js';
 import { redisHealthCheck } from './health.js';
+import { redisSagaStore } from './stores/saga-store.js';
 import { redisStores } from './stores/index.js';
 import { redis } from './transport.js';
 
@@ -19,6 +20,10 @@ export const redisAdapter: BackendAdapter = {
     const transport = redis({ ...options.transportOptions, ...connection });
     if (options.transportOnly) return openedBackend(parsed, transport, {}, prefix);
     return openedBackend(parsed, transport, redisStores(connection), prefix ?? 'herald');
+  },
+  async openSagaStore(parsed, options) {
+    const prefix = options.namespace ?? parsed.params['namespace'];
+    return redisSagaStore({ url: parsed.params['redisUrl']!, ...(prefix ? { prefix } : {}) });
   },
   healthCheck: (parsed, options) =>
     redisHealthCheck({

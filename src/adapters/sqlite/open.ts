@@ -4,6 +4,7 @@ import type { BackendAdapter } from '../../backends/backend.js';
 import { openedBackend } from '../../backends/opened.js';
 import { ConfigError } from '../../core/errors.js';
 import { sqliteHealthCheck } from './health.js';
+import { SqliteSagaStore } from './saga-store.js';
 import { sqliteStores } from './stores.js';
 import { sqlite } from './transport.js';
 
@@ -22,6 +23,12 @@ export const sqliteAdapter: BackendAdapter = {
       await transport.close();
       throw err;
     }
+  },
+  async openSagaStore(parsed, options) {
+    const path = resolve(parsed.params['path']!);
+    if (options.mustExist) assertExistingDatabase(path);
+    else mkdirSync(dirname(path), { recursive: true });
+    return new SqliteSagaStore({ path });
   },
   healthCheck: (parsed, options) =>
     sqliteHealthCheck({

@@ -105,6 +105,7 @@ function printSummary(io: Io, s: DemoSummary): void {
         .join(', ') || 'none'
     })`,
     `  order          ${s.orderViolations} violations`,
+    `  order sagas    ${s.sagas.started} started: ${s.sagas.completed} completed, ${s.sagas.compensated} compensated (${s.sagas.paymentsDeclined} payments declined), ${s.sagas.parked} parked, ${s.sagas.inFlight} in flight; stock leaked ${s.sagas.stockLeaked}`,
     `  lost           ${s.lost}${s.settled ? '' : `  (not settled: ${s.pending} still pending)`}`,
     '',
     '  group                   routed  handled  skipped  dead  pending  lost',
