@@ -26,3 +26,9 @@ export { SCHEMA_VERSION } from './schema.js';
 export { PostgresSchemaVersionError } from './errors.js';
 export { UNDECODABLE_CONTENT_TYPE } from './codec.js';
 export { postgresHealthCheck, type PostgresHealthCheckOptions } from './health.js';
+export {
+  PostgresOutbox,
+  type PgQueryable,
+  type PostgresOutboxOptions,
+  type PostgresOutboxWriter,
+} from './outbox.js';

@@ -242,6 +242,22 @@ CREATE TABLE ${s}.outbox (
 );
 CREATE INDEX outbox_unsent ON ${s}.outbox (position) WHERE sent_at IS NULL;
 CREATE INDEX outbox_sent ON ${s}.outbox (sent_at) WHERE sent_at IS NOT NULL;
+
+-- Writes outbox rows inside the caller's transaction. The transaction-scoped advisory lock per key
+-- (taken in key order) makes two transactions writing events of one aggregate commit their rows in
+-- position order, so the relay, reading by position, keeps each aggregate's order. The NOTIFY is
+-- delivered at commit (and never on rollback) and wakes the relay.
+CREATE FUNCTION ${s}.outbox_write(p_topics text[], p_ids text[], p_keys text[], p_headers text[], p_bodies bytea[],
+                                  p_now bigint, p_channel text)
+RETURNS void LANGUAGE plpgsql AS $fn$
+BEGIN
+  PERFORM pg_advisory_xact_lock(hashtextextended(k, 7))
+     FROM (SELECT DISTINCT k FROM unnest(p_keys) AS k WHERE k IS NOT NULL ORDER BY k) AS ks;
+  INSERT INTO ${s}.outbox (id, topic, key, headers, body, created_at)
+  SELECT i, t, k, h, b, p_now FROM unnest(p_topics, p_ids, p_keys, p_headers, p_bodies) AS x(t, i, k, h, b);
+  PERFORM pg_notify(p_channel, '');
+END
+$fn$;
 `;
 
 /** MIGRATIONS[i] upgrades a schema at version i to version i + 1. Append only; never edit one. */

@@ -27,3 +27,4 @@ export {
   SqliteSchemaVersionError,
 } from './errors.js';
 export { sqliteHealthCheck, type SqliteHealthCheckOptions } from './health.js';
+export { SqliteOutbox, type SqliteOutboxOptions, type SqliteOutboxSourceOptions } from './outbox.js';
