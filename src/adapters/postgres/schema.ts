@@ -56,12 +56,17 @@ CREATE TABLE ${s}.groups (
   UNIQUE (topic_id, name)
 );
 
--- Messages a group has reached but not acknowledged: leased, waiting for redelivery, or held back
--- behind an earlier message with the same key. An ack deletes the row.
+-- Messages a group has reached but not acknowledged: leased, waiting for redelivery, or blocked
+-- behind an earlier message with the same key. An ack deletes the row. With per-key order, of the
+-- rows of one (group, key) only the oldest is unblocked (the head); an ack of a head unblocks the
+-- next one. Fetching then reads heads only, through a small partial index, however many messages
+-- wait behind hot keys. Acks of keyed messages and the cursor advance both hold the group row, so
+-- a message is never blocked behind a head that is being deleted at the same moment.
 CREATE TABLE ${s}.pending (
   group_id int NOT NULL,
   seq bigint NOT NULL,
   key text,
+  blocked boolean NOT NULL DEFAULT false,
   attempts int NOT NULL DEFAULT 0,
   visible_at bigint NOT NULL DEFAULT 0,         -- not delivered before this time (the retry queue)
   lease_token text,
@@ -69,12 +74,13 @@ CREATE TABLE ${s}.pending (
   PRIMARY KEY (group_id, seq)
 );
 CREATE INDEX pending_by_key ON ${s}.pending (group_id, key, seq) WHERE key IS NOT NULL;
+CREATE INDEX pending_heads ON ${s}.pending (group_id, seq) WHERE NOT blocked;
 
--- Leases up to p_limit messages of a group: first visible pending rows not held back by an earlier
--- row of the same key, taken with SKIP LOCKED so members never wait for each other; then new
--- messages past the group cursor, which one member at a time advances (the group row is locked
--- with SKIP LOCKED too). When nothing was leased, one row with seq NULL tells when the next
--- delayed message becomes visible and whether another member was advancing the cursor.
+-- Leases up to p_limit messages of a group: first visible heads, taken with SKIP LOCKED so members
+-- never wait for each other; then new messages past the group cursor, which one member at a time
+-- advances (holding the group row, waited for at most 100 ms). When nothing was leased, one row
+-- with seq NULL tells when the next delayed message becomes visible and whether another member
+-- held the group row.
 CREATE FUNCTION ${s}.fetch(p_group int, p_topic int, p_limit int, p_by_key boolean, p_token text,
                            p_now bigint, p_lease_until bigint)
 RETURNS TABLE (seq bigint, attempt int, id text, key text, headers text, body bytea,
@@ -85,14 +91,15 @@ DECLARE
   v_n int := 0;
   v_cursor bigint;
   v_moved bigint;
+  v_locked boolean := false;
   r record;
 BEGIN
+  -- A lease lost in a server crash only means an earlier redelivery: no need to wait for the WAL flush.
+  PERFORM set_config('synchronous_commit', 'off', true);
   RETURN QUERY
   WITH ready AS (
     SELECT p.seq FROM ${s}.pending p
-     WHERE p.group_id = p_group AND p.visible_at <= p_now AND p.lease_until <= p_now
-       AND (NOT p_by_key OR p.key IS NULL OR NOT EXISTS (
-             SELECT 1 FROM ${s}.pending q WHERE q.group_id = p_group AND q.key = p.key AND q.seq < p.seq))
+     WHERE p.group_id = p_group AND NOT p.blocked AND p.visible_at <= p_now AND p.lease_until <= p_now
      ORDER BY p.seq LIMIT p_limit
      FOR UPDATE SKIP LOCKED
   ), leased AS (
@@ -105,9 +112,18 @@ BEGIN
    ORDER BY l.seq;
   GET DIAGNOSTICS v_n = ROW_COUNT;
 
-  IF v_n < p_limit THEN
-    SELECT g.cursor INTO v_cursor FROM ${s}.groups g WHERE g.id = p_group FOR UPDATE SKIP LOCKED;
-    IF NOT FOUND THEN
+  IF v_n < p_limit AND EXISTS (
+       SELECT 1 FROM ${s}.messages m WHERE m.topic_id = p_topic
+          AND m.seq > (SELECT g.cursor FROM ${s}.groups g WHERE g.id = p_group)) THEN
+    BEGIN
+      PERFORM set_config('lock_timeout', '100ms', true);
+      SELECT g.cursor INTO v_cursor FROM ${s}.groups g WHERE g.id = p_group FOR NO KEY UPDATE;
+      v_locked := FOUND;
+      PERFORM set_config('lock_timeout', '0', true);
+    EXCEPTION WHEN lock_not_available THEN
+      v_locked := false;
+    END;
+    IF NOT v_locked THEN
       IF v_n = 0 THEN
         RETURN QUERY SELECT NULL::bigint, 0, NULL::text, NULL::text, NULL::text, NULL::bytea, NULL::bigint, true;
       END IF;
@@ -118,7 +134,7 @@ BEGIN
               WHERE m.topic_id = p_topic AND m.seq > v_cursor ORDER BY m.seq LIMIT 512 LOOP
       IF p_by_key AND r.key IS NOT NULL AND EXISTS (
            SELECT 1 FROM ${s}.pending q WHERE q.group_id = p_group AND q.key = r.key) THEN
-        INSERT INTO ${s}.pending (group_id, seq, key) VALUES (p_group, r.seq, r.key);
+        INSERT INTO ${s}.pending (group_id, seq, key, blocked) VALUES (p_group, r.seq, r.key, true);
       ELSE
         EXIT WHEN v_n >= p_limit;
         INSERT INTO ${s}.pending (group_id, seq, key, attempts, lease_token, lease_until)
@@ -164,17 +180,37 @@ $fn$;
 
 -- Applies a batch of settlements: how 'a' ack (delete), 'n' nack (unlease, visible at p_visible),
 -- 'r' release (unlease, the attempt not counted). Only rows still leased to the given token change.
+-- An acked head unblocks the next message of its key; the group rows are held meanwhile (in id
+-- order), so no cursor advance can block a new message behind the head being deleted.
 CREATE FUNCTION ${s}.settle(p_groups int[], p_seqs bigint[], p_tokens text[], p_hows text[],
                             p_visible bigint[], p_channel text, p_topics text[])
 RETURNS int LANGUAGE plpgsql AS $fn$
 DECLARE
   v_acked int;
   v_unleased int;
+  v_groups int[];
+  v_keys text[];
   t text;
 BEGIN
-  DELETE FROM ${s}.pending p USING unnest(p_groups, p_seqs, p_tokens, p_hows) AS x(g, s, t, h)
-   WHERE x.h = 'a' AND p.group_id = x.g AND p.seq = x.s AND p.lease_token = x.t;
-  GET DIAGNOSTICS v_acked = ROW_COUNT;
+  -- An ack lost in a server crash means a redelivery (at-least-once), never a lost message.
+  PERFORM set_config('synchronous_commit', 'off', true);
+  PERFORM 1 FROM ${s}.groups g
+   WHERE g.id IN (SELECT DISTINCT x.g FROM unnest(p_groups, p_hows) AS x(g, h) WHERE x.h = 'a')
+   ORDER BY g.id FOR NO KEY UPDATE;
+  WITH acked AS (
+    DELETE FROM ${s}.pending p USING unnest(p_groups, p_seqs, p_tokens, p_hows) AS x(g, s, t, h)
+     WHERE x.h = 'a' AND p.group_id = x.g AND p.seq = x.s AND p.lease_token = x.t
+    RETURNING p.group_id, p.key
+  )
+  SELECT count(*), array_agg(a.group_id) FILTER (WHERE a.key IS NOT NULL),
+         array_agg(a.key) FILTER (WHERE a.key IS NOT NULL)
+    INTO v_acked, v_groups, v_keys FROM acked a;
+  IF v_keys IS NOT NULL THEN
+    UPDATE ${s}.pending p SET blocked = false
+      FROM (SELECT DISTINCT u.g, u.k FROM unnest(v_groups, v_keys) AS u(g, k)) u
+     WHERE p.group_id = u.g AND p.blocked
+       AND p.seq = (SELECT min(q.seq) FROM ${s}.pending q WHERE q.group_id = u.g AND q.key = u.k);
+  END IF;
   UPDATE ${s}.pending p SET lease_token = NULL, lease_until = 0, visible_at = x.v,
          attempts = p.attempts - CASE WHEN x.h = 'r' THEN 1 ELSE 0 END
     FROM unnest(p_groups, p_seqs, p_tokens, p_hows, p_visible) AS x(g, s, t, h, v)
