@@ -17,10 +17,10 @@ export function ident(name: string): string {
 
 /** Checks a schema name early: PostgreSQL identifiers are at most 63 bytes. */
 export function validateSchemaName(name: string, field = 'schema'): string {
-  if (typeof name !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(name))
+  if (typeof name !== 'string' || !/^[A-Za-z_][A-Za-z0-9_-]{0,62}$/.test(name))
     throw new ConfigError(
       field,
-      `must be a PostgreSQL schema name (letters, digits and _, not starting with a digit, at most 63), got ${JSON.stringify(name)}`,
+      `must be a PostgreSQL schema name (letters, digits, _ and -, not starting with a digit or -, at most 63), got ${JSON.stringify(name)}`,
     );
   return name;
 }

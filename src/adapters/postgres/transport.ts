@@ -218,6 +218,16 @@ export class PostgresTransport implements Transport {
   }
 
   /**
+   * Drops the whole schema: every topic, group, stored event, dead letter and outbox row in it.
+   * For throw-away namespaces (the demo, tests); the transport is closed afterwards.
+   */
+  async dropNamespace(): Promise<void> {
+    this.assertOpen();
+    await this.db.pool.query(`DROP SCHEMA IF EXISTS ${this.db.s} CASCADE`);
+    await this.close();
+  }
+
+  /**
    * Applies retention now to every topic (it also runs every few seconds in the background): deletes
    * acknowledged messages older than `retention.maxAgeMs` or beyond `retention.maxMessages`, never
    * one that a group has not acknowledged. Returns how many messages were deleted.
