@@ -26,7 +26,9 @@ export const postgresBackend: BackendDefinition = {
       return { error: `unknown URL parameter ${unknown.join(', ')}; known: ${known.join(', ')}` };
     const namespace = parsed.searchParams.get('namespace') ?? parsed.searchParams.get('schema');
     if (namespace !== null && !/^[A-Za-z_][A-Za-z0-9_-]{0,62}$/.test(namespace))
-      return { error: `namespace must be a PostgreSQL schema name (letters, digits, _ and -), got "${namespace}"` };
+      return {
+        error: `namespace must be a PostgreSQL schema name (letters, digits, _ and -), got "${namespace}"`,
+      };
     parsed.searchParams.delete('namespace');
     parsed.searchParams.delete('schema');
     return {

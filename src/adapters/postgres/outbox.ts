@@ -161,6 +161,9 @@ class PostgresOutboxSource implements OutboxSource {
       try {
         await client.connect();
         await client.query(`LISTEN "${this.channel}"`);
+        // A "sent" mark lost in a server crash only means the rows are sent again (at-least-once);
+        // not waiting for the WAL flush on every batch roughly doubles the relay's rate.
+        await client.query('SET synchronous_commit = off');
       } catch (err) {
         void client.end().catch(() => undefined);
         throw err;
