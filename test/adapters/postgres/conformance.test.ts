@@ -32,7 +32,7 @@ runTransportSuite('postgres', {
     PostgresTransport.connect({
       connectionString: server?.url ?? SHARED_URL,
       schema: transportSchema,
-      visibilityTimeoutMs: 2000,
+      visibilityTimeoutMs: 5000,
       pollIntervalMs: 500,
       onError: () => undefined,
     }),
