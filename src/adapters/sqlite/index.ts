@@ -28,3 +28,4 @@ export {
 } from './errors.js';
 export { sqliteHealthCheck, type SqliteHealthCheckOptions } from './health.js';
 export { SqliteSagaStore, type SqliteSagaTx } from './saga-store.js';
+export { SqliteOutbox, type SqliteOutboxOptions, type SqliteOutboxSourceOptions } from './outbox.js';

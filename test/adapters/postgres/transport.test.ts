@@ -1,0 +1,212 @@
+/**
+ * PostgreSQL-specific behaviour beyond the conformance suite: hostile rows written with plain SQL,
+ * migrations raced by two processes, a dead server failing start with its URL, delayed redelivery
+ * close to its due time, retention that keeps unsettled messages, and the DLQ indexes.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { after, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import {
+  PostgresTransport,
+  postgresStores,
+  SCHEMA_VERSION,
+  PostgresSchemaVersionError,
+} from '../../../src/adapters/postgres/index.js';
+import { BackendUnreachableError } from '../../../src/backends/index.js';
+import { createHerald, type Delivery } from '../../../src/index.js';
+import { sleep, waitUntil } from '../../support/wait.js';
+import { dropSchemas, freePort, SHARED_URL, uniqueSchema } from './harness.js';
+
+const run = promisify(execFile);
+const schemas: string[] = [];
+const pool = new pg.Pool({ connectionString: SHARED_URL, max: 2 });
+after(async () => {
+  await pool.end();
+  await dropSchemas(SHARED_URL, schemas);
+});
+function schema(what: string): string {
+  const s = uniqueSchema(what);
+  schemas.push(s);
+  return s;
+}
+
+describe('PostgreSQL transport', () => {
+  test('hostile rows inserted with plain SQL go to the DLQ with reason decode; the group goes on', async () => {
+    const s = schema('hostile');
+    const stores = await postgresStores({ connectionString: SHARED_URL, schema: s });
+    const transport = await PostgresTransport.connect({ connectionString: SHARED_URL, schema: s });
+    const herald = await createHerald({ service: 'shop', transport, stores, routing: { 'shop.*': 'shop' } });
+    const good: number[] = [];
+    herald.subscribe<{ n: number }>({
+      group: 'g',
+      events: ['shop.*'],
+      concurrency: 4,
+      handler: async (e) => void good.push(e.payload.n),
+    });
+    await herald.publish('shop.thing', { n: 1 }, { aggregateId: 'k' });
+    // The topic and group exist now; write garbage behind the good event, on the same key.
+    await herald.start();
+    await waitUntil(() => good.length === 1, 'the first good event');
+    const topicId = (await pool.query(`SELECT id FROM "${s}".topics WHERE name = 'shop'`)).rows[0]
+      .id as number;
+    await pool.query(
+      `INSERT INTO "${s}".messages (topic_id, id, key, headers, body, published_at) VALUES
+        ($1, 'garbage-body', 'k', '{"content-type":"application/json"}', '\\xdeadbeef', 0),
+        ($1, 'garbage-headers', 'k', '{{{ not json', '\\x7b7d', 0),
+        ($1, 'array-headers', NULL, '[1,2,3]', '\\x7b7d', 0),
+        ($1, 'unknown-codec', 'k', '{"content-type":"text/x-nope"}', '\\x7b7d', 0)`,
+      [topicId],
+    );
+    await pool.query(`SELECT pg_notify('herald_${s}', 'shop')`);
+    await herald.publish('shop.thing', { n: 2 }, { aggregateId: 'k' });
+    await waitUntil(
+      async () => good.length === 2 && (await stores.deadLetters.count()) === 4,
+      'four dead letters and the second good event',
+    );
+    const entries = (await stores.deadLetters.list({ reason: 'decode' })).items;
+    assert.deepEqual(entries.map((e) => e.message.id).sort(), [
+      'array-headers',
+      'garbage-body',
+      'garbage-headers',
+      'unknown-codec',
+    ]);
+    assert.deepEqual(good, [1, 2], 'the key went on in order after the garbage');
+    await herald.stop();
+    await stores.close();
+  });
+
+  test('two processes starting on a new schema at once migrate it exactly once', async () => {
+    const s = schema('race');
+    const script = `
+      import { PostgresTransport } from './src/adapters/postgres/index.ts';
+      const t = await PostgresTransport.connect({ connectionString: process.argv[1], schema: process.argv[2] });
+      await t.close();
+      process.stdout.write('ok');`;
+    const results = await Promise.all(
+      [1, 2, 3].map(() =>
+        run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, SHARED_URL, s], {
+          cwd: process.cwd(),
+        }),
+      ),
+    );
+    assert.deepEqual(
+      results.map((r) => r.stdout),
+      ['ok', 'ok', 'ok'],
+    );
+    const version = await pool.query(`SELECT version FROM "${s}".schema_version`);
+    assert.deepEqual(version.rows, [{ version: SCHEMA_VERSION }]);
+  });
+
+  test('a schema from a newer Herald is refused with both versions named', async () => {
+    const s = schema('future');
+    await (await PostgresTransport.connect({ connectionString: SHARED_URL, schema: s })).close();
+    await pool.query(`UPDATE "${s}".schema_version SET version = ${SCHEMA_VERSION + 1}`);
+    await assert.rejects(
+      PostgresTransport.connect({ connectionString: SHARED_URL, schema: s }),
+      (err: unknown) =>
+        err instanceof PostgresSchemaVersionError &&
+        err.found === SCHEMA_VERSION + 1 &&
+        /upgrade herald/.test(err.message),
+    );
+  });
+
+  test('a server that is not there fails start within the timeout, naming the URL', async () => {
+    const url = `postgres://app:secret@127.0.0.1:${await freePort()}/nothing`;
+    const t0 = Date.now();
+    await assert.rejects(
+      PostgresTransport.connect({ connectionString: url, connectTimeoutMs: 500 }),
+      (err: unknown) =>
+        err instanceof BackendUnreachableError &&
+        err.message.includes(`127.0.0.1`) &&
+        err.message.includes('/nothing') &&
+        !err.message.includes('secret'),
+    );
+    assert.ok(Date.now() - t0 < 5000);
+  });
+
+  test('unknown options and bad values fail at once, naming the field', async () => {
+    await assert.rejects(
+      PostgresTransport.connect({ connectionString: SHARED_URL, visibilityTimeout: 5 } as never),
+      /visibilityTimeout: is not an option; known options: .*visibilityTimeoutMs/,
+    );
+    await assert.rejects(
+      PostgresTransport.connect({ connectionString: SHARED_URL, schema: 'drop table;' }),
+      /schema: must be a PostgreSQL schema name/,
+    );
+  });
+
+  test('delayed redelivery arrives close to its due time, also at another process', async () => {
+    const s = schema('delay');
+    const a = await PostgresTransport.connect({
+      connectionString: SHARED_URL,
+      schema: s,
+      pollIntervalMs: 5000,
+    });
+    const b = await PostgresTransport.connect({
+      connectionString: SHARED_URL,
+      schema: s,
+      pollIntervalMs: 5000,
+    });
+    const times: { at: number; attempt: number; by: string }[] = [];
+    let nackedAt = 0;
+    const handler =
+      (by: string) =>
+      async (d: Delivery): Promise<void> => {
+        times.push({ at: Date.now(), attempt: d.attempt, by });
+        if (d.attempt === 1) {
+          nackedAt = Date.now();
+          await d.nack({ delayMs: 700 });
+          if (by === 'a') await subA.close(); // the redelivery must come to the other member
+        } else await d.ack();
+      };
+    const subA = await a.subscribe('delayed', { group: 'g', prefetch: 1 }, handler('a'));
+    await a.publish('delayed', [{ id: 'x', headers: {}, body: new Uint8Array([1]) }]);
+    await waitUntil(() => times.length === 1, 'first delivery');
+    const subB = await b.subscribe('delayed', { group: 'g', prefetch: 1 }, handler('b'));
+    await waitUntil(() => times.length === 2, 'the redelivery');
+    const late = times[1]!.at - nackedAt;
+    assert.ok(late >= 695, `not early: ${late} ms`);
+    assert.ok(
+      late <= 700 + Math.max(50, 70) + 100,
+      `not late: ${late} ms (bound 770 + 100 ms of slack for a loaded machine)`,
+    );
+    await subB.close();
+    await a.close();
+    await b.close();
+  });
+
+  test('retention deletes acknowledged messages only', async () => {
+    const s = schema('retention');
+    const t = await PostgresTransport.connect({
+      connectionString: SHARED_URL,
+      schema: s,
+      retention: { maxAgeMs: 1 },
+    });
+    const held: Delivery[] = [];
+    const sub = await t.subscribe('r', { group: 'g', prefetch: 5, ordering: 'none' }, (d) => {
+      held.push(d);
+      if (held.length > 2) void d.ack();
+    });
+    await t.publish(
+      'r',
+      Array.from({ length: 5 }, (_, i) => ({ id: `m${i}`, headers: {}, body: new Uint8Array([i]) })),
+    );
+    await waitUntil(() => held.length === 5, 'five deliveries');
+    await sleep(100);
+    await t.applyRetention();
+    const left = await pool.query(`SELECT id FROM "${s}".messages ORDER BY seq`);
+    // m0 and m1 are unsettled: nothing from m0 on may go (the log is cut at the oldest unsettled).
+    assert.deepEqual(
+      left.rows.map((r) => r.id),
+      ['m0', 'm1', 'm2', 'm3', 'm4'],
+    );
+    await held[0]!.ack();
+    await held[1]!.ack();
+    await sleep(100);
+    assert.equal(await t.applyRetention(), 5);
+    await sub.close();
+    await t.close();
+  });
+});

@@ -1,0 +1,127 @@
+/**
+ * The outbox under chaos: an application process runs transactions (half rolled back) that write
+ * events into the outbox, two relay processes forward them, and the test SIGKILLs the application
+ * and the relays at random points. Every committed event is delivered, no rolled-back one ever is,
+ * and each aggregate's events arrive in order (first deliveries; repeats after a relay crash are
+ * dropped by event id, as the idempotency middleware does).
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { PostgresOutbox, PostgresTransport } from '../../src/adapters/postgres/index.js';
+import { dropSchemas, SHARED_URL, uniqueSchema } from '../adapters/postgres/harness.js';
+import { sleep, waitUntil } from '../support/wait.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+// 10,000 in a full run (HERALD_OUTBOX_CHAOS_TX=10000); fewer by default to keep the suite short on 2 cores.
+const TRANSACTIONS = Number(process.env['HERALD_OUTBOX_CHAOS_TX'] ?? 2000);
+const RUNS = 4;
+const schema = uniqueSchema('chaos');
+const pool = new pg.Pool({ connectionString: SHARED_URL, max: 2 });
+after(async () => {
+  await pool.end();
+  await dropSchemas(SHARED_URL, [schema]);
+});
+
+function start(file: string, args: string[]): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'fixtures', file), ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('ready')) resolve(child);
+    });
+    child.once('exit', (code, signal) => reject(new Error(`${file} exited before ready: ${code ?? signal}`)));
+  });
+}
+
+const exited = (child: ChildProcess): Promise<void> =>
+  child.exitCode !== null || child.signalCode !== null
+    ? Promise.resolve()
+    : new Promise((resolve) => child.once('exit', () => resolve()));
+
+test(`outbox chaos: ${TRANSACTIONS} transactions, half rolled back, app and relays SIGKILLed`, async (t) => {
+  const outbox = await PostgresOutbox.connect({ connectionString: SHARED_URL, schema });
+  await outbox.close();
+  await pool.query(
+    `CREATE TABLE "${schema}".committed (id text PRIMARY KEY, agg text NOT NULL, n int NOT NULL)`,
+  );
+  const consumer = await PostgresTransport.connect({ connectionString: SHARED_URL, schema });
+  const first: string[] = [];
+  const seen = new Set<string>();
+  let repeats = 0;
+  await consumer.subscribe('chaos', { group: 'check', prefetch: 64 }, async (d) => {
+    if (seen.has(d.message.id)) repeats++;
+    else {
+      seen.add(d.message.id);
+      first.push(d.message.id);
+    }
+    await d.ack();
+  });
+
+  const relays: ChildProcess[] = [
+    await start('relay.ts', [SHARED_URL, schema]),
+    await start('relay.ts', [SHARED_URL, schema]),
+  ];
+  const perRun = TRANSACTIONS / RUNS;
+  const t0 = Date.now();
+  try {
+    for (let run = 0; run < RUNS; run++) {
+      const app = await start('app.ts', [SHARED_URL, schema, String(run), String(perRun)]);
+      // Kill the application mid-run (except the last run, which finishes) and one relay each run.
+      await sleep(500 + Math.random() * 1500);
+      const r = run % 2;
+      relays[r]!.kill('SIGKILL');
+      if (run < RUNS - 1) app.kill('SIGKILL');
+      await exited(app);
+      await exited(relays[r]!);
+      relays[r] = await start('relay.ts', [SHARED_URL, schema]);
+    }
+    const committed = async (): Promise<Set<string>> =>
+      new Set(
+        (await pool.query<{ id: string }>(`SELECT id FROM "${schema}".committed`)).rows.map((r) => r.id),
+      );
+    const expected = await committed();
+    await waitUntil(
+      () => [...expected].every((id) => seen.has(id)),
+      `all ${expected.size} committed events`,
+      120_000,
+    );
+    await sleep(500);
+    t.diagnostic(
+      `committed ${expected.size}, delivered ${seen.size}, repeats ${repeats}, ${Date.now() - t0} ms`,
+    );
+    assert.ok(expected.size > 0);
+    const delivered = [...seen];
+    assert.deepEqual(
+      delivered.filter((id) => !expected.has(id)),
+      [],
+      'no rolled-back event delivered',
+    );
+    assert.equal(seen.size, expected.size);
+    const order = new Map(
+      (
+        await pool.query<{ id: string; agg: string; n: number }>(
+          `SELECT id, agg, n FROM "${schema}".committed`,
+        )
+      ).rows.map((r) => [r.id, r]),
+    );
+    const last = new Map<string, number>();
+    let outOfOrder = 0;
+    for (const id of first) {
+      const { agg, n } = order.get(id)!;
+      if ((last.get(agg) ?? 0) > n) outOfOrder++;
+      last.set(agg, n);
+    }
+    assert.equal(outOfOrder, 0, 'per-aggregate order kept');
+  } finally {
+    for (const c of relays) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    await Promise.all(relays.map(exited));
+    await consumer.close();
+  }
+});
