@@ -142,9 +142,10 @@ export class GroupConsumer implements Subscription {
   /** Called once per delivery by NatsDelivery. */
   settle(d: NatsDelivery, op: 'a' | 'n' | 'r', delayMs: number): Promise<void> {
     if (this.released) return Promise.resolve();
+    // Forget it now: its redelivery may arrive before this settle is confirmed.
+    if (this.outstanding.get(d.msg.seq) === d) this.outstanding.delete(d.msg.seq);
     const p = this.doSettle(d, op, delayMs).finally(() => {
       this.pendingSettles.delete(p);
-      this.outstanding.delete(d.msg.seq);
       if (d.lane !== undefined) this.freeLane(d.lane, d.msg.seq);
       this.pump();
       this.maybeRetire();

@@ -4,9 +4,10 @@
  * a fresh namespace per store.
  */
 import { after, before, describe } from 'node:test';
-import { nats } from '../../../src/adapters/nats/index.js';
-import { runTransportSuite } from '../../../src/testing/index.js';
-import { OwnNats } from './harness.js';
+import { nats, natsStores, type NatsStores } from '../../../src/adapters/nats/index.js';
+import { runStoreSuite, runTransportSuite } from '../../../src/testing/index.js';
+import { needs } from '../../support/services.js';
+import { dropNamespace, OwnNats, SHARED_URL, uniqueNamespace } from './harness.js';
 
 const ownServer = OwnNats.available() || process.env.CI === 'true' ? {} : { skip: 'nats-server binary not found' };
 
@@ -19,5 +20,26 @@ describe('nats transport conformance', ownServer, () => {
   runTransportSuite('nats', {
     create: async () => nats({ servers: server.url, namespace: 'conformance', ackWaitMs: 2_000, onError: () => undefined }),
     restart: () => server.restart(),
+  });
+});
+
+describe('nats store conformance', await needs('nats'), () => {
+  const namespaces: string[] = [];
+  const sets: NatsStores[] = [];
+  const fresh = (): NatsStores => {
+    const namespace = uniqueNamespace('stores');
+    namespaces.push(namespace);
+    const set = natsStores({ servers: SHARED_URL, namespace });
+    sets.push(set);
+    return set;
+  };
+  after(async () => {
+    await Promise.all(sets.map((s) => s.close()));
+    for (const ns of namespaces) await dropNamespace(SHARED_URL, ns);
+  });
+  runStoreSuite('nats', {
+    deadLetters: async () => fresh().deadLetters,
+    idempotency: async () => fresh().idempotency,
+    events: async () => fresh().events,
   });
 });
