@@ -4,11 +4,12 @@
  * line below. See docs/adapters/writing-an-adapter.md.
  */
 import { memoryBackend } from '../adapters/memory/backend.js';
+import { natsBackend } from '../adapters/nats/backend.js';
 import { redisBackend } from '../adapters/redis/backend.js';
 import { sqliteBackend } from '../adapters/sqlite/backend.js';
 import { BackendRegistry } from './registry.js';
 
-export const backends = new BackendRegistry([memoryBackend, sqliteBackend, redisBackend]);
+export const backends = new BackendRegistry([memoryBackend, sqliteBackend, redisBackend, natsBackend]);
 
 export type * from './backend.js';
 export {

@@ -1,6 +1,18 @@
-import { AckPolicy, DeliverPolicy, type Consumer, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  type Consumer,
+  type ConsumerMessages,
+  type JsMsg,
+} from '@nats-io/jetstream';
 import { toError } from '../../core/errors.js';
-import type { Delivery, DeliveryHandler, Message, SubscribeOptions, Subscription } from '../../transport/transport.js';
+import type {
+  Delivery,
+  DeliveryHandler,
+  Message,
+  SubscribeOptions,
+  Subscription,
+} from '../../transport/transport.js';
 import { validateDelay } from '../../transport/validate.js';
 import { decodeMessage } from './codec.js';
 import type { Connection } from './connection.js';
@@ -361,7 +373,9 @@ export class GroupConsumer implements Subscription {
   private async readKeyState(laneKey: string): Promise<KeyState> {
     const e = await this.h.keyOrder.get(laneKey);
     const state =
-      e && e.operation === 'PUT' ? { done: Number(e.string()), rev: e.revision } : { done: 0, rev: e?.revision ?? 0 };
+      e && e.operation === 'PUT'
+        ? { done: Number(e.string()), rev: e.revision }
+        : { done: 0, rev: e?.revision ?? 0 };
     const known = this.keyStates.get(laneKey);
     if (known && known.done > state.done) return known;
     this.keyStates.set(laneKey, state);

@@ -95,14 +95,21 @@ function known(where: string, options: object, fields: readonly string[]): void 
 }
 
 /** Checks the connection options shared by the transport and the stores; returns the namespace. */
-export function validateConnectionOptions(options: NatsConnectionOptions, fields?: readonly string[]): string {
+export function validateConnectionOptions(
+  options: NatsConnectionOptions,
+  fields?: readonly string[],
+): string {
   if (options === null || typeof options !== 'object') throw new ConfigError('options', 'must be an object');
   known('', options, fields ?? ['servers', 'connection', 'namespace', 'connectTimeoutMs', 'onError']);
   if (options.servers !== undefined && options.connection !== undefined)
     throw new ConfigError('servers', 'give either servers or connection, not both');
   if (options.servers !== undefined) {
     const list = typeof options.servers === 'string' ? [options.servers] : options.servers;
-    if (!Array.isArray(list) || list.length === 0 || list.some((s) => typeof s !== 'string' || s.length === 0))
+    if (
+      !Array.isArray(list) ||
+      list.length === 0 ||
+      list.some((s) => typeof s !== 'string' || s.length === 0)
+    )
       throw new ConfigError('servers', 'must be a URL such as nats://127.0.0.1:4222, or a list of them');
   }
   if (options.onError !== undefined && typeof options.onError !== 'function')

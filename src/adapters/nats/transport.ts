@@ -13,7 +13,11 @@ import { encodeHeaders, msgId } from './codec.js';
 import { Connection, type NatsStatus } from './connection.js';
 import { GroupConsumer } from './consumer.js';
 import { Names, token } from './names.js';
-import { resolveTransportOptions, type NatsTransportOptions, type ResolvedTransportOptions } from './options.js';
+import {
+  resolveTransportOptions,
+  type NatsTransportOptions,
+  type ResolvedTransportOptions,
+} from './options.js';
 import { Broker, isNotFound } from './state.js';
 
 /**
@@ -87,7 +91,11 @@ export class NatsTransport implements Transport {
     }
   }
 
-  async subscribe(topic: string, options: SubscribeOptions, onDelivery: DeliveryHandler): Promise<Subscription> {
+  async subscribe(
+    topic: string,
+    options: SubscribeOptions,
+    onDelivery: DeliveryHandler,
+  ): Promise<Subscription> {
     if (this.closing) throw new ClosedError('NatsTransport');
     validateSubscribeOptions(topic, options);
     const consumer = new GroupConsumer(
@@ -163,7 +171,8 @@ export class NatsTransport implements Transport {
 }
 
 function checkTopic(topic: string): void {
-  if (typeof topic !== 'string' || topic.length === 0) validateSubscribeOptions(topic, { group: 'x', prefetch: 1 });
+  if (typeof topic !== 'string' || topic.length === 0)
+    validateSubscribeOptions(topic, { group: 'x', prefetch: 1 });
 }
 
 /** Creates a NATS JetStream transport. Options are validated here (ConfigError naming the field). */

@@ -9,7 +9,8 @@ import { runStoreSuite, runTransportSuite } from '../../../src/testing/index.js'
 import { needs } from '../../support/services.js';
 import { dropNamespace, OwnNats, SHARED_URL, uniqueNamespace } from './harness.js';
 
-const ownServer = OwnNats.available() || process.env.CI === 'true' ? {} : { skip: 'nats-server binary not found' };
+const ownServer =
+  OwnNats.available() || process.env.CI === 'true' ? {} : { skip: 'nats-server binary not found' };
 
 describe('nats transport conformance', ownServer, () => {
   let server: OwnNats;
@@ -18,7 +19,8 @@ describe('nats transport conformance', ownServer, () => {
   });
   after(() => server.stop());
   runTransportSuite('nats', {
-    create: async () => nats({ servers: server.url, namespace: 'conformance', ackWaitMs: 2_000, onError: () => undefined }),
+    create: async () =>
+      nats({ servers: server.url, namespace: 'conformance', ackWaitMs: 2_000, onError: () => undefined }),
     restart: () => server.restart(),
   });
 });

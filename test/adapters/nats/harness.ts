@@ -90,7 +90,8 @@ export class OwnNats {
     this.child = child;
     const deadline = Date.now() + 10_000;
     for (;;) {
-      if (child.exitCode !== null) throw new Error(`nats-server on ${this.port} exited with ${child.exitCode}`);
+      if (child.exitCode !== null)
+        throw new Error(`nats-server on ${this.port} exited with ${child.exitCode}`);
       try {
         const nc = await connect({ servers: this.url, timeout: 500, reconnect: false });
         const jsm = await jetstreamManager(nc);

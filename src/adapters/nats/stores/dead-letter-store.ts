@@ -50,7 +50,9 @@ export class NatsDeadLetterStore implements DeadLetterStore {
       : all;
     const items = rest.slice(0, limit);
     const last = items[items.length - 1];
-    return rest.length > limit && last ? { items, nextCursor: encodeCursor(last.deadLetteredAt, last.id) } : { items };
+    return rest.length > limit && last
+      ? { items, nextCursor: encodeCursor(last.deadLetteredAt, last.id) }
+      : { items };
   }
 
   async count(filter: DeadLetterFilter = {}): Promise<number> {

@@ -1,7 +1,13 @@
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import { ConcurrencyError, ConfigError } from '../../../core/errors.js';
 import type { EventEnvelope } from '../../../core/event.js';
-import { decodeCursor, encodeCursor, pageLimit, type Page, type PageRequest } from '../../../store/dead-letter-store.js';
+import {
+  decodeCursor,
+  encodeCursor,
+  pageLimit,
+  type Page,
+  type PageRequest,
+} from '../../../store/dead-letter-store.js';
 import {
   matchesEventQuery,
   type AppendOptions,
@@ -38,7 +44,9 @@ export class NatsEventStore implements EventStore {
 
   async append(events: readonly EventEnvelope[], options: AppendOptions = {}): Promise<StoredEvent[]> {
     if (events.length === 0) return [];
-    const aggregates = [...new Set(events.map((e) => e.aggregateId).filter((a): a is string => a !== undefined))];
+    const aggregates = [
+      ...new Set(events.map((e) => e.aggregateId).filter((a): a is string => a !== undefined)),
+    ];
     if (options.expectedSequence !== undefined && aggregates.length !== 1)
       throw new ConfigError('expectedSequence', 'applies to an append of events of one aggregate');
     const { js, jsm, names } = await this.h.get();
@@ -56,7 +64,9 @@ export class NatsEventStore implements EventStore {
       }
       const sequences = new Map<string, number>();
       for (const a of aggregates) {
-        const m = await jsm.direct.getMessage(stream, { last_by_subj: `${names.namespace}.events.${aggToken(a)}.*` });
+        const m = await jsm.direct.getMessage(stream, {
+          last_by_subj: `${names.namespace}.events.${aggToken(a)}.*`,
+        });
         sequences.set(a, m ? Number(m.header.get(SEQ)) : 0);
       }
       if (options.expectedSequence !== undefined) {
@@ -136,7 +146,14 @@ export class NatsEventStore implements EventStore {
   async *stream(afterPosition = 0, options: { batchSize?: number } = {}): AsyncIterable<StoredEvent> {
     const { js, jsm, names } = await this.h.get();
     const batch = Math.min(Math.max(options.batchSize ?? 256, 1), 1000);
-    for await (const m of scan(js, jsm, names.eventsStream, `${names.namespace}.events.>`, afterPosition + 1, batch)) {
+    for await (const m of scan(
+      js,
+      jsm,
+      names.eventsStream,
+      `${names.namespace}.events.>`,
+      afterPosition + 1,
+      batch,
+    )) {
       yield decode(m.seq, m.headers?.get(SEQ), m.data);
     }
   }

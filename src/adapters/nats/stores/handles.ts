@@ -69,7 +69,12 @@ export class StoreHandles {
     const open = (name: string, maxAgeMs = 0): Promise<KV> =>
       this.settings.mustExist
         ? kvm.open(name)
-        : kvm.create(name, { history: 1, replicas, storage: storage as never, ...(maxAgeMs ? { ttl: maxAgeMs } : {}) });
+        : kvm.create(name, {
+            history: 1,
+            replicas,
+            storage: storage as never,
+            ...(maxAgeMs ? { ttl: maxAgeMs } : {}),
+          });
     const [deadLetters, idempotency] = await Promise.all([
       open(names.deadLetterBucket),
       open(names.idempotencyBucket, this.settings.idempotencyMaxAgeMs),

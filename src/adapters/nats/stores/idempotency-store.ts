@@ -21,7 +21,10 @@ export class NatsIdempotencyStore implements IdempotencyStore {
   async reserve(key: string, leaseMs: number): Promise<ReserveResult> {
     const kv = (await this.h.get()).idempotency;
     const k = encodeKey(key);
-    const value = JSON.stringify({ s: 'r', exp: Date.now() + Math.max(1, Math.ceil(leaseMs)) } satisfies Entry);
+    const value = JSON.stringify({
+      s: 'r',
+      exp: Date.now() + Math.max(1, Math.ceil(leaseMs)),
+    } satisfies Entry);
     for (let i = 0; i < 10; i++) {
       const current = await kv.get(k);
       if (!current || current.operation !== 'PUT' || current.length === 0) {

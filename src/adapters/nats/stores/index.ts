@@ -58,7 +58,12 @@ export function natsStores(options: NatsStoresOptions = {}): NatsStores {
     storage: options.storage ?? 'file',
     replicas: integer('replicas', options.replicas, 1, 1),
     idempotencyMaxAgeMs: integer('idempotencyMaxAgeMs', options.idempotencyMaxAgeMs, 1000, 7 * 86_400_000),
-    eventsDuplicateWindowMs: integer('eventsDuplicateWindowMs', options.eventsDuplicateWindowMs, 100, 86_400_000),
+    eventsDuplicateWindowMs: integer(
+      'eventsDuplicateWindowMs',
+      options.eventsDuplicateWindowMs,
+      100,
+      86_400_000,
+    ),
     mustExist: options.mustExist ?? false,
   });
   let open = 3;
