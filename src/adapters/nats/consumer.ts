@@ -215,7 +215,13 @@ export class GroupConsumer implements Subscription {
   /** Pulls as many messages as there are free prefetch slots, in batches of at least half of them. */
   private pump(): void {
     if (!this.active || this.pumpTimer) return;
-    const free = this.options.prefetch - this.outstanding.size - this.requested;
+    let free = this.options.prefetch - this.outstanding.size - this.requested;
+    if (this.heldCount >= this.maxHeld) {
+      // Full of messages waiting for their keys: pull one at a time, and only when idle. The
+      // server delivers due redeliveries (the keys' heads) before new messages.
+      if (this.outstanding.size > 0 || this.requested > 0) return;
+      free = Math.min(free, 1);
+    }
     if (free <= 0) return;
     if (this.requested > 0 && free < Math.max(1, Math.floor(this.options.prefetch / 2))) return;
     void this.pull(free);
@@ -302,10 +308,6 @@ export class GroupConsumer implements Subscription {
 
   private hold(laneKey: string, lane: Lane, a: Admitted): void {
     if (lane.held.some((h) => h.msg.seq === a.msg.seq)) return;
-    if (this.heldCount >= this.maxHeld) {
-      void this.releaseMsg(a.msg, a.record).catch(() => undefined);
-      return;
-    }
     let i = lane.held.length;
     while (i > 0 && lane.held[i - 1]!.msg.seq > a.msg.seq) i--;
     lane.held.splice(i, 0, a);
