@@ -4,6 +4,7 @@
  */
 export { nats, NatsTransport, NatsPublishError } from './transport.js';
 export { NatsConnectError, type NatsStatus } from './connection.js';
+export { Names } from './names.js';
 export type { NatsConnectionOptions, NatsStreamOptions, NatsTransportOptions } from './options.js';
 export { natsHealthCheck, type NatsHealthCheckOptions } from './health.js';
 export { natsStores, NatsDeadLetterStore, NatsEventStore, NatsIdempotencyStore } from './stores/index.js';

@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
+import { AckPolicy, jetstreamManager } from '@nats-io/jetstream';
 import { createHerald } from '../../../src/index.js';
 import { nats } from '../../../src/adapters/nats/index.js';
 import { sleep, unique, waitUntil } from '../../support/wait.js';
@@ -58,6 +59,19 @@ describe('nats transport: SIGKILLed consumer', ownServer, () => {
     await exited;
   }
 
+  /** Effects written so far: the pending count of a fresh consumer on the effect subjects. */
+  async function countEffects(): Promise<number> {
+    const jsm = await jetstreamManager(nc);
+    const stream = `KV_${namespace}-effects`;
+    const info = await jsm.consumers.add(stream, {
+      ack_policy: AckPolicy.None,
+      filter_subject: `$KV.${namespace}-effects.effect.>`,
+      inactive_threshold: 5_000_000_000,
+    });
+    await jsm.consumers.delete(stream, info.name).catch(() => undefined);
+    return info.num_pending;
+  }
+
   async function count(prefix: string): Promise<Set<string>> {
     const keys = new Set<string>();
     for await (const k of await effects.keys(`${prefix}.>`)) keys.add(k.slice(prefix.length + 1));
@@ -66,7 +80,7 @@ describe('nats transport: SIGKILLed consumer', ownServer, () => {
 
   test(
     '20 000 events, 6 kills: every event handled, every side effect exactly once',
-    { timeout: 120_000 },
+    { timeout: 300_000 },
     async () => {
       const topic = unique('crash');
       const env = {
@@ -97,7 +111,8 @@ describe('nats transport: SIGKILLed consumer', ownServer, () => {
         }
       })();
 
-      let kills = 0;
+      const t0 = Date.now();
+    let kills = 0;
       let child = await spawnConsumer(env);
       for (let round = 0; round < 6; round++) {
         await sleep(700 + Math.random() * 700);
@@ -106,6 +121,7 @@ describe('nats transport: SIGKILLed consumer', ownServer, () => {
         child = await spawnConsumer(env);
       }
       await production;
+    console.log(`produced in ${Date.now() - t0} ms; effects so far ${await countEffects()}`);
       const total = published.length;
       assert.equal(total, 20_000);
       let handled = new Set<string>();

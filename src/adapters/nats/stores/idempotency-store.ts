@@ -26,15 +26,15 @@ export class NatsIdempotencyStore implements IdempotencyStore {
       exp: Date.now() + Math.max(1, Math.ceil(leaseMs)),
     } satisfies Entry);
     for (let i = 0; i < 10; i++) {
-      const current = await kv.get(k);
-      if (!current || current.operation !== 'PUT' || current.length === 0) {
-        try {
-          await kv.create(k, value);
-          return 'acquired';
-        } catch {
-          continue; // someone else created it: look again
-        }
+      // The common case first: a key nobody has seen, one round trip.
+      try {
+        await kv.create(k, value);
+        return 'acquired';
+      } catch {
+        // there is an entry (or a deleted one): look at it
       }
+      const current = await kv.get(k);
+      if (!current || current.operation !== 'PUT' || current.length === 0) continue;
       const entry = JSON.parse(current.string()) as Entry;
       if (entry.exp > Date.now()) return entry.s === 'd' ? 'done' : 'in-progress';
       try {
