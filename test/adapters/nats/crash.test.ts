@@ -80,7 +80,7 @@ describe('nats transport: SIGKILLed consumer', ownServer, () => {
 
   test(
     '20 000 events, 6 kills: every event handled, every side effect exactly once',
-    { timeout: 300_000 },
+    { timeout: 420_000 },
     async () => {
       const topic = unique('crash');
       const env = {
@@ -129,7 +129,7 @@ describe('nats transport: SIGKILLed consumer', ownServer, () => {
       await waitUntil(
         async () => (handled = await count('effect')).size === total,
         'every event handled',
-        60_000,
+        240_000,
       ).catch((err: Error) => {
         throw new Error(`${err.message} (have ${handled.size} of ${total})`);
       });
