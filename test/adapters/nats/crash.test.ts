@@ -112,7 +112,7 @@ describe('nats transport: SIGKILLed consumer', ownServer, () => {
       })();
 
       const t0 = Date.now();
-    let kills = 0;
+      let kills = 0;
       let child = await spawnConsumer(env);
       for (let round = 0; round < 6; round++) {
         await sleep(700 + Math.random() * 700);
@@ -121,7 +121,7 @@ describe('nats transport: SIGKILLed consumer', ownServer, () => {
         child = await spawnConsumer(env);
       }
       await production;
-    console.log(`produced in ${Date.now() - t0} ms; effects so far ${await countEffects()}`);
+      console.log(`produced in ${Date.now() - t0} ms; effects so far ${await countEffects()}`);
       const total = published.length;
       assert.equal(total, 20_000);
       let handled = new Set<string>();

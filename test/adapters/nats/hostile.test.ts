@@ -51,7 +51,10 @@ describe('nats transport: hostile input from a plain NATS client', await needs('
       items.map((e) => e.reason),
       ['decode', 'decode'],
     );
-    assert.deepEqual([...items.find((e) => e.message.body.length === 5)!.message.body], [0xff, 0x00, 0x7b, 0x13, 0x37]);
+    assert.deepEqual(
+      [...items.find((e) => e.message.body.length === 5)!.message.body],
+      [0xff, 0x00, 0x7b, 0x13, 0x37],
+    );
     assert.deepEqual(handled, [good.id]);
     await herald.stop();
     await stores.close();
