@@ -156,6 +156,14 @@ export class GroupConsumer implements Subscription {
     if (this.released) return Promise.resolve();
     // Forget it now: its redelivery may arrive before this settle is confirmed.
     if (this.outstanding.get(d.msg.seq) === d) this.outstanding.delete(d.msg.seq);
+    if (op === 'a' && d.lane === undefined && d.record === undefined) {
+      // The common case: ack, confirmed with everything else acked in this turn.
+      d.msg.ack();
+      this.pump();
+      const confirmed = this.flush();
+      if (!this.active) this.maybeRetireAfter(confirmed);
+      return confirmed;
+    }
     const p = this.doSettle(d, op, delayMs).finally(() => {
       this.pendingSettles.delete(p);
       if (d.lane !== undefined) this.freeLane(d.lane, d.msg.seq);
@@ -271,6 +279,11 @@ export class GroupConsumer implements Subscription {
     }
     if (this.outstanding.has(msg.seq)) return; // a second lease of a message still being handled here
     const message = decodeMessage(msg.headers, msg.data, this.ctx.broker.names.topicsStream, msg.seq);
+    if (msg.info.deliveryCount === 1 && (this.ordering === 'none' || message.key === undefined)) {
+      // First delivery with nothing to look up: straight to the handler.
+      this.handOut({ msg, message, attempt: 1, record: undefined }, undefined);
+      return;
+    }
     // A placeholder holds the slot while the attempt and the key order are looked up.
     const placeholder = new NatsDelivery(this, msg, message, this.topic, this.group, 1, undefined);
     this.outstanding.set(msg.seq, placeholder);
@@ -495,6 +508,15 @@ export class GroupConsumer implements Subscription {
 
   private recordKey(seq: number): string {
     return `${this.prefix}.${seq}`;
+  }
+
+  private maybeRetireAfter(p: Promise<void>): void {
+    this.pendingSettles.add(p);
+    const done = (): void => {
+      this.pendingSettles.delete(p);
+      this.maybeRetire();
+    };
+    p.then(done, done);
   }
 
   private maybeRetire(): void {
