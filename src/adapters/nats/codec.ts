@@ -1,9 +1,10 @@
 import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
 import type { Message } from '../../transport/transport.js';
+import { hash } from './names.js';
 
 /*
- * A message travels as the NATS message body plus two headers: `Nats-Msg-Id` (the message id, so
- * JetStream's duplicate window drops a publisher's retry) and `Herald`, JSON {i, k?, h?} with the
+ * A message travels as the NATS message body plus two headers: `Nats-Msg-Id` (see msgId: the
+ * duplicate window drops a publisher's retry) and `Herald`, JSON {i, k?, h?} with the
  * id, ordering key and Herald headers, escaped to ASCII so any key or header value survives the
  * text header block.
  */
@@ -35,9 +36,16 @@ export function encodeHeaders(message: Message): MsgHdrs {
   return h;
 }
 
-/** The `Nats-Msg-Id` of a message, when its id can be one (a header value: printable ASCII). */
-export function msgId(message: Message): string | undefined {
-  return /^[\x21-\x7e]{1,512}$/.test(message.id) ? message.id : undefined;
+/**
+ * The `Nats-Msg-Id` of a message: `<id>.<hash of topic and headers>`. The duplicate window is per
+ * stream, and one stream holds every topic of a namespace: the same id on another topic, or sent
+ * again with other headers (a dead-letter replay adds one), is a new message, while a publisher's
+ * retry of the same message is dropped.
+ */
+export function msgId(topic: string, message: Message): string {
+  return `${message.id.length <= 200 && /^[\x21-\x7e]+$/.test(message.id) ? message.id : hash(message.id)}.${hash(
+    `${topic}\n${JSON.stringify(message.headers)}`,
+  )}`;
 }
 
 /**

@@ -77,13 +77,12 @@ export class NatsTransport implements Transport {
     const { js } = await this.broker.handles();
     try {
       await Promise.all(
-        messages.map((m) => {
-          const id = msgId(m);
-          return js.publish(this.names.messageSubject(topic, m.key), m.body, {
+        messages.map((m) =>
+          js.publish(this.names.messageSubject(topic, m.key), m.body, {
             headers: encodeHeaders(m),
-            ...(id !== undefined ? { msgID: id } : {}),
-          });
-        }),
+            msgID: msgId(topic, m),
+          }),
+        ),
       );
     } catch (err) {
       this.connection.report(err, `publish to ${topic}`);
