@@ -145,10 +145,10 @@ describe('nats transport: SIGKILLed consumer', ownServer, () => {
       assert.equal(kills, 6);
       assert.ok(redelivered.size > 0, 'the kills interrupted in-flight work that was redelivered');
       // A kill between the effect and the idempotency "done" mark lets the next process run the
-    // handler again (JetStream has no transaction over two keys, ADR 0902); the effect's own
-    // create-by-event-id turns that re-run into a no-op. Only kills cause re-runs: at most the
-    // 64 deliveries in flight per kill.
-    assert.ok(reruns.size <= kills * 64, `${reruns.size} re-runs for ${kills} kills`);
+      // handler again (JetStream has no transaction over two keys, ADR 0902); the effect's own
+      // create-by-event-id turns that re-run into a no-op. Only kills cause re-runs: at most the
+      // 64 deliveries in flight per kill.
+      assert.ok(reruns.size <= kills * 64, `${reruns.size} re-runs for ${kills} kills`);
       console.log(
         `crash: ${total} events, ${kills} kills, drained ${drainMs} ms after production, ${redelivered.size} redelivered, ${reruns.size} re-runs`,
       );
