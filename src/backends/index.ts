@@ -5,11 +5,17 @@
  */
 import { memoryBackend } from '../adapters/memory/backend.js';
 import { postgresBackend } from '../adapters/postgres/backend.js';
+import { natsBackend } from '../adapters/nats/backend.js';
 import { redisBackend } from '../adapters/redis/backend.js';
 import { sqliteBackend } from '../adapters/sqlite/backend.js';
 import { BackendRegistry } from './registry.js';
 
-export const backends = new BackendRegistry([memoryBackend, sqliteBackend, redisBackend, postgresBackend]);
+export const backends = new BackendRegistry();
+backends.register(memoryBackend);
+backends.register(sqliteBackend);
+backends.register(redisBackend);
+backends.register(postgresBackend);
+backends.register(natsBackend);
 
 export type * from './backend.js';
 export {

@@ -1,0 +1,180 @@
+import { ClosedError, HeraldError, toError } from '../../core/errors.js';
+import type {
+  DeliveryHandler,
+  GroupStats,
+  Message,
+  SubscribeOptions,
+  Subscription,
+  Transport,
+  TransportCapabilities,
+} from '../../transport/transport.js';
+import { validateSubscribeOptions } from '../../transport/validate.js';
+import { encodeHeaders, msgId } from './codec.js';
+import { Connection, type NatsStatus } from './connection.js';
+import { GroupConsumer } from './consumer.js';
+import { Names, token } from './names.js';
+import {
+  resolveTransportOptions,
+  type NatsTransportOptions,
+  type ResolvedTransportOptions,
+} from './options.js';
+import { Broker, isNotFound } from './state.js';
+
+/**
+ * A publish was not acknowledged by JetStream (or not all of it). Messages of the batch that were
+ * acknowledged are stored; publishing the whole batch again is safe, the duplicate window drops
+ * the ones already stored (message id = event id).
+ */
+export class NatsPublishError extends HeraldError {
+  constructor(topic: string, cause: unknown) {
+    super(
+      'HERALD_NATS_PUBLISH',
+      `publishing to ${topic} failed: ${toError(cause).message}; publish the batch again (duplicates are dropped by id)`,
+      { cause },
+    );
+  }
+}
+
+/**
+ * Transport on NATS JetStream: one stream per namespace (`<ns>-topics`), a subject per topic and
+ * key, a durable pull consumer per group with explicit ack, `nak(delay)` for the retry queue and
+ * `working()` for the leases. See docs/adapters/nats.md.
+ */
+export class NatsTransport implements Transport {
+  readonly name = 'nats';
+  readonly capabilities: TransportCapabilities = {
+    persistent: true,
+    distributed: true,
+    consumerGroups: true,
+    orderedByKey: true,
+    delayedRedelivery: true,
+  };
+
+  readonly options: ResolvedTransportOptions;
+  readonly names: Names;
+  private readonly connection: Connection;
+  private readonly broker: Broker;
+  private readonly consumers = new Set<GroupConsumer>();
+  private closing: Promise<void> | undefined;
+
+  constructor(options: NatsTransportOptions = {}) {
+    this.options = resolveTransportOptions(options);
+    this.names = new Names(this.options.namespace);
+    this.connection = new Connection(options, 'herald nats transport');
+    this.broker = new Broker(this.connection, this.names, this.options.stream);
+  }
+
+  /** Connects and creates the stream and buckets; fails within the connect timeout. Optional: every call does it. */
+  async start(): Promise<void> {
+    await this.broker.handles();
+  }
+
+  /** Resolves once JetStream acknowledged every message of the batch (stored per the stream's settings). */
+  async publish(topic: string, messages: readonly Message[]): Promise<void> {
+    if (this.closing) throw new ClosedError('NatsTransport');
+    checkTopic(topic);
+    if (messages.length === 0) return;
+    const { js } = await this.broker.handles();
+    try {
+      await Promise.all(
+        messages.map((m) =>
+          js.publish(this.names.messageSubject(topic, m.key), m.body, {
+            headers: encodeHeaders(m),
+            msgID: msgId(topic, m),
+          }),
+        ),
+      );
+    } catch (err) {
+      this.connection.report(err, `publish to ${topic}`);
+      throw new NatsPublishError(topic, err);
+    }
+  }
+
+  async subscribe(
+    topic: string,
+    options: SubscribeOptions,
+    onDelivery: DeliveryHandler,
+  ): Promise<Subscription> {
+    if (this.closing) throw new ClosedError('NatsTransport');
+    validateSubscribeOptions(topic, options);
+    const consumer = new GroupConsumer(
+      {
+        broker: this.broker,
+        connection: this.connection,
+        options: this.options,
+        retired: (c) => this.consumers.delete(c),
+      },
+      topic,
+      options,
+      onDelivery,
+    );
+    await consumer.start();
+    this.consumers.add(consumer);
+    return consumer;
+  }
+
+  /**
+   * Lag is the consumer's pending count; delayed are the messages whose retry is not due yet (from
+   * the retries bucket); in flight is the rest of the server's unacknowledged count.
+   */
+  async stats(topic: string, group: string): Promise<GroupStats> {
+    checkTopic(topic);
+    const { jsm, retries } = await this.broker.handles();
+    const stream = this.names.topicsStream;
+    const info = await jsm.consumers.info(stream, this.names.consumer(topic, group)).catch((err: unknown) => {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    });
+    if (!info) {
+      const s = await jsm.streams.info(stream, { subjects_filter: `${this.names.topicSubject(topic)}.>` });
+      const lag = Object.values(s.state.subjects ?? {}).reduce((a, b) => a + b, 0);
+      return { lag, inFlight: 0, delayed: 0 };
+    }
+    let delayed = 0;
+    const now = Date.now();
+    const keys = await retries.keys(`${token(group)}.${token(topic)}.>`);
+    const pending: Promise<void>[] = [];
+    for await (const k of keys) {
+      pending.push(
+        retries.get(k).then((e) => {
+          if (!e || e.operation !== 'PUT' || e.length === 0) return;
+          const r = JSON.parse(e.string()) as { due?: number };
+          if (r.due !== undefined && r.due > now) delayed++;
+        }),
+      );
+    }
+    await Promise.all(pending);
+    delayed = Math.min(delayed, info.num_ack_pending);
+    return { lag: info.num_pending, inFlight: info.num_ack_pending - delayed, delayed };
+  }
+
+  /** Connection state and the last error; cheap, for health checks and dashboards. */
+  status(): NatsStatus {
+    return this.connection.status();
+  }
+
+  async close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    const consumers = [...this.consumers];
+    // Bounded: a broker that does not answer leaves the unsettled messages to their leases.
+    const released = Promise.all(
+      consumers.map((c) => c.releaseAll().catch((err: unknown) => this.connection.report(err, 'close'))),
+    );
+    await Promise.race([released, new Promise((r) => setTimeout(r, 5000).unref())]);
+    await this.connection.close();
+  }
+}
+
+function checkTopic(topic: string): void {
+  if (typeof topic !== 'string' || topic.length === 0)
+    validateSubscribeOptions(topic, { group: 'x', prefetch: 1 });
+}
+
+/** Creates a NATS JetStream transport. Options are validated here (ConfigError naming the field). */
+export function nats(options: NatsTransportOptions = {}): NatsTransport {
+  return new NatsTransport(options);
+}
