@@ -289,7 +289,7 @@ describe('gRPC interceptors against a real server', () => {
   });
 
   test('bad config fails fast', () => {
-    assert.throws(() => deadlineInterceptor(0), /deadlineInterceptor: ms must be a number > 0/);
+    assert.throws(() => deadlineInterceptor(0), /deadlineInterceptor.ms: must be a number > 0/);
     assert.throws(() => retryInterceptor({ maxRetries: -1 }), /maxRetries/);
   });
 
