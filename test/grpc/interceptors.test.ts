@@ -9,7 +9,7 @@ import {
   deadlineInterceptor,
   retryInterceptor,
   type GrpcCallEvent,
-} from '../../src/grpc/index.js';
+} from '../../src/adapters/grpc/index.js';
 import { CircuitBreaker } from '../../src/resilience/index.js';
 
 interface SayRequest {

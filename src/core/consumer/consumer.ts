@@ -72,7 +72,7 @@ export interface ConsumerDeps {
   readonly transport: Transport;
   readonly router: Router;
   readonly codecs: CodecRegistry;
-  readonly deadLetters: DeadLetterStore;
+  readonly deadLetterStore: DeadLetterStore;
   readonly idempotency?: IdempotencyStore;
   readonly observers: Observers;
   readonly logger: Logger;
@@ -494,7 +494,7 @@ export class Consumer {
       deadLetteredAt: now,
     };
     try {
-      await this.deps.deadLetters.add(entry);
+      await this.deps.deadLetterStore.add(entry);
     } catch (err) {
       // Never ack what could not be parked: keep the message and try again later.
       const storeError = toError(err);

@@ -14,11 +14,11 @@ import {
   type Requester,
   type StatusObject,
 } from '@grpc/grpc-js';
-import { systemClock, type Clock } from '../resilience/clock.js';
-import type { CircuitBreaker } from '../resilience/circuit-breaker/index.js';
-import { ConfigError } from '../contracts/errors.js';
-import type { ResilienceMetrics } from '../resilience/policy.js';
-import { ExponentialBackoff, type BackoffOptions } from '../resilience/retry/index.js';
+import { systemClock, type Clock } from '../../resilience/clock.js';
+import type { CircuitBreaker } from '../../resilience/circuit-breaker/index.js';
+import { ConfigError } from '../../contracts/errors.js';
+import type { ResilienceMetrics } from '../../resilience/policy.js';
+import { ExponentialBackoff, type BackoffOptions } from '../../resilience/retry/index.js';
 
 /** Codes that say the server (or the path to it) is unhealthy; they count against the breaker. */
 export const FAILURE_CODES: readonly Status[] = [
