@@ -1,3 +1,4 @@
+/* global module */
 /**
  * Herald's layer boundaries (docs/architecture.md, ADR 0008), checked by `npm run lint:deps`.
  * Layers import downward only: contracts ← transport, store, resilience ← core ← everything else.
