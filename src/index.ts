@@ -42,7 +42,12 @@ export type { ConsumeContext, ConsumerMiddleware, Handler, HandlerContext } from
 export { resolveRetry, retryDelay, type RetryOptions } from './core/consumer/retry-policy.js';
 export { idempotencyMiddleware, type IdempotencyOptions } from './core/middleware/idempotency.js';
 export { compose } from './core/compose.js';
-export { DeadLetterAdmin, DeadLetterQueue, type ReplayResult, type ReplaySelection } from './core/dead-letters.js';
+export {
+  DeadLetterAdmin,
+  DeadLetterQueue,
+  type ReplayResult,
+  type ReplaySelection,
+} from './core/dead-letters.js';
 export { Observers, type Observer, type DeliveryInfo } from './core/observer.js';
 
 export { Router, type RoutingRules } from './core/routing.js';

@@ -1,5 +1,4 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
-import type { EventEnvelope } from '../contracts/envelope.js';
 import { ConfigError, SchemaValidationError } from '../contracts/errors.js';
 
 export type { EventEnvelope, EventOptions } from '../contracts/envelope.js';

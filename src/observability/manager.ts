@@ -195,4 +195,3 @@ export function createObservability(options: ObservabilityOptions): Observabilit
 function present<T>(list: readonly (T | undefined)[]): T[] {
   return list.filter((x): x is T => x !== undefined);
 }
-

@@ -76,11 +76,7 @@ export class TimeoutError extends ResilienceError {
     /** `operation` names what timed out in the message (e.g. `handler billing`). */
     options?: { cause?: unknown; operation?: string },
   ) {
-    super(
-      'HERALD_TIMEOUT',
-      `${options?.operation ?? 'Operation'} timed out after ${timeoutMs} ms.`,
-      options,
-    );
+    super('HERALD_TIMEOUT', `${options?.operation ?? 'Operation'} timed out after ${timeoutMs} ms.`, options);
   }
 }
 

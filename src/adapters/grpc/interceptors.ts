@@ -354,8 +354,7 @@ class Attempts {
 
 /** Sets a deadline of `ms` on calls that have none; calls with an explicit deadline keep theirs. */
 export function deadlineInterceptor(ms: number): Interceptor {
-  if (!(ms > 0))
-    throw new ConfigError('deadlineInterceptor.ms', `must be a number > 0, got ${String(ms)}`);
+  if (!(ms > 0)) throw new ConfigError('deadlineInterceptor.ms', `must be a number > 0, got ${String(ms)}`);
   return (options, nextCall) =>
     new InterceptingCall(
       nextCall(options.deadline === undefined ? { ...options, deadline: Date.now() + ms } : options),

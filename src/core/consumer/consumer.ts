@@ -159,7 +159,10 @@ export class Consumer {
     }
     this.classifier = spec.classify;
     if (spec.policy !== undefined && typeof (spec.policy as Policy | undefined)?.execute !== 'function') {
-      throw new ConfigError('policy', 'must have an execute(fn, { signal }) method, e.g. wrap(breaker, bulkhead)');
+      throw new ConfigError(
+        'policy',
+        'must have an execute(fn, { signal }) method, e.g. wrap(breaker, bulkhead)',
+      );
     }
     this.logger = deps.logger.child({ group: this.group, handler: this.name });
 

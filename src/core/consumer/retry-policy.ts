@@ -49,7 +49,8 @@ export function resolveRetry(options: RetryOptions | false | undefined, field = 
     ['initialDelayMs', initialDelayMs],
     ['maxDelayMs', maxDelayMs],
   ] as const) {
-    if (!Number.isFinite(v) || v < 0) throw new ConfigError(`${field}.${k}`, `must be a number >= 0, got ${String(v)}`);
+    if (!Number.isFinite(v) || v < 0)
+      throw new ConfigError(`${field}.${k}`, `must be a number >= 0, got ${String(v)}`);
   }
   if (!Number.isFinite(multiplier) || multiplier < 1) {
     throw new ConfigError(`${field}.multiplier`, `must be a number >= 1, got ${String(multiplier)}`);
