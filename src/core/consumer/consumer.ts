@@ -10,6 +10,7 @@ import type { CodecRegistry } from '../codec/registry.js';
 import { compose } from '../compose.js';
 import { parsePayload, type EventDefinition } from '../event.js';
 import { idempotencyMiddleware, type IdempotencyOptions } from '../middleware/idempotency.js';
+import { SchemaVersionError, upcast } from '../upcast.js';
 import type { DeliveryInfo, Observers } from '../observer.js';
 import { compilePattern, mostSpecific, type TypePattern } from '../patterns.js';
 import type { Router } from '../routing.js';
@@ -355,12 +356,14 @@ export class Consumer {
         return;
       }
       const definition = this.definitions.get(event.type);
-      if (definition && definition.version === event.version) {
+      if (definition) {
         try {
+          // An older version is upcast to the current one first; the handler sees only the current.
+          if (definition.version !== event.version) event = upcast(definition, event);
           const parsed = parsePayload(definition, event.payload);
           event = { ...event, payload: parsed instanceof Promise ? await parsed : parsed };
         } catch (err) {
-          if (err instanceof SchemaValidationError)
+          if (err instanceof SchemaValidationError || err instanceof SchemaVersionError)
             return await this.deadLetter(delivery, 'schema', err, route.name, event.type);
           throw err;
         }
