@@ -37,26 +37,31 @@ export {
 } from './core/bus.js';
 export {
   Consumer,
-  PermanentError,
   REPLAY_GROUP_HEADER,
   type SubscribeSpec,
   type ConsumerDeps,
 } from './core/consumer/consumer.js';
+export { PermanentError, DeferredError } from './core/consumer/errors.js';
+export {
+  defaultClassify,
+  type ClassifyContext,
+  type ErrorClassifier,
+  type Verdict,
+} from './core/consumer/classify.js';
 export type { ConsumeContext, ConsumerMiddleware, Handler, HandlerContext } from './core/consumer/context.js';
 export { resolveRetry, retryDelay, type RetryOptions } from './core/consumer/retry-policy.js';
+export { idempotencyMiddleware, type IdempotencyOptions } from './core/middleware/idempotency.js';
+export { compose } from './core/compose.js';
 export {
-  idempotencyMiddleware,
-  DeferredError,
-  type IdempotencyOptions,
-} from './core/middleware/idempotency.js';
-export { timeoutMiddleware } from './core/middleware/timeout.js';
-export { compose, type Middleware } from './core/middleware.js';
-export { DeadLetterQueue, type ReplayResult, type ReplaySelection } from './core/dead-letters.js';
+  DeadLetterAdmin,
+  DeadLetterQueue,
+  type ReplayResult,
+  type ReplaySelection,
+} from './core/dead-letters.js';
 export { Observers, type Observer, type DeliveryInfo } from './core/observer.js';
-export { silentLogger, type Logger } from './core/logger.js';
+
 export { Router, type RoutingRules } from './core/routing.js';
 export { compilePattern, type TypePattern } from './core/patterns.js';
-export { Headers } from './core/headers.js';
 export { uuidv7 } from './core/ids.js';
 export type { Codec } from './core/codec/codec.js';
 export { jsonCodec } from './core/codec/json.js';
@@ -74,7 +79,9 @@ export {
   fromBinaryCloudEvent,
   type CloudEvent,
 } from './core/cloudevents.js';
-export * from './core/errors.js';
+export * from './contracts/index.js';
+/** The one timeout error: raised by a subscription's `timeoutMs` and by `herald/resilience`'s Timeout. */
+export { TimeoutError } from './resilience/errors.js';
 export * from './transport/transport.js';
 export { MemoryTransport, type MemoryTransportOptions } from './transport/memory.js';
 export {

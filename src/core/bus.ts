@@ -1,7 +1,9 @@
-import { context, propagation } from '@opentelemetry/api';
+import { ClosedError, ConfigError, toError } from '../contracts/errors.js';
+import { Headers } from '../contracts/headers.js';
+import type { Middleware } from '../contracts/middleware.js';
 import type { Codec } from './codec/codec.js';
 import { jsonCodec } from './codec/json.js';
-import { ClosedError, ConfigError, toError } from './errors.js';
+import { compose } from './compose.js';
 import {
   assertEventType,
   parsePayload,
@@ -9,10 +11,8 @@ import {
   type EventEnvelope,
   type EventOptions,
 } from './event.js';
-import { Headers } from './headers.js';
 import type { Observers } from './observer.js';
 import { uuidv7 } from './ids.js';
-import { compose, type Middleware } from './middleware.js';
 import { Router, type RoutingRules } from './routing.js';
 import type { EventStore } from '../store/event-store.js';
 import type { Message, Transport } from '../transport/transport.js';
@@ -241,8 +241,7 @@ export class EventBus {
     };
     if (e.tenantId !== undefined) headers[Headers.tenantId] = e.tenantId;
     if (e.correlationId !== undefined) headers[Headers.correlationId] = e.correlationId;
-    // A no-op unless an OpenTelemetry propagator is registered; the tracing middleware adds the span's own context.
-    propagation.inject(context.active(), headers);
+    // Trace context is written by the tracing middleware of herald/observability, and only there.
     const body = codec.encode(e);
     return e.aggregateId === undefined
       ? { id: e.id, headers, body }

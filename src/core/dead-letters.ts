@@ -1,4 +1,4 @@
-import { REPLAY_GROUP_HEADER } from './consumer/consumer.js';
+import { Headers } from '../contracts/headers.js';
 import type { Observers } from './observer.js';
 import type {
   DeadLetterEntry,
@@ -19,12 +19,12 @@ export interface ReplayResult {
 }
 
 /**
- * The dead-letter queue as an operator sees it: inspect, replay, purge. A replay republishes the
+ * The operator's API over the dead-letter store (not a queue itself): inspect, replay, purge. A replay republishes the
  * original message, byte for byte, to its original topic, marked so that only the group that
  * dead-lettered it processes it again (other groups already handled it); attempts start over.
  * The entry is removed only after the transport accepted the message.
  */
-export class DeadLetterQueue {
+export class DeadLetterAdmin {
   constructor(
     readonly store: DeadLetterStore,
     private readonly transport: Transport,
@@ -69,7 +69,7 @@ export class DeadLetterQueue {
             topic,
             list.map((e) => ({
               ...e.message,
-              headers: { ...e.message.headers, [REPLAY_GROUP_HEADER]: e.group },
+              headers: { ...e.message.headers, [Headers.replayGroup]: e.group },
             })),
           );
           replayed += await this.store.remove(list.map((e) => e.id));
@@ -101,3 +101,8 @@ export class DeadLetterQueue {
     return out;
   }
 }
+
+/** @deprecated Renamed {@link DeadLetterAdmin}: an admin API over the store, not a queue. */
+export const DeadLetterQueue = DeadLetterAdmin;
+/** @deprecated Renamed {@link DeadLetterAdmin}. */
+export type DeadLetterQueue = DeadLetterAdmin;

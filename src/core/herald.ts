@@ -5,7 +5,7 @@ import { consumeEvents, type ConsumeSpec } from './consume.js';
 import { CodecRegistry } from './codec/registry.js';
 import type { ConsumerMiddleware } from './consumer/context.js';
 import { Consumer, type SubscribeSpec } from './consumer/consumer.js';
-import { DeadLetterQueue } from './dead-letters.js';
+import { DeadLetterAdmin } from './dead-letters.js';
 import { ConfigError } from './errors.js';
 import type { EventEnvelope, EventOptions } from './event.js';
 import { silentLogger, type Logger } from './logger.js';
@@ -18,14 +18,16 @@ import { MemoryDeadLetterStore } from '../store/memory/dead-letter-store.js';
 import type { Transport } from '../transport/transport.js';
 
 /**
- * Something that instruments a Herald instance (metrics, tracing, logging, ...): middleware for
- * both directions, lifecycle observers, and work to do at shutdown.
+ * A named bundle of Herald's one extension model (ADR 0007): publish middleware, consume
+ * middleware and observers, plus work to do at shutdown. Not a mechanism of its own: `use(plugin)`
+ * is `bus.use(publish)`, a consume middleware, and `observe(observer)` for each observer.
  */
 export interface HeraldPlugin {
   readonly name: string;
   readonly publish?: PublishMiddleware;
   readonly consume?: ConsumerMiddleware;
-  readonly observer?: Observer;
+  /** One observer, or several called in order (each isolated from the others' failures). */
+  readonly observer?: Observer | readonly Observer[];
   /** Called by `herald.stop()` after consumers drained (e.g. flush spans). */
   stop?(): Promise<void>;
 }
@@ -68,14 +70,15 @@ export class Herald {
   readonly service: string;
   readonly transport: Transport;
   readonly bus: EventBus;
-  readonly deadLetters: DeadLetterQueue;
+  /** Operator API over the dead-letter store: list, count, replay, purge. */
+  readonly deadLetters: DeadLetterAdmin;
   readonly eventStore: EventStore | undefined;
   readonly idempotency: IdempotencyStore | undefined;
   readonly logger: Logger;
   private readonly observers = new Observers();
   private readonly consumerMiddleware: ConsumerMiddleware[] = [];
   private readonly codecs: CodecRegistry;
-  private readonly consumers: Consumer[] = [];
+  private readonly consumerList: Consumer[] = [];
   private readonly plugins: HeraldPlugin[] = [];
   private readonly drainTimeoutMs: number;
   private readonly closeResources: boolean;
@@ -117,7 +120,7 @@ export class Herald {
       eventStore: this.eventStore,
       observers: this.observers,
     });
-    this.deadLetters = new DeadLetterQueue(
+    this.deadLetters = new DeadLetterAdmin(
       options.stores?.deadLetters ?? new MemoryDeadLetterStore(),
       this.transport,
       this.observers,
@@ -130,7 +133,9 @@ export class Herald {
     this.plugins.push(plugin);
     if (plugin.publish) this.bus.use(plugin.publish);
     if (plugin.consume) this.consumerMiddleware.push(plugin.consume);
-    if (plugin.observer) this.observers.add(plugin.observer);
+    const observers = plugin.observer;
+    if (Array.isArray(observers)) for (const o of observers as readonly Observer[]) this.observers.add(o);
+    else if (observers) this.observers.add(observers as Observer);
     return this;
   }
 
@@ -166,13 +171,13 @@ export class Herald {
       transport: this.transport,
       router: this.bus.router,
       codecs: this.codecs,
-      deadLetters: this.deadLetters.store,
+      deadLetterStore: this.deadLetters.store,
       idempotency: this.idempotency,
       observers: this.observers,
       logger: this.logger,
       middleware: this.consumerMiddleware,
     });
-    this.consumers.push(consumer);
+    this.consumerList.push(consumer);
     if (this.state === 'started')
       void consumer.start().catch((err: unknown) => this.logger.error({ err }, 'consumer failed to start'));
     return consumer;
@@ -201,7 +206,7 @@ export class Herald {
   async start(): Promise<void> {
     if (this.state !== 'created') return;
     this.state = 'started';
-    await Promise.all(this.consumers.map((c) => c.start()));
+    await Promise.all(this.consumerList.map((c) => c.start()));
   }
 
   /**
@@ -211,7 +216,7 @@ export class Herald {
   async stop(): Promise<void> {
     if (this.state === 'stopping' || this.state === 'stopped') return;
     this.state = 'stopping';
-    await Promise.all(this.consumers.map((c) => c.stop(this.drainTimeoutMs)));
+    await Promise.all(this.consumerList.map((c) => c.stop(this.drainTimeoutMs)));
     this.bus.close();
     for (const plugin of this.plugins)
       await plugin
@@ -227,9 +232,14 @@ export class Herald {
     this.state = 'stopped';
   }
 
-  /** Consumers created by subscribe(). */
+  /** The consumers created by subscribe(), in order. */
+  get consumers(): readonly Consumer[] {
+    return this.consumerList;
+  }
+
+  /** @deprecated Use {@link consumers}: these are consumers, not transport subscriptions. */
   get subscriptions(): readonly Consumer[] {
-    return this.consumers;
+    return this.consumerList;
   }
 }
 

@@ -9,7 +9,7 @@ export interface DeliveryInfo {
   readonly attempt: number;
   /** The transport message id (the event id for events Herald published). */
   readonly messageId: string;
-  /** True when this delivery is a dead letter replayed to this group (see `DeadLetterQueue.replay`). */
+  /** True when this delivery is a dead letter replayed to this group (see `DeadLetterAdmin.replay`). */
   readonly replay: boolean;
   readonly event?: EventEnvelope;
 }

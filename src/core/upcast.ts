@@ -1,5 +1,5 @@
-import { ConfigError, HeraldError } from './errors.js';
-import type { EventDefinition, EventEnvelope } from './event.js';
+import type { EventEnvelope } from '../contracts/envelope.js';
+import { ConfigError, HeraldError } from '../contracts/errors.js';
 
 /** One step of schema evolution: turns a payload of version `from` into version `to`. */
 export interface Upcaster {
@@ -69,8 +69,15 @@ export function checkUpcasters(type: string, current: string, upcasters: readonl
   }
 }
 
+/** The part of an `EventDefinition` upcasting reads (declared here so event.ts and this module do not import each other). */
+export interface UpcastTarget {
+  readonly type: string;
+  readonly version: string;
+  readonly upcasters?: readonly Upcaster[];
+}
+
 /** Every version a definition accepts: the current one first, then those its upcasters start from. */
-export function knownVersions(definition: EventDefinition): string[] {
+export function knownVersions(definition: UpcastTarget): string[] {
   return [definition.version, ...(definition.upcasters ?? []).map((u) => u.from)];
 }
 
@@ -79,7 +86,7 @@ export function knownVersions(definition: EventDefinition): string[] {
  * envelope itself is returned when it is current. Throws {@link SchemaVersionError} when its
  * version is unknown. The result is not yet validated against the schema.
  */
-export function upcast(definition: EventDefinition, event: EventEnvelope): EventEnvelope {
+export function upcast(definition: UpcastTarget, event: EventEnvelope): EventEnvelope {
   if (event.version === definition.version) return event;
   const upcasters = definition.upcasters ?? [];
   let payload = event.payload;

@@ -213,7 +213,7 @@ function waitForStop(durationS: number | undefined, stop: AbortSignal | undefine
 async function settle(tally: DemoTally, services: DemoServices, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const busy = services.consumers.some((h) => h.subscriptions.some((c) => c.inFlightCount > 0));
+    const busy = services.consumers.some((h) => h.consumers.some((c) => c.inFlightCount > 0));
     if (tally.outstanding === 0 && !busy) return true;
     if (Date.now() >= deadline) return false;
     await sleep(50);

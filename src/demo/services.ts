@@ -127,7 +127,7 @@ export async function createDemoServices(options: DemoServicesOptions): Promise<
   const consumers = [analytics, notification, auditLog];
   for (const h of consumers) {
     h.observe(tally.observer);
-    for (const c of h.subscriptions) tally.addGroup(c.group, c.topics);
+    for (const c of h.consumers) tally.addGroup(c.group, c.topics);
   }
   return {
     conversation,

@@ -102,7 +102,7 @@ export interface LagCheckOptions extends CheckSettings, LagSource {
 
 /**
  * Consumer lag over a threshold. Non-critical by default: a backlog means slow, not broken.
- * Pass a Herald directly: `lagCheck({ transport: herald.transport, subscriptions: herald.subscriptions, maxLag: 1000 })`.
+ * Pass a Herald directly: `lagCheck({ transport: herald.transport, subscriptions: herald.consumers, maxLag: 1000 })`.
  */
 export function lagCheck(options: LagCheckOptions): HealthCheck {
   if (typeof options?.transport?.stats !== 'function') {

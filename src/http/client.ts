@@ -1,7 +1,7 @@
 import { context, propagation, type TextMapSetter } from '@opentelemetry/api';
 import { systemClock, type Clock } from '../resilience/clock.js';
 import { CircuitBreaker, type CircuitBreakerOptions } from '../resilience/circuit-breaker/index.js';
-import { ResilienceConfigError } from '../resilience/errors.js';
+import { ConfigError } from '../contracts/errors.js';
 import { Emitter } from '../resilience/events.js';
 import type { ResilienceMetrics } from '../resilience/policy.js';
 import { LruMap } from '../resilience/rate-limit/lru.js';
@@ -106,9 +106,7 @@ export class HttpClient {
     this.clock = options.clock ?? systemClock;
     const maxHosts = options.maxHosts ?? 1_000;
     if (!Number.isInteger(maxHosts) || maxHosts < 1) {
-      throw new ResilienceConfigError(
-        `HttpClient: maxHosts must be an integer >= 1, got ${String(maxHosts)}`,
-      );
+      throw new ConfigError('HttpClient.maxHosts', `must be an integer >= 1, got ${String(maxHosts)}`);
     }
     this.hosts = new LruMap(maxHosts);
     const retry = options.retry === false ? undefined : (options.retry ?? {});

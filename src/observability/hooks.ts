@@ -6,6 +6,9 @@ import type { ConsumeContext, ConsumerMiddleware } from '../core/consumer/contex
 export type Exit = (error: unknown) => void;
 
 /**
+ * @internal Not an extension point: Herald is extended with middleware and observers (ADR 0007).
+ * This is how the observability middleware runs tracing and logging inside one async layer.
+ *
  * Synchronous before/after hooks around one unit of work. Several instruments share one async
  * middleware this way instead of stacking one each: every async layer costs promises, and with an
  * AsyncLocalStorage context manager active (Node 20) every promise is dearer.

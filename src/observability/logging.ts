@@ -72,6 +72,7 @@ export class EventLogging {
     this.eventLevel = options.eventLevel ?? 'debug';
   }
 
+  /** @internal Parts of the fused observability middleware; use {@link publishMiddleware}. */
   publishHooks(): PublishHooks {
     const logger = this.logger;
     const level = this.eventLevel;
@@ -101,6 +102,8 @@ export class EventLogging {
    * Per-event lines (`retry attempt` at info, `event handled` at the event level) written inside the
    * handler's span. Failures are logged by the {@link observer}, so at the default levels a
    * first delivery costs nothing here.
+   *
+   * @internal Parts of the fused observability middleware; use the consume middleware.
    */
   consumeHooks(): ConsumeHooks {
     const logger = this.logger;

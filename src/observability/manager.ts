@@ -4,7 +4,6 @@ import { pino, type Logger as PinoLogger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { ConfigError } from '../core/errors.js';
 import type { Herald, HeraldPlugin } from '../core/herald.js';
-import type { Observer } from '../core/observer.js';
 import type { EventStore } from '../store/event-store.js';
 import { CacheMetrics, DbMetrics } from './helpers.js';
 import { HttpMetrics } from './http.js';
@@ -59,7 +58,7 @@ export interface Observability {
     express(): ExpressMiddleware;
     fastify(app: Parameters<HttpMetrics['fastify']>[0]): void;
   };
-  /** gRPC metrics for the interceptors in `herald/grpc` (`src/grpc/metrics.ts`); undefined when metrics are off. */
+  /** gRPC metrics for the interceptors in `herald/grpc` (`src/adapters/grpc/metrics.ts`); undefined when metrics are off. */
   readonly grpc: GrpcMetrics | undefined;
   readonly cache: CacheMetrics | undefined;
   readonly db: DbMetrics | undefined;
@@ -134,7 +133,8 @@ export function createObservability(options: ObservabilityOptions): Observabilit
   // last because it ends the failed spans the logging observer reads ids from.
   const publish = fusePublish(present([tracing?.publishHooks(), logging?.publishHooks()]), runInContext);
   const consume = fuseConsume(present([tracing?.consumeHooks(), logging?.consumeHooks()]), runInContext);
-  const observer = mergeObservers([metrics?.observer(), logging?.observer(), tracing?.observer()]);
+  // Core's observer fan-out calls them in this order, each isolated from the others' failures.
+  const observer = present([metrics?.observer(), logging?.observer(), tracing?.observer()]);
   const shutdown = async (): Promise<void> => {
     await tracing?.shutdown();
     logger.flush?.();
@@ -143,7 +143,7 @@ export function createObservability(options: ObservabilityOptions): Observabilit
     name: 'observability',
     ...(publish ? { publish } : {}),
     ...(consume ? { consume } : {}),
-    ...(observer ? { observer } : {}),
+    ...(observer.length > 0 ? { observer } : {}),
     stop: shutdown,
   };
 
@@ -194,27 +194,4 @@ export function createObservability(options: ObservabilityOptions): Observabilit
 
 function present<T>(list: readonly (T | undefined)[]): T[] {
   return list.filter((x): x is T => x !== undefined);
-}
-
-/** One observer calling several in order, each isolated from the others' failures. */
-function mergeObservers(list: readonly (Observer | undefined)[]): Observer | undefined {
-  const present = list.filter((o): o is Observer => o !== undefined);
-  if (present.length <= 1) return present[0];
-  const merged: Record<string, (info: unknown) => void> = {};
-  const names = new Set(present.flatMap((o) => Object.keys(o)));
-  for (const name of names) {
-    const fns = present
-      .map((o) => (o as Record<string, ((info: unknown) => void) | undefined>)[name])
-      .filter((f) => f !== undefined);
-    merged[name] = (info) => {
-      for (const f of fns) {
-        try {
-          f(info);
-        } catch {
-          // Instrumentation must never break delivery.
-        }
-      }
-    };
-  }
-  return merged as Observer;
 }

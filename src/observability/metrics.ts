@@ -141,7 +141,7 @@ export class EventMetrics {
       collect() {
         this.reset();
         for (const h of heralds)
-          for (const c of h.subscriptions)
+          for (const c of h.consumers)
             this.inc(
               { handler: handlerLabel.fold(c.name), group: groupLabel.fold(c.group) },
               c.inFlightCount,
@@ -341,7 +341,7 @@ async function readQueues(heralds: readonly Herald[]): Promise<QueueSnapshot> {
       stores.add(h.deadLetters.store);
       const stats = h.transport.stats?.bind(h.transport);
       const pairs = new Map<string, { topic: string; group: string }>();
-      for (const c of h.subscriptions)
+      for (const c of h.consumers)
         for (const topic of c.topics) pairs.set(`${topic}\0${c.group}`, { topic, group: c.group });
       const [count] = await Promise.all([
         firstOfStore ? h.deadLetters.count().catch(() => undefined) : undefined,

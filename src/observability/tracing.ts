@@ -135,7 +135,11 @@ export class EventTracing {
     }
   }
 
-  /** PRODUCER span per publish call; injects its context into every message's headers. */
+  /**
+   * @internal Parts of the fused observability middleware; use {@link publishMiddleware}.
+   *
+   * PRODUCER span per publish call; injects its context into every message's headers.
+   */
   publishHooks(): PublishHooks {
     return {
       enter: (ctx) => {
@@ -199,6 +203,8 @@ export class EventTracing {
    * CONSUMER span per handled message, a child of the producer context from the headers and linked
    * to it; the handler runs inside it. A failed span stays open until the retry/dead-letter decision
    * is known (see {@link observer}).
+   *
+   * @internal Parts of the fused observability middleware; use the consume middleware.
    */
   consumeHooks(): ConsumeHooks {
     return {

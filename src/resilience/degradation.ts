@@ -1,5 +1,5 @@
 import { systemClock, type Clock } from './clock.js';
-import { ResilienceConfigError } from './errors.js';
+import { ConfigError } from '../contracts/errors.js';
 import { Emitter } from './events.js';
 import type { ResilienceMetrics } from './policy.js';
 import { RollingBuckets } from './rolling.js';
@@ -118,8 +118,9 @@ export class DegradationManager {
     this.features = { ...(options.features ?? {}) };
     for (const [feature, level] of Object.entries(this.features)) {
       if (!LEVELS.includes(level)) {
-        throw new ResilienceConfigError(
-          `${O}: features.${feature} must be 'normal', 'partial' or 'full', got ${String(level)}`,
+        throw new ConfigError(
+          `${O}.features.${feature}`,
+          `must be 'normal', 'partial' or 'full', got ${String(level)}`,
         );
       }
     }
@@ -195,9 +196,7 @@ export class DegradationManager {
   /** Pins the level by hand; `undefined` returns to automatic control. */
   override(level: DegradationLevel | undefined): void {
     if (level !== undefined && !LEVELS.includes(level)) {
-      throw new ResilienceConfigError(
-        `DegradationManager: override level must be 'normal', 'partial' or 'full'`,
-      );
+      throw new ConfigError('DegradationManager.override', `level must be 'normal', 'partial' or 'full'`);
     }
     const from = this.level;
     this.manual = level;

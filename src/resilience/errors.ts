@@ -1,31 +1,30 @@
 /**
  * Typed errors raised by the resilience policies.
  *
- * Every error extends {@link ResilienceError} and carries a stable `code`, so callers can branch on
- * `err.code` across package versions and process boundaries (the class identity is lost once an error
- * is serialised, the code is not).
+ * Every error extends {@link ResilienceError}, itself a {@link HeraldError}, and carries a stable
+ * `HERALD_*` code: branch on it with `isHeraldError(err, 'HERALD_BROKEN_CIRCUIT')`, which also works
+ * across two loaded copies of the package and after serialisation (class identity does not).
  */
+import { ConfigError, HeraldError } from '../contracts/errors.js';
 
-/** Stable codes of every resilience error. */
+export { ConfigError, HeraldError, isHeraldError } from '../contracts/errors.js';
+
+/** Stable codes of the resilience errors (all in Herald's one `HERALD_*` namespace). */
 export type ResilienceErrorCode =
-  | 'ERR_BROKEN_CIRCUIT'
-  | 'ERR_ISOLATED_CIRCUIT'
-  | 'ERR_BULKHEAD_REJECTED'
-  | 'ERR_TIMEOUT'
-  | 'ERR_RATE_LIMITED'
-  | 'ERR_RETRY_EXHAUSTED'
-  | 'ERR_LOAD_SHED'
-  | 'ERR_RESILIENCE_CONFIG';
+  | 'HERALD_BROKEN_CIRCUIT'
+  | 'HERALD_ISOLATED_CIRCUIT'
+  | 'HERALD_BULKHEAD_REJECTED'
+  | 'HERALD_TIMEOUT'
+  | 'HERALD_RATE_LIMITED'
+  | 'HERALD_RETRY_EXHAUSTED'
+  | 'HERALD_LOAD_SHED';
 
-/** Base class of all resilience errors. */
-export class ResilienceError extends Error {
-  /** Stable, machine-readable code. */
-  readonly code: ResilienceErrorCode;
+/** Base class of the errors a policy raises when it refuses or gives up on a call. */
+export class ResilienceError extends HeraldError {
+  declare readonly code: ResilienceErrorCode;
 
   constructor(code: ResilienceErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.code = code;
-    this.name = new.target.name;
+    super(code, message, options);
   }
 }
 
@@ -38,7 +37,7 @@ export class BrokenCircuitError extends ResilienceError {
     readonly retryAfterMs: number,
   ) {
     super(
-      'ERR_BROKEN_CIRCUIT',
+      'HERALD_BROKEN_CIRCUIT',
       `Circuit breaker "${breaker}" is open; the call was not attempted. ` +
         `It admits probe calls again in ${Math.max(0, Math.ceil(retryAfterMs))} ms.`,
     );
@@ -49,7 +48,7 @@ export class BrokenCircuitError extends ResilienceError {
 export class IsolatedCircuitError extends ResilienceError {
   constructor(readonly breaker: string) {
     super(
-      'ERR_ISOLATED_CIRCUIT',
+      'HERALD_ISOLATED_CIRCUIT',
       `Circuit breaker "${breaker}" is isolated by an operator; call reset() to let calls through again.`,
     );
   }
@@ -63,7 +62,7 @@ export class BulkheadRejectedError extends ResilienceError {
     readonly maxQueue: number,
   ) {
     super(
-      'ERR_BULKHEAD_REJECTED',
+      'HERALD_BULKHEAD_REJECTED',
       `Bulkhead "${bulkhead}" is full (${maxConcurrent} running, ${maxQueue} queued); ` +
         `raise maxConcurrent/maxQueue or shed load upstream.`,
     );
@@ -74,9 +73,10 @@ export class BulkheadRejectedError extends ResilienceError {
 export class TimeoutError extends ResilienceError {
   constructor(
     readonly timeoutMs: number,
-    options?: { cause?: unknown },
+    /** `operation` names what timed out in the message (e.g. `handler billing`). */
+    options?: { cause?: unknown; operation?: string },
   ) {
-    super('ERR_TIMEOUT', `Operation timed out after ${timeoutMs} ms.`, options);
+    super('HERALD_TIMEOUT', `${options?.operation ?? 'Operation'} timed out after ${timeoutMs} ms.`, options);
   }
 }
 
@@ -88,7 +88,7 @@ export class RateLimitedError extends ResilienceError {
     readonly retryAfterMs: number,
   ) {
     super(
-      'ERR_RATE_LIMITED',
+      'HERALD_RATE_LIMITED',
       `Rate limiter "${limiter}" refused the call; retry in ${Math.max(0, Math.ceil(retryAfterMs))} ms.`,
     );
   }
@@ -102,7 +102,7 @@ export class LoadShedError extends ResilienceError {
     readonly maxInFlight: number,
   ) {
     super(
-      'ERR_LOAD_SHED',
+      'HERALD_LOAD_SHED',
       `Load shedder "${shedder}" dropped the call: ${inFlight} in flight exceeds the estimated capacity ` +
         `of ${Math.floor(maxInFlight)}.`,
     );
@@ -118,7 +118,7 @@ export class RetryExhaustedError extends ResilienceError {
     reason: 'attempts' | 'elapsed' = 'attempts',
   ) {
     super(
-      'ERR_RETRY_EXHAUSTED',
+      'HERALD_RETRY_EXHAUSTED',
       `Gave up after ${attempts} attempt(s) (${reason === 'attempts' ? 'maxRetries reached' : 'maxElapsedMs reached'}); ` +
         `last failure: ${describe(cause)}`,
       { cause },
@@ -126,10 +126,15 @@ export class RetryExhaustedError extends ResilienceError {
   }
 }
 
-/** A policy was constructed with an invalid option; the message names the option. */
-export class ResilienceConfigError extends ResilienceError {
+/**
+ * @deprecated Throw and catch {@link ConfigError} (code `HERALD_CONFIG_INVALID`): this subclass only
+ * keeps `new ResilienceConfigError('Owner: message')` compiling; the part before the first colon
+ * becomes the `field`.
+ */
+export class ResilienceConfigError extends ConfigError {
   constructor(message: string) {
-    super('ERR_RESILIENCE_CONFIG', message);
+    const colon = message.indexOf(': ');
+    super(colon > 0 ? message.slice(0, colon) : 'options', colon > 0 ? message.slice(colon + 2) : message);
   }
 }
 

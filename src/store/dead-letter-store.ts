@@ -1,5 +1,5 @@
-import { ConfigError } from '../core/errors.js';
-import type { Message } from '../transport/transport.js';
+import { ConfigError } from '../contracts/errors.js';
+import type { Message } from '../contracts/message.js';
 
 /** Why a message was dead-lettered. */
 export type DeadLetterReason =

@@ -1,4 +1,4 @@
-import type { EventEnvelope } from '../core/event.js';
+import type { EventEnvelope } from '../contracts/envelope.js';
 import type { Page, PageRequest } from './dead-letter-store.js';
 
 /** An event as stored: the envelope plus its place in the store. */

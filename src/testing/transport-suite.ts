@@ -523,7 +523,7 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
           throw new Error(`boom ${ctx.attempt}`);
         },
       });
-      const topic = herald.subscriptions[0]!.topics[0]!;
+      const topic = herald.consumers[0]!.topics[0]!;
       const subscribeRouting = await createHerald({
         service: 'conformance',
         transport,
@@ -684,7 +684,7 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
       });
       await herald.start();
       await herald.publish('conform.stuck.work', {});
-      await waitUntil(() => herald.subscriptions[0]!.inFlightCount === 1, 'the handler running');
+      await waitUntil(() => herald.consumers[0]!.inFlightCount === 1, 'the handler running');
       await herald.stop();
       assert.ok(aborted, 'the handler saw the abort');
       assert.equal(await herald.deadLetters.count(), 0, 'not dead-lettered');

@@ -1,4 +1,4 @@
-import { ConfigError } from '../core/errors.js';
+import { ConfigError } from '../contracts/errors.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type {
   Delivery,

@@ -1,4 +1,4 @@
-import { ClosedError } from '../core/errors.js';
+import { ClosedError } from '../contracts/errors.js';
 import type {
   Delivery,
   DeliveryHandler,

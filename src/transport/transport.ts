@@ -3,15 +3,9 @@
  * and knows nothing of events, codecs or handlers; everything else is built on top of it.
  */
 
-/** A message as the broker sees it. */
-export interface Message {
-  /** Unique id (the event id); transports may use it to deduplicate. */
-  readonly id: string;
-  /** Ordering key (the aggregate id). Messages with the same key are delivered in publish order. */
-  readonly key?: string;
-  readonly headers: Readonly<Record<string, string>>;
-  readonly body: Uint8Array;
-}
+import type { Message } from '../contracts/message.js';
+
+export type { Message };
 
 /** One delivery of a message to one member of a consumer group. Settle it exactly once. */
 export interface Delivery {

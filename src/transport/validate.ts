@@ -1,4 +1,4 @@
-import { ConfigError } from '../core/errors.js';
+import { ConfigError } from '../contracts/errors.js';
 import type { SubscribeOptions } from './transport.js';
 
 /** Argument checks every transport applies the same way, so errors read the same everywhere. */

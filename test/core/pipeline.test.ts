@@ -5,7 +5,8 @@ import {
   ConfigError,
   createHerald,
   defineEvent,
-  HandlerTimeoutError,
+  isHeraldError,
+  TimeoutError,
   MemoryDeadLetterStore,
   MemoryEventStore,
   MemoryIdempotencyStore,
@@ -218,8 +219,9 @@ describe('consuming', () => {
     await herald.publish(Placed, { orderId: 't', total: 1 });
     await waitUntil(async () => (await deadLetters.count()) === 1, 'dead letter after two timeouts');
     assert.equal(aborted.length, 2);
-    assert.ok(aborted[0] instanceof HandlerTimeoutError);
-    assert.equal((await deadLetters.list()).items[0]!.error.name, 'HandlerTimeoutError');
+    assert.ok(aborted[0] instanceof TimeoutError);
+    assert.ok(isHeraldError(aborted[0], 'HERALD_TIMEOUT'));
+    assert.equal((await deadLetters.list()).items[0]!.error.name, 'TimeoutError');
     await herald.stop();
   });
 

@@ -9,7 +9,7 @@ import {
   deadlineInterceptor,
   retryInterceptor,
   type GrpcCallEvent,
-} from '../../src/grpc/index.js';
+} from '../../src/adapters/grpc/index.js';
 import { CircuitBreaker } from '../../src/resilience/index.js';
 
 interface SayRequest {
@@ -289,7 +289,7 @@ describe('gRPC interceptors against a real server', () => {
   });
 
   test('bad config fails fast', () => {
-    assert.throws(() => deadlineInterceptor(0), /deadlineInterceptor: ms must be a number > 0/);
+    assert.throws(() => deadlineInterceptor(0), /deadlineInterceptor.ms: must be a number > 0/);
     assert.throws(() => retryInterceptor({ maxRetries: -1 }), /maxRetries/);
   });
 

@@ -198,7 +198,7 @@ describe('HttpClient', () => {
   });
 
   test('bad config fails at construction', () => {
-    assert.throws(() => new HttpClient({ timeoutMs: 0 }), /Timeout: timeoutMs must be a number > 0/);
+    assert.throws(() => new HttpClient({ timeoutMs: 0 }), /Timeout.timeoutMs: must be a number > 0/);
     assert.throws(() => new HttpClient({ breaker: { halfOpenMaxCalls: 0 } }), /halfOpenMaxCalls/);
     assert.throws(() => new HttpClient({ maxHosts: 0 }), /maxHosts/);
   });

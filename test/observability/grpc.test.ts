@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
-import { grpcClientMetrics, grpcServerMetrics } from '../../src/grpc/index.js';
+import { grpcClientMetrics, grpcServerMetrics } from '../../src/adapters/grpc/index.js';
 import { createObservability } from '../../src/observability/index.js';
 import { metricValue } from './helpers.js';
 

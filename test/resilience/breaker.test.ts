@@ -6,7 +6,7 @@ import {
   CircuitBreaker,
   IsolatedCircuitError,
   ManualClock,
-  ResilienceConfigError,
+  ConfigError,
   wrap,
   type CallOutcomeEvent,
   type CircuitBreakerOptions,
@@ -44,7 +44,7 @@ describe('CircuitBreaker', () => {
     assert.deepEqual(changes[0], { from: 'closed', to: 'open', reason: 'failure-rate', openForMs: 60_000 });
     const err = await breaker.execute(() => 1).catch((e: unknown) => e);
     assert.ok(err instanceof BrokenCircuitError);
-    assert.equal(err.code, 'ERR_BROKEN_CIRCUIT');
+    assert.equal(err.code, 'HERALD_BROKEN_CIRCUIT');
     assert.equal(err.retryAfterMs, 60_000);
     clock.set(clock.now() + 59_999);
     assert.equal(breaker.state, 'open');
@@ -231,7 +231,7 @@ describe('CircuitBreaker', () => {
     breaker.isolate();
     await assert.rejects(
       breaker.execute(() => 1),
-      (e: unknown) => e instanceof IsolatedCircuitError && e.code === 'ERR_ISOLATED_CIRCUIT',
+      (e: unknown) => e instanceof IsolatedCircuitError && e.code === 'HERALD_ISOLATED_CIRCUIT',
     );
     breaker.reset();
     assert.equal(await breaker.execute(() => 1), 1);
@@ -308,8 +308,10 @@ describe('CircuitBreaker', () => {
     assert.throws(
       () => new CircuitBreaker({ halfOpenMaxCalls: 0 }),
       (e: unknown) =>
-        e instanceof ResilienceConfigError &&
-        e.message === 'CircuitBreaker: halfOpenMaxCalls must be an integer >= 1, got 0',
+        e instanceof ConfigError &&
+        e.field === 'CircuitBreaker.halfOpenMaxCalls' &&
+        e.code === 'HERALD_CONFIG_INVALID' &&
+        e.message === 'CircuitBreaker.halfOpenMaxCalls: must be an integer >= 1, got 0',
     );
     assert.throws(() => new CircuitBreaker({ failureRateThreshold: 1.5 }), /failureRateThreshold/);
     assert.throws(

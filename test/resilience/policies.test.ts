@@ -53,7 +53,7 @@ describe('ExponentialBackoff', () => {
   test('bad config names the field', () => {
     assert.throws(
       () => new ExponentialBackoff({ multiplier: 0.5 }),
-      /Retry: multiplier must be a number >= 1, got 0.5/,
+      /Retry.multiplier: must be a number >= 1, got 0.5/,
     );
     assert.throws(() => new ExponentialBackoff({ initialDelayMs: 10, maxDelayMs: 5 }), /maxDelayMs/);
   });
@@ -99,7 +99,7 @@ describe('Retry', () => {
     const check = assert.rejects(p, (e: unknown) => {
       assert.ok(e instanceof RetryExhaustedError);
       assert.ok(e instanceof ResilienceError);
-      assert.equal(e.code, 'ERR_RETRY_EXHAUSTED');
+      assert.equal(e.code, 'HERALD_RETRY_EXHAUSTED');
       assert.equal(e.attempts, 4);
       assert.equal((e.cause as Error).message, 'fail 4');
       return true;
@@ -255,7 +255,7 @@ describe('Timeout', () => {
     );
     const check = assert.rejects(
       p,
-      (e: unknown) => e instanceof TimeoutError && e.code === 'ERR_TIMEOUT' && e.timeoutMs === 1_000,
+      (e: unknown) => e instanceof TimeoutError && e.code === 'HERALD_TIMEOUT' && e.timeoutMs === 1_000,
     );
     await clock.advance(999);
     assert.equal(seen?.aborted, false);
@@ -357,7 +357,7 @@ describe('Timeout', () => {
   });
 
   test('rejects a non-positive timeout', () => {
-    assert.throws(() => new Timeout(0), /Timeout: timeoutMs must be a number > 0, got 0/);
+    assert.throws(() => new Timeout(0), /Timeout.timeoutMs: must be a number > 0, got 0/);
   });
 });
 
@@ -374,7 +374,7 @@ describe('Bulkhead', () => {
     assert.equal(bulkhead.queueLength, 1);
     await assert.rejects(
       task(),
-      (e: unknown) => e instanceof BulkheadRejectedError && e.code === 'ERR_BULKHEAD_REJECTED',
+      (e: unknown) => e instanceof BulkheadRejectedError && e.code === 'HERALD_BULKHEAD_REJECTED',
     );
     assert.deepEqual(rejects, [1]);
     gates[0]!();
@@ -499,7 +499,7 @@ describe('Bulkhead', () => {
   test('bad config names the field', () => {
     assert.throws(
       () => new Bulkhead({ maxConcurrent: 0 }),
-      /Bulkhead: maxConcurrent must be an integer >= 1, got 0/,
+      /Bulkhead.maxConcurrent: must be an integer >= 1, got 0/,
     );
     assert.throws(() => new Bulkhead({ maxQueue: -1 }), /maxQueue/);
   });

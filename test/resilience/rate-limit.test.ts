@@ -173,7 +173,7 @@ describe('KeyedLimiter and LRU', () => {
       (e: unknown) =>
         e instanceof RateLimitedError &&
         e.retryAfterMs === 500 &&
-        e.code === 'ERR_RATE_LIMITED' &&
+        e.code === 'HERALD_RATE_LIMITED' &&
         /"sms"/.test(e.message),
     );
     const asyncPolicy = new RateLimitPolicy({
@@ -256,7 +256,7 @@ describe('LoadShedder', () => {
     await flush();
     const shed: number[] = [];
     shedder.onShed((e) => shed.push(e.inFlight));
-    await assert.rejects(hold(), (e: unknown) => e instanceof LoadShedError && e.code === 'ERR_LOAD_SHED');
+    await assert.rejects(hold(), (e: unknown) => e instanceof LoadShedError && e.code === 'HERALD_LOAD_SHED');
     assert.deepEqual(shed, [6]);
     gates.splice(0).forEach((g) => g());
     await Promise.all(running);

@@ -1,4 +1,4 @@
-import type { EventEnvelope } from '../event.js';
+import type { EventEnvelope } from '../../contracts/envelope.js';
 
 /**
  * Turns envelopes into message bodies and back. The codec's `contentType` travels in the

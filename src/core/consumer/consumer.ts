@@ -1,20 +1,27 @@
 import { performance } from 'node:perf_hooks';
+import type { EventEnvelope } from '../../contracts/envelope.js';
+import { ConfigError, HeraldError, SchemaValidationError, toError } from '../../contracts/errors.js';
+import { Headers } from '../../contracts/headers.js';
+import type { Logger } from '../../contracts/logger.js';
+import type { Policy } from '../../resilience/policy.js';
+import { Timeout } from '../../resilience/timeout.js';
+import { wrap, type PolicyLike } from '../../resilience/wrap.js';
 import type { CodecRegistry } from '../codec/registry.js';
-import { ConfigError, DecodeError, HeraldError, SchemaValidationError, toError } from '../errors.js';
-import { parsePayload, type EventDefinition, type EventEnvelope } from '../event.js';
+import { compose } from '../compose.js';
+import { parsePayload, type EventDefinition } from '../event.js';
+import { idempotencyMiddleware, type IdempotencyOptions } from '../middleware/idempotency.js';
 import { SchemaVersionError, upcast } from '../upcast.js';
-import type { Logger } from '../logger.js';
-import { compose } from '../middleware.js';
-import { DeferredError, idempotencyMiddleware, type IdempotencyOptions } from '../middleware/idempotency.js';
-import { timeoutMiddleware } from '../middleware/timeout.js';
 import type { DeliveryInfo, Observers } from '../observer.js';
 import { compilePattern, mostSpecific, type TypePattern } from '../patterns.js';
 import type { Router } from '../routing.js';
 import type { DeadLetterEntry, DeadLetterReason, DeadLetterStore } from '../../store/dead-letter-store.js';
 import type { IdempotencyStore } from '../../store/idempotency-store.js';
 import type { Delivery, Subscription, Transport } from '../../transport/transport.js';
+import { defaultClassify, type ClassifyContext, type ErrorClassifier, type Verdict } from './classify.js';
 import type { ConsumeContext, ConsumerMiddleware, Handler } from './context.js';
 import { resolveRetry, retryDelay, type ResolvedRetry, type RetryOptions } from './retry-policy.js';
+
+export { PermanentError } from './errors.js';
 
 /** What to consume and how. Passed to `herald.subscribe()`. */
 export interface SubscribeSpec<P = unknown> {
@@ -38,8 +45,23 @@ export interface SubscribeSpec<P = unknown> {
   readonly retry?: RetryOptions | false;
   /** Skip event ids this group already processed (needs an idempotency store). */
   readonly idempotency?: boolean | IdempotencyOptions;
-  /** Abort and fail the handler after this long. */
+  /**
+   * Fail the handler after this long and abort its `ctx.signal` (the resilience library's `Timeout`,
+   * one shared timer per subscription). The failure is retried like any other.
+   */
   readonly timeoutMs?: number;
+  /**
+   * A resilience policy around the handler: anything shaped `{ execute(fn, { signal }) }`, e.g.
+   * `wrap(breaker, bulkhead)` from `herald/resilience`. It runs inside the middleware and outside
+   * `timeoutMs`. An open breaker's `BrokenCircuitError` defers the message by its `retryAfterMs`
+   * without counting an attempt (see {@link defaultClassify}).
+   */
+  readonly policy?: PolicyLike;
+  /**
+   * Decides retry, dead-letter or defer for a failed handler; return undefined to keep Herald's
+   * decision ({@link defaultClassify}).
+   */
+  readonly classify?: ErrorClassifier;
   /** Extra middleware around this subscription's handler (after the app-wide middleware). */
   readonly middleware?: readonly ConsumerMiddleware[];
   /** Where a new group starts; default `earliest`. */
@@ -51,19 +73,12 @@ export interface ConsumerDeps {
   readonly transport: Transport;
   readonly router: Router;
   readonly codecs: CodecRegistry;
-  readonly deadLetters: DeadLetterStore;
+  readonly deadLetterStore: DeadLetterStore;
   readonly idempotency?: IdempotencyStore;
   readonly observers: Observers;
   readonly logger: Logger;
   /** App-wide middleware, outermost first. */
   readonly middleware: readonly ConsumerMiddleware[];
-}
-
-/** Marks errors that retrying cannot fix: the message is dead-lettered at once. */
-export class PermanentError extends HeraldError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('HERALD_PERMANENT', message, options);
-  }
 }
 
 interface Route {
@@ -79,11 +94,12 @@ interface InFlight {
   readonly done: Promise<void>;
 }
 
-const FIRST_FAILURE_MEMORY = 10_000;
+/** Messages remembered per consumer for first-failure times and deferral counts. */
+const FAILURE_MEMORY = 10_000;
 const RESOLVED: Promise<void> = Promise.resolve();
 
-/** Set on messages replayed from the DLQ: only that group processes them; other groups skip them. */
-export const REPLAY_GROUP_HEADER = 'herald-replay-group';
+/** @deprecated Use `Headers.replayGroup`. */
+export const REPLAY_GROUP_HEADER = Headers.replayGroup;
 
 /**
  * One subscription's consumer: receives deliveries from the transport, runs them through decoding,
@@ -108,6 +124,13 @@ export class Consumer {
   private readonly stopController = new AbortController();
   /** First failure time per message, so the DLQ entry can say when trouble began. */
   private readonly firstFailures = new Map<string, number>();
+  /**
+   * Deferrals per message: the transport counts every redelivery as an attempt, so those that were
+   * not the message's fault are subtracted before the attempt budget is checked. Kept in memory by
+   * this member (bounded); a deferral seen by another member counts there, not here.
+   */
+  private readonly deferrals = new Map<string, number>();
+  private readonly classifier: ErrorClassifier | undefined;
   private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
   private readonly spec: SubscribeSpec;
 
@@ -132,6 +155,16 @@ export class Consumer {
     this.ordering = spec.ordering === 'none' ? 'none' : 'key';
     this.startFrom = spec.startFrom ?? 'earliest';
     this.retry = resolveRetry(spec.retry);
+    if (spec.classify !== undefined && typeof spec.classify !== 'function') {
+      throw new ConfigError('classify', 'must be a function (error, ctx) => verdict | undefined');
+    }
+    this.classifier = spec.classify;
+    if (spec.policy !== undefined && typeof (spec.policy as Policy | undefined)?.execute !== 'function') {
+      throw new ConfigError(
+        'policy',
+        'must have an execute(fn, { signal }) method, e.g. wrap(breaker, bulkhead)',
+      );
+    }
     this.logger = deps.logger.child({ group: this.group, handler: this.name });
 
     const patterns: string[] = [];
@@ -180,12 +213,27 @@ export class Consumer {
         idempotencyMiddleware(this.deps.idempotency, spec.idempotency === true ? {} : spec.idempotency),
       );
     }
-    if (spec.timeoutMs !== undefined) middleware.push(timeoutMiddleware(spec.timeoutMs));
+    const guard = this.guard(spec);
     return (handler) => {
-      const direct = (ctx: ConsumeContext): Promise<void> | undefined => {
-        const result = handler(ctx.event, ctx);
-        return result === undefined ? undefined : Promise.resolve(result);
-      };
+      const direct: (ctx: ConsumeContext) => Promise<void> | undefined =
+        guard === undefined
+          ? (ctx) => {
+              const result = handler(ctx.event, ctx);
+              return result === undefined ? undefined : Promise.resolve(result);
+            }
+          : (ctx) => {
+              const outer = ctx.signal;
+              return guard
+                .execute(
+                  (call) => {
+                    // The handler sees the policy's signal: aborted at the timeout or at shutdown.
+                    ctx.signal = call.signal;
+                    return handler(ctx.event, ctx);
+                  },
+                  { signal: outer },
+                )
+                .finally(() => (ctx.signal = outer)) as Promise<void>;
+            };
       if (middleware.length === 0) return direct;
       // Middleware awaits next(): give it a promise, but not a new one for a synchronous handler.
       return compose(middleware, (ctx) => {
@@ -196,6 +244,20 @@ export class Consumer {
         }
       });
     };
+  }
+
+  /** The subscription's policy and `timeoutMs` as one pipeline; undefined when there is neither. */
+  private guard(spec: SubscribeSpec): Policy | undefined {
+    let timeout: Timeout | undefined;
+    if (spec.timeoutMs !== undefined) {
+      if (typeof spec.timeoutMs !== 'number' || !Number.isFinite(spec.timeoutMs) || spec.timeoutMs <= 0) {
+        throw new ConfigError('timeoutMs', `must be a number > 0, got ${String(spec.timeoutMs)}`);
+      }
+      // Aggressive: the message is failed at the deadline even if the handler ignores its signal.
+      timeout = new Timeout(spec.timeoutMs, { strategy: 'aggressive', name: `handler ${this.name}` });
+    }
+    if (spec.policy === undefined) return timeout;
+    return timeout === undefined ? wrap(spec.policy) : wrap(spec.policy, timeout);
   }
 
   /** Subscribes to every topic. */
@@ -273,7 +335,7 @@ export class Consumer {
       } catch (err) {
         return await this.deadLetter(delivery, 'decode', toError(err), this.name, undefined);
       }
-      const replayFor = message.headers[REPLAY_GROUP_HEADER];
+      const replayFor = message.headers[Headers.replayGroup];
       const route =
         replayFor === undefined || replayFor === this.group
           ? mostSpecific(this.routes, event.type)
@@ -327,6 +389,7 @@ export class Consumer {
         return await this.fail(delivery, ctx, info, toError(err), performance.now() - started);
       }
       if (this.firstFailures.size > 0) this.firstFailures.delete(message.id);
+      if (this.deferrals.size > 0) this.deferrals.delete(message.id);
       try {
         await delivery.ack();
       } catch (err) {
@@ -356,24 +419,41 @@ export class Consumer {
       await this.settle(() => delivery.release());
       return;
     }
-    if (error instanceof DeferredError) {
-      await this.settle(() => delivery.nack({ delayMs: error.delayMs }));
+    const { message } = delivery;
+    const deferred = this.deferrals.get(message.id) ?? 0;
+    const attempt = delivery.attempt - deferred;
+    const verdict = this.classify(error, {
+      attempt,
+      maxAttempts: this.retry.maxAttempts,
+      group: this.group,
+      handler: ctx.handler,
+      event: ctx.event,
+    });
+    if (verdict.action === 'defer') {
+      // Not the message's fault (open breaker, rate limit, reservation held elsewhere): no attempt spent.
+      remember(this.deferrals, message.id, deferred + 1);
+      this.logger.debug(
+        { eventId: ctx.event.id, delayMs: verdict.delayMs, err: error.message },
+        'handler deferred; redelivery scheduled without counting an attempt',
+      );
+      await this.settle(() => delivery.nack({ delayMs: verdict.delayMs }));
+      this.deps.observers.emit('onRetryScheduled', extend(info, { error, delayMs: verdict.delayMs }));
       return;
     }
     this.deps.observers.emit('onHandlerFailed', extend(info, { error, durationMs }));
-    this.rememberFirstFailure(delivery.message.id);
-    if (error instanceof PermanentError || isMarkedPermanent(error)) {
-      return this.deadLetter(delivery, 'permanent', error, ctx.handler, ctx.event.type);
+    this.rememberFirstFailure(message.id);
+    if (verdict.action === 'dead-letter') {
+      return this.deadLetter(delivery, verdict.reason, error, ctx.handler, ctx.event.type);
     }
-    if (delivery.attempt >= this.retry.maxAttempts) {
+    if (attempt >= this.retry.maxAttempts) {
       return this.deadLetter(delivery, 'max-attempts', error, ctx.handler, ctx.event.type);
     }
-    const delayMs = retryDelay(this.retry, delivery.attempt);
+    const delayMs = verdict.delayMs ?? retryDelay(this.retry, attempt);
     this.logger.warn(
       {
         eventId: ctx.event.id,
         eventType: ctx.event.type,
-        attempt: delivery.attempt,
+        attempt,
         delayMs,
         err: error.message,
       },
@@ -381,6 +461,19 @@ export class Consumer {
     );
     await this.settle(() => delivery.nack({ delayMs }));
     this.deps.observers.emit('onRetryScheduled', extend(info, { error, delayMs }));
+  }
+
+  /** The subscription's classifier, falling back to Herald's; a throwing classifier means "retry". */
+  private classify(error: Error, ctx: ClassifyContext): Verdict {
+    if (this.classifier !== undefined) {
+      try {
+        const verdict = this.classifier(error, ctx);
+        if (verdict !== undefined) return verdict;
+      } catch (err) {
+        this.logger.error({ err: toError(err).message }, 'error classifier threw; using the default');
+      }
+    }
+    return defaultClassify(error);
   }
 
   private async deadLetter(
@@ -401,13 +494,13 @@ export class Consumer {
       handler,
       ...(eventType === undefined ? {} : { eventType }),
       error: { name: error.name, message: error.message, ...(error.stack ? { stack: error.stack } : {}) },
-      attempts: delivery.attempt,
+      attempts: delivery.attempt - (this.deferrals.get(message.id) ?? 0),
       firstFailedAt: this.firstFailures.get(message.id) ?? now,
       lastFailedAt: now,
       deadLetteredAt: now,
     };
     try {
-      await this.deps.deadLetters.add(entry);
+      await this.deps.deadLetterStore.add(entry);
     } catch (err) {
       // Never ack what could not be parked: keep the message and try again later.
       const storeError = toError(err);
@@ -420,6 +513,7 @@ export class Consumer {
       return;
     }
     this.firstFailures.delete(message.id);
+    this.deferrals.delete(message.id);
     await this.settle(() => delivery.ack());
     this.logger.error(
       { messageId: message.id, eventType, reason, attempts: delivery.attempt, err: error.message },
@@ -454,12 +548,14 @@ export class Consumer {
   }
 
   private rememberFirstFailure(id: string): void {
-    if (this.firstFailures.has(id)) return;
-    if (this.firstFailures.size >= FIRST_FAILURE_MEMORY) {
-      this.firstFailures.delete(this.firstFailures.keys().next().value!);
-    }
-    this.firstFailures.set(id, Date.now());
+    if (!this.firstFailures.has(id)) remember(this.firstFailures, id, Date.now());
   }
+}
+
+/** Sets a per-message entry, evicting the oldest beyond {@link FAILURE_MEMORY} entries. */
+function remember(map: Map<string, number>, id: string, value: number): void {
+  if (!map.has(id) && map.size >= FAILURE_MEMORY) map.delete(map.keys().next().value!);
+  map.set(id, value);
 }
 
 /**
@@ -481,10 +577,6 @@ function extend<E extends object>(info: DeliveryInfo, extra: E): DeliveryInfo & 
     },
     extra,
   );
-}
-
-function isMarkedPermanent(error: Error): boolean {
-  return error instanceof DecodeError || (error as { retryable?: unknown }).retryable === false;
 }
 
 async function waitFor(promises: Promise<unknown>[], timeoutMs: number): Promise<boolean> {

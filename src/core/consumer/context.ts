@@ -1,7 +1,7 @@
-import type { EventEnvelope } from '../event.js';
-import type { Logger } from '../logger.js';
-import type { Middleware } from '../middleware.js';
-import type { Message } from '../../transport/transport.js';
+import type { EventEnvelope } from '../../contracts/envelope.js';
+import type { Logger } from '../../contracts/logger.js';
+import type { Message } from '../../contracts/message.js';
+import type { Middleware } from '../../contracts/middleware.js';
 
 /** What a handler gets next to the event. */
 export interface HandlerContext {
@@ -22,7 +22,7 @@ export interface HandlerContext {
 /** What consumer middleware sees: the context plus the decoded event. */
 export interface ConsumeContext<P = unknown> extends HandlerContext {
   readonly event: EventEnvelope<P>;
-  /** Middleware may replace the signal (e.g. the timeout middleware links its own). */
+  /** Replaced while a subscription's policy or `timeoutMs` runs the handler, by the policy's signal. */
   signal: AbortSignal;
   /** Set by middleware that decided not to run the handler (e.g. a duplicate); the message is acked. */
   skipped?: 'duplicate';

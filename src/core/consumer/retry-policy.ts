@@ -1,4 +1,5 @@
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../../contracts/errors.js';
+import { ExponentialBackoff } from '../../resilience/retry/backoff.js';
 
 /** How a failing message is retried through delayed redelivery before it is dead-lettered. */
 export interface RetryOptions {
@@ -11,49 +12,68 @@ export interface RetryOptions {
   /** Cap on any single delay; default 10 000 ms. */
   readonly maxDelayMs?: number;
   /**
-   * `true` (default): a random delay between half and all of the computed one ("equal jitter"),
-   * which spreads retry storms while keeping a lower bound. `false`: exact delays.
+   * `true` (default) or `'equal'`: a random delay between half and all of the computed one, which
+   * spreads retry storms while keeping a lower bound. `'full'`: anywhere from 0 to the computed
+   * delay. `false` or `'none'`: exact delays.
    */
-  readonly jitter?: boolean;
+  readonly jitter?: boolean | 'none' | 'equal' | 'full';
 }
 
+/** A subscription's retry schedule: the attempt budget and the resilience library's backoff. */
 export interface ResolvedRetry {
   readonly maxAttempts: number;
-  readonly initialDelayMs: number;
-  readonly multiplier: number;
-  readonly maxDelayMs: number;
-  readonly jitter: boolean;
+  readonly backoff: ExponentialBackoff;
 }
 
 /** No retries: the first failure dead-letters. */
 export const NO_RETRY: ResolvedRetry = {
   maxAttempts: 1,
-  initialDelayMs: 0,
-  multiplier: 1,
-  maxDelayMs: 0,
-  jitter: false,
+  backoff: new ExponentialBackoff({ initialDelayMs: 0, maxDelayMs: 0, multiplier: 1, jitter: 'none' }),
 };
 
+/**
+ * Checks the options with field names as users write them (`retry.maxAttempts`), then builds the
+ * one backoff implementation Herald has (`src/resilience/retry/backoff.ts`).
+ */
 export function resolveRetry(options: RetryOptions | false | undefined, field = 'retry'): ResolvedRetry {
   if (options === false) return NO_RETRY;
-  const r = {
-    maxAttempts: options?.maxAttempts ?? 4,
-    initialDelayMs: options?.initialDelayMs ?? 100,
-    multiplier: options?.multiplier ?? 2,
-    maxDelayMs: options?.maxDelayMs ?? 10_000,
-    jitter: options?.jitter ?? true,
+  const maxAttempts = options?.maxAttempts ?? 4;
+  const initialDelayMs = options?.initialDelayMs ?? 100;
+  const maxDelayMs = options?.maxDelayMs ?? 10_000;
+  const multiplier = options?.multiplier ?? 2;
+  const jitter = options?.jitter ?? true;
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
+    throw new ConfigError(`${field}.maxAttempts`, `must be an integer >= 1, got ${String(maxAttempts)}`);
+  }
+  for (const [k, v] of [
+    ['initialDelayMs', initialDelayMs],
+    ['maxDelayMs', maxDelayMs],
+  ] as const) {
+    if (!Number.isFinite(v) || v < 0)
+      throw new ConfigError(`${field}.${k}`, `must be a number >= 0, got ${String(v)}`);
+  }
+  if (!Number.isFinite(multiplier) || multiplier < 1) {
+    throw new ConfigError(`${field}.multiplier`, `must be a number >= 1, got ${String(multiplier)}`);
+  }
+  if (![true, false, 'none', 'equal', 'full'].includes(jitter)) {
+    throw new ConfigError(
+      `${field}.jitter`,
+      `must be true, false, 'none', 'equal' or 'full', got ${JSON.stringify(jitter)}`,
+    );
+  }
+  return {
+    maxAttempts,
+    backoff: new ExponentialBackoff(
+      {
+        // The cap wins over a larger first delay, as it always did.
+        initialDelayMs: Math.min(initialDelayMs, maxDelayMs),
+        maxDelayMs,
+        multiplier,
+        jitter: jitter === true ? 'equal' : jitter === false ? 'none' : jitter,
+      },
+      field,
+    ),
   };
-  if (!Number.isInteger(r.maxAttempts) || r.maxAttempts < 1) {
-    throw new ConfigError(`${field}.maxAttempts`, `must be an integer >= 1, got ${String(r.maxAttempts)}`);
-  }
-  for (const k of ['initialDelayMs', 'maxDelayMs'] as const) {
-    if (!Number.isFinite(r[k]) || r[k] < 0)
-      throw new ConfigError(`${field}.${k}`, `must be a number >= 0, got ${String(r[k])}`);
-  }
-  if (!Number.isFinite(r.multiplier) || r.multiplier < 1) {
-    throw new ConfigError(`${field}.multiplier`, `must be a number >= 1, got ${String(r.multiplier)}`);
-  }
-  return r;
 }
 
 /** Delay before the retry that follows failed attempt `attempt` (1-based). */
@@ -62,7 +82,5 @@ export function retryDelay(
   attempt: number,
   random: () => number = Math.random,
 ): number {
-  const exact = Math.min(policy.maxDelayMs, policy.initialDelayMs * policy.multiplier ** (attempt - 1));
-  if (!policy.jitter) return exact;
-  return Math.round(exact / 2 + random() * (exact / 2));
+  return Math.round(policy.backoff.delay(attempt, 0, random));
 }

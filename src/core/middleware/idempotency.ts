@@ -1,25 +1,15 @@
-import { ConfigError, HeraldError } from '../errors.js';
+import { ConfigError } from '../../contracts/errors.js';
 import type { ConsumerMiddleware } from '../consumer/context.js';
+import { DeferredError } from '../consumer/errors.js';
 import type { IdempotencyStore } from '../../store/idempotency-store.js';
+
+export { DeferredError };
 
 export interface IdempotencyOptions {
   /** How long a processed event id is remembered; default 7 days. */
   readonly ttlMs?: number;
   /** How long a reservation lasts if the processor dies mid-handler; default 5 minutes. */
   readonly leaseMs?: number;
-}
-
-/**
- * Thrown when another member is processing the same event right now: the consumer redelivers it
- * later without counting it towards dead-lettering.
- */
-export class DeferredError extends HeraldError {
-  readonly delayMs: number;
-
-  constructor(message: string, delayMs: number) {
-    super('HERALD_DEFERRED', message);
-    this.delayMs = delayMs;
-  }
 }
 
 /**

@@ -1,5 +1,6 @@
 import { systemClock, type Clock } from '../clock.js';
-import { BrokenCircuitError, IsolatedCircuitError, ResilienceConfigError } from '../errors.js';
+import { ConfigError } from '../../contracts/errors.js';
+import { BrokenCircuitError, IsolatedCircuitError } from '../errors.js';
 import { Emitter } from '../events.js';
 import {
   BasePolicy,
@@ -180,12 +181,13 @@ export class CircuitBreaker extends BasePolicy {
     else if (w.type === 'time') {
       positive(O, 'window.durationMs', w.durationMs);
       this.window = new TimeWindow(w.durationMs, int(O, 'window.buckets', w.buckets ?? 10, 1, 10_000));
-    } else throw new ResilienceConfigError(`${O}: window.type must be 'count' or 'time'`);
+    } else throw new ConfigError(`${O}.window.type`, `must be 'count' or 'time'`);
     this.minimumCalls = int(O, 'minimumCalls', options.minimumCalls ?? 5, 1);
     this.failureThreshold = int(O, 'failureThreshold', options.failureThreshold ?? 5, 1);
     if (w.type === 'count' && this.minimumCalls > w.size) {
-      throw new ResilienceConfigError(
-        `${O}: minimumCalls (${this.minimumCalls}) must not exceed window.size (${w.size}), or the breaker can never open`,
+      throw new ConfigError(
+        `${O}.minimumCalls`,
+        `(${this.minimumCalls}) must not exceed window.size (${w.size}), or the breaker can never open`,
       );
     }
     this.failureRate = positive(O, 'failureRateThreshold', options.failureRateThreshold ?? 0.5, 1);
@@ -357,7 +359,7 @@ export class CircuitBreaker extends BasePolicy {
    */
   restore(s: CircuitBreakerSnapshot): void {
     if (s.version !== 1)
-      throw new ResilienceConfigError(`CircuitBreaker: unsupported snapshot version ${String(s.version)}`);
+      throw new ConfigError('CircuitBreaker.snapshot', `unsupported snapshot version ${String(s.version)}`);
     this.transition(s.state, 'restored', this.clock.now());
     this.window.restore(s.window);
     this.reopenCount = s.reopenCount;

@@ -1,5 +1,5 @@
-import { ConcurrencyError } from '../../core/errors.js';
-import type { EventEnvelope } from '../../core/event.js';
+import { ConcurrencyError } from '../../contracts/errors.js';
+import type { EventEnvelope } from '../../contracts/envelope.js';
 import { decodeCursor, encodeCursor, pageLimit, type Page, type PageRequest } from '../dead-letter-store.js';
 import {
   matchesEventQuery,

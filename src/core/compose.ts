@@ -1,5 +1,6 @@
-/** Koa-style middleware: do something, `await next()`, do something after. */
-export type Middleware<C> = (ctx: C, next: () => Promise<void>) => Promise<void>;
+import type { Middleware } from '../contracts/middleware.js';
+
+export type { Middleware };
 
 /**
  * Composes middleware around a terminal function into one function. Built once per subscription or

@@ -10,7 +10,7 @@ import {
   type Interceptor,
   type ServerInterceptor,
 } from '@grpc/grpc-js';
-import type { GrpcMetrics } from '../observability/rpc.js';
+import type { GrpcMetrics } from '../../observability/rpc.js';
 
 const CODE_NAMES: Record<number, string> = Object.fromEntries(
   Object.entries(Status)

@@ -14,11 +14,11 @@ import {
   type Requester,
   type StatusObject,
 } from '@grpc/grpc-js';
-import { systemClock, type Clock } from '../resilience/clock.js';
-import type { CircuitBreaker } from '../resilience/circuit-breaker/index.js';
-import { ResilienceConfigError } from '../resilience/errors.js';
-import type { ResilienceMetrics } from '../resilience/policy.js';
-import { ExponentialBackoff, type BackoffOptions } from '../resilience/retry/index.js';
+import { systemClock, type Clock } from '../../resilience/clock.js';
+import type { CircuitBreaker } from '../../resilience/circuit-breaker/index.js';
+import { ConfigError } from '../../contracts/errors.js';
+import type { ResilienceMetrics } from '../../resilience/policy.js';
+import { ExponentialBackoff, type BackoffOptions } from '../../resilience/retry/index.js';
 
 /** Codes that say the server (or the path to it) is unhealthy; they count against the breaker. */
 export const FAILURE_CODES: readonly Status[] = [
@@ -155,8 +155,9 @@ export interface RetryInterceptorOptions extends GrpcHookOptions, BackoffOptions
 export function retryInterceptor(options: RetryInterceptorOptions = {}): Interceptor {
   const maxRetries = options.maxRetries ?? 3;
   if (!Number.isInteger(maxRetries) || maxRetries < 0) {
-    throw new ResilienceConfigError(
-      `retryInterceptor: maxRetries must be an integer >= 0, got ${String(maxRetries)}`,
+    throw new ConfigError(
+      'retryInterceptor.maxRetries',
+      `must be an integer >= 0, got ${String(maxRetries)}`,
     );
   }
   const settings: RetrySettings = {
@@ -353,8 +354,7 @@ class Attempts {
 
 /** Sets a deadline of `ms` on calls that have none; calls with an explicit deadline keep theirs. */
 export function deadlineInterceptor(ms: number): Interceptor {
-  if (!(ms > 0))
-    throw new ResilienceConfigError(`deadlineInterceptor: ms must be a number > 0, got ${String(ms)}`);
+  if (!(ms > 0)) throw new ConfigError('deadlineInterceptor.ms', `must be a number > 0, got ${String(ms)}`);
   return (options, nextCall) =>
     new InterceptingCall(
       nextCall(options.deadline === undefined ? { ...options, deadline: Date.now() + ms } : options),
