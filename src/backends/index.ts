@@ -3,12 +3,13 @@
  * `src/adapters/<driver>/` (with a `backend.ts` descriptor that does not load the driver) plus one
  * line below. See docs/adapters/writing-an-adapter.md.
  */
+import { kafkaBackend } from '../adapters/kafka/backend.js';
 import { memoryBackend } from '../adapters/memory/backend.js';
 import { redisBackend } from '../adapters/redis/backend.js';
 import { sqliteBackend } from '../adapters/sqlite/backend.js';
 import { BackendRegistry } from './registry.js';
 
-export const backends = new BackendRegistry([memoryBackend, sqliteBackend, redisBackend]);
+export const backends = new BackendRegistry([memoryBackend, sqliteBackend, redisBackend, kafkaBackend]);
 
 export type * from './backend.js';
 export {
