@@ -85,6 +85,8 @@ export class GroupConsumer implements Subscription {
       'session.timeout.ms': o.sessionTimeoutMs,
       'max.poll.interval.ms': o.maxPollIntervalMs,
       'topic.metadata.refresh.interval.ms': 2000,
+      // Kafka's default of 500 ms would add up to that much latency on a quiet partition.
+      'fetch.wait.max.ms': 100,
       'auto.offset.reset': options.startFrom === 'latest' ? 'latest' : 'earliest',
       rebalance_cb: (err: LibrdKafkaError, assignment: Assignment[]) => this.rebalanced(err, assignment),
       offset_commit_cb: (err: LibrdKafkaError | null) => {
@@ -102,7 +104,12 @@ export class GroupConsumer implements Subscription {
     return `${this.kafkaTopic}/${this.groupId}`;
   }
 
-  /** Connects, joins the group and waits (up to `assignTimeoutMs`) for the first assignment. */
+  /**
+   * Connects and joins the group. A group that starts from `latest` waits (up to
+   * `assignTimeoutMs`) for its first assignment, so nothing published after `subscribe` resolves
+   * is skipped; from `earliest` (the default) nothing can be missed and joining goes on in the
+   * background.
+   */
   async start(): Promise<void> {
     const o = this.ctx.options;
     await new Promise<void>((resolve, reject) => {
@@ -113,11 +120,9 @@ export class GroupConsumer implements Subscription {
     const assigned = new Promise<void>((resolve) => (this.assigned = resolve));
     this.client.subscribe([this.kafkaTopic]);
     this.loopDone = this.loop();
+    if (this.options.startFrom !== 'latest') return;
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      assigned,
-      new Promise<void>((resolve) => (timer = setTimeout(resolve, o.assignTimeoutMs))),
-    ]);
+    await Promise.race([assigned, new Promise<void>((resolve) => (timer = setTimeout(resolve, o.assignTimeoutMs)))]);
     clearTimeout(timer);
   }
 

@@ -66,6 +66,7 @@ export class MockCluster {
     const child = this.child;
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.ref(); // keep the event loop alive until the exit is seen
     child.kill('SIGKILL');
     await exited;
   }

@@ -44,7 +44,7 @@ export interface KafkaTransportOptions {
   readonly commitIntervalMs?: number;
   /** Longest one poll waits for records. Default 100 ms. */
   readonly pollTimeoutMs?: number;
-  /** How long `subscribe` waits for the first partition assignment. Default 10 000 ms. */
+  /** How long `subscribe` of a group starting from `latest` waits for its first assignment. Default 10 000 ms. */
   readonly assignTimeoutMs?: number;
   /** How long connecting may take before `publish` or `subscribe` fails. Default 10 000 ms. */
   readonly connectTimeoutMs?: number;
