@@ -122,7 +122,10 @@ export class GroupConsumer implements Subscription {
     this.loopDone = this.loop();
     if (this.options.startFrom !== 'latest') return;
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([assigned, new Promise<void>((resolve) => (timer = setTimeout(resolve, o.assignTimeoutMs)))]);
+    await Promise.race([
+      assigned,
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, o.assignTimeoutMs))),
+    ]);
     clearTimeout(timer);
   }
 

@@ -4,7 +4,14 @@
  */
 import { before, describe } from 'node:test';
 import { runTransportSuite } from '../../../src/testing/index.js';
-import { kafkaAvailable, REAL_BROKERS, startCluster, testTransport, uniqueNamespace, type TestCluster } from './harness.js';
+import {
+  kafkaAvailable,
+  REAL_BROKERS,
+  startCluster,
+  testTransport,
+  uniqueNamespace,
+  type TestCluster,
+} from './harness.js';
 
 const MOCK_LIMITS: Record<string, string> = REAL_BROKERS
   ? {}
