@@ -7,6 +7,7 @@ import { ConfigError, HeraldError } from '../core/errors.js';
 import { EXIT, UsageError } from './args.js';
 import { helpText, usageText, type Command } from './command.js';
 import { demoCommand } from './commands/demo.js';
+import { devCommand } from './commands/dev.js';
 import { dlqCommand } from './commands/dlq.js';
 import { publishCommand } from './commands/publish.js';
 import { statsCommand } from './commands/stats.js';
@@ -19,6 +20,7 @@ export const COMMANDS: readonly Command[] = [
   tailCommand,
   dlqCommand,
   statsCommand,
+  devCommand,
 ];
 
 function mainHelp(): string {

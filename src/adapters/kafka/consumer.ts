@@ -89,8 +89,15 @@ export class GroupConsumer implements Subscription {
       'fetch.wait.max.ms': 100,
       'auto.offset.reset': options.startFrom === 'latest' ? 'latest' : 'earliest',
       rebalance_cb: (err: LibrdKafkaError, assignment: Assignment[]) => this.rebalanced(err, assignment),
-      offset_commit_cb: (err: LibrdKafkaError | null) => {
-        if (err && err.code !== -168 /* nothing to commit */) this.ctx.report(err, `commit ${this.label}`);
+      offset_commit_cb: (err: LibrdKafkaError | null, offsets: TopicPartitionOffset[]) => {
+        if (!err || err.code === -168 /* nothing to commit */) return;
+        this.ctx.report(err, `commit ${this.label}`);
+        // Not committed (e.g. a rebalance in progress): send these offsets again next time.
+        for (const o of offsets ?? []) {
+          const state = this.partitions.get(o.partition);
+          if (state && state.committed === o.offset) state.committed = -1;
+        }
+        if (this.polling) this.scheduleCommit();
       },
     });
     this.client.on('event.error', (err) => this.ctx.report(err, `consumer ${this.label}`));
