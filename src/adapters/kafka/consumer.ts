@@ -327,12 +327,14 @@ export class GroupConsumer implements Subscription {
   }
 
   /** Commits every partition's settled prefix that moved. */
-  private commit(sync: boolean, only?: readonly PartitionState[]): void {
+  private commit(sync: boolean, only?: readonly PartitionState[], force = false): void {
     const offsets: TopicPartitionOffset[] = [];
     for (const state of only ?? this.partitions.values()) {
       if (state.revoked) continue;
       const point = state.commitPoint();
-      if (point > state.committed && point > 0) {
+      // `force`: an asynchronous commit of the same point may still be in the air; send it again
+      // synchronously before leaving, so it is not dropped with the connection.
+      if ((point > state.committed || (force && state.committed >= 0)) && point > 0) {
         offsets.push({ topic: this.kafkaTopic, partition: state.partition, offset: point });
         state.committed = point;
       }
@@ -378,7 +380,7 @@ export class GroupConsumer implements Subscription {
    */
   private revoke(partitions: readonly number[]): void {
     const states = partitions.map((p) => this.partitions.get(p)).filter((s): s is PartitionState => !!s);
-    if (!this.released) this.commit(true, states);
+    if (!this.released) this.commit(true, states, true);
     for (const state of states) {
       state.revoked = true;
       for (const entry of state.unsettled()) {
@@ -419,7 +421,7 @@ export class GroupConsumer implements Subscription {
       await this.loopDone;
       if (this.commitTimer) clearTimeout(this.commitTimer);
       this.commitTimer = undefined;
-      if (this.client.isConnected()) this.commit(true);
+      if (this.client.isConnected()) this.commit(true, undefined, true);
       for (const state of this.partitions.values()) {
         for (const entry of state.unsettled()) if (entry.timer) clearTimeout(entry.timer);
       }

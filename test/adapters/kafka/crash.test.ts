@@ -95,7 +95,14 @@ describe('kafka transport: SIGKILLed consumer', redisNeeded.skip ? redisNeeded :
       child = await spawnConsumer(env);
     }
     const effects = async (): Promise<string[]> => raw.lrange(`${prefix}:effects`, 0, -1);
-    await waitUntil(async () => new Set(await effects()).size === TOTAL, 'every event handled', 40_000);
+    let distinct = 0;
+    await waitUntil(
+      async () => (distinct = new Set(await effects()).size) === TOTAL,
+      `every event handled (have ${distinct})`,
+      60_000,
+    ).catch(async (err: Error) => {
+      throw new Error(`${err.message}; distinct effects ${new Set(await effects()).size} of ${TOTAL}`);
+    });
     await kill(child);
     await producer.stop();
 
