@@ -1,6 +1,6 @@
 /**
  * Crash test: 20 000 events on a mock Kafka cluster; a child process consumes them with
- * concurrency 32 and is SIGKILLed four times along the way. Nothing may be lost (the killed
+ * concurrency 128 and is SIGKILLed four times along the way. Nothing may be lost (the killed
  * member's uncommitted records are read again by the next member from the group's committed
  * offsets), and with the Redis idempotency store each side effect happens exactly once.
  */
@@ -86,12 +86,16 @@ describe('kafka transport: SIGKILLed consumer', redisNeeded.skip ? redisNeeded :
     }
     assert.equal(published.length, TOTAL);
 
+    const started = performance.now();
     let kills = 0;
     let child = await spawnConsumer(env);
     for (const share of [0.1, 0.3, 0.5, 0.7]) {
       await waitUntil(async () => (await handled()) >= TOTAL * share, `${share * 100}% handled`, 30_000);
       await kill(child);
       kills++;
+      console.error(
+        `kill ${kills} at ${Math.round(performance.now() - started)} ms, handled ${await handled()}`,
+      );
       child = await spawnConsumer(env);
     }
     const effects = async (): Promise<string[]> => raw.lrange(`${prefix}:effects`, 0, -1);
