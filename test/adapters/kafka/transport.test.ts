@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { createHerald, MemoryDeadLetterStore } from '../../../src/index.js';
 import { backends } from '../../../src/backends/index.js';
-import { kafka } from '../../../src/adapters/kafka/index.js';
+import { kafka, mirrorDeadLetters } from '../../../src/adapters/kafka/index.js';
 import { sleep, unique, waitUntil } from '../../support/wait.js';
 import {
   kafkaAvailable,
@@ -58,6 +58,43 @@ describe('kafka transport', kafkaAvailable(), () => {
       'id falls back to topic:partition:offset',
     );
     await herald.stop();
+  });
+
+  test('mirrored dead letters land in the store and on <topic>.dlq with the reason in headers', async () => {
+    const topic = unique('mirror');
+    const transport = testTransport(cluster.brokers, namespace);
+    const store = new MemoryDeadLetterStore();
+    const herald = await createHerald({
+      service: 'mirror',
+      transport,
+      stores: { deadLetters: mirrorDeadLetters(store, transport) },
+      routing: { 'mirror.*': topic },
+      closeResources: false,
+    });
+    herald.subscribe({
+      group: unique('g'),
+      events: ['mirror.thing.failed'],
+      retry: { maxAttempts: 2, initialDelayMs: 10, jitter: false },
+      handler: () => {
+        throw new Error('always');
+      },
+    });
+    await herald.start();
+    const event = await herald.publish('mirror.thing.failed', { n: 1 });
+    const mirrored: Record<string, string>[] = [];
+    const sub = await transport.subscribe(`${topic}.dlq`, { group: unique('g'), prefetch: 4 }, async (d) => {
+      mirrored.push({ id: d.message.id, ...d.message.headers });
+      await d.ack();
+    });
+    await waitUntil(() => mirrored.length === 1, 'the mirrored dead letter', 20_000);
+    assert.equal(await store.count(), 1);
+    assert.equal(mirrored[0]!['id'], event.id);
+    assert.equal(mirrored[0]!['herald-dlq-reason'], 'max-attempts');
+    assert.equal(mirrored[0]!['herald-dlq-error'], 'always');
+    assert.equal(mirrored[0]!['herald-dlq-attempts'], '2');
+    await sub.close();
+    await herald.stop();
+    await transport.close();
   });
 
   test('every compression codec round-trips', async () => {
