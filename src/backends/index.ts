@@ -3,6 +3,7 @@
  * `src/adapters/<driver>/` (with a `backend.ts` descriptor that does not load the driver) plus one
  * line below. See docs/adapters/writing-an-adapter.md.
  */
+import { kafkaBackend } from '../adapters/kafka/backend.js';
 import { memoryBackend } from '../adapters/memory/backend.js';
 import { postgresBackend } from '../adapters/postgres/backend.js';
 import { natsBackend } from '../adapters/nats/backend.js';
@@ -16,6 +17,7 @@ backends.register(sqliteBackend);
 backends.register(redisBackend);
 backends.register(postgresBackend);
 backends.register(natsBackend);
+backends.register(kafkaBackend);
 
 export type * from './backend.js';
 export {

@@ -7,6 +7,7 @@ import { ConfigError, HeraldError } from '../core/errors.js';
 import { EXIT, UsageError } from './args.js';
 import { helpText, usageText, type Command } from './command.js';
 import { demoCommand } from './commands/demo.js';
+import { devCommand } from './commands/dev.js';
 import { dlqCommand } from './commands/dlq.js';
 import { publishCommand } from './commands/publish.js';
 import { sagaCommand } from './commands/saga.js';
@@ -21,6 +22,7 @@ export const COMMANDS: readonly Command[] = [
   dlqCommand,
   statsCommand,
   sagaCommand,
+  devCommand,
 ];
 
 function mainHelp(): string {

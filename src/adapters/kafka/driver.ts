@@ -1,0 +1,35 @@
+/*
+ * The one import of the Kafka client. The package is CommonJS and builds its exports by spreading
+ * an object, which Node's ESM named-export detection cannot see: take the default export.
+ */
+import kafka, {
+  type Assignment,
+  type KafkaConsumer as RdKafkaConsumer,
+} from '@confluentinc/kafka-javascript';
+
+export const { Producer } = kafka;
+
+/** Methods the client has at run time that its type declarations leave out. */
+export interface KafkaConsumerClient extends RdKafkaConsumer {
+  setDefaultIsTimeoutOnlyForFirstMessage(timeoutOnlyForFirst: boolean): void;
+  rebalanceProtocol(): 'COOPERATIVE' | 'EAGER' | 'NONE';
+  incrementalAssign(assignments: Assignment[]): void;
+  incrementalUnassign(assignments: Assignment[]): void;
+}
+
+export const KafkaConsumer = kafka.KafkaConsumer as unknown as new (
+  ...args: ConstructorParameters<typeof kafka.KafkaConsumer>
+) => KafkaConsumerClient;
+
+export type {
+  Producer as ProducerClient,
+  LibrdKafkaError,
+  Message as KafkaRecord,
+  TopicPartition,
+  TopicPartitionOffset,
+  Assignment,
+} from '@confluentinc/kafka-javascript';
+
+/** librdkafka's rebalance event codes. */
+export const ASSIGN_PARTITIONS = -175;
+export const REVOKE_PARTITIONS = -174;

@@ -1,0 +1,326 @@
+import { ClosedError, HeraldError, toError } from '../../core/errors.js';
+import type {
+  DeliveryHandler,
+  GroupStats,
+  Message,
+  SubscribeOptions,
+  Subscription,
+  Transport,
+  TransportCapabilities,
+} from '../../transport/transport.js';
+import { validateSubscribeOptions } from '../../transport/validate.js';
+import { bodyBuffer, encodeHeaders } from './codec.js';
+import { GroupConsumer } from './consumer.js';
+import { KafkaConsumer, Producer, type KafkaConsumerClient, type ProducerClient } from './driver.js';
+import {
+  kafkaName,
+  resolveKafkaOptions,
+  type KafkaTransportOptions,
+  type ResolvedKafkaOptions,
+} from './options.js';
+
+/** A publish was not acknowledged (or not all of it). Records acknowledged before the error stay. */
+export class KafkaPublishError extends HeraldError {
+  constructor(topic: string, cause: unknown) {
+    super(
+      'HERALD_KAFKA_PUBLISH',
+      `publishing to ${topic} failed: ${toError(cause).message}; publish the batch again (consumers with an idempotency store drop the duplicates)`,
+      { cause },
+    );
+  }
+}
+
+/** The brokers did not answer within the connect timeout. */
+export class KafkaConnectError extends HeraldError {
+  constructor(brokers: string, cause: unknown) {
+    super('HERALD_KAFKA_CONNECT', `cannot reach Kafka at ${brokers}: ${toError(cause).message}`, { cause });
+  }
+}
+
+interface PendingBatch {
+  remaining: number;
+  error: unknown;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+/** librdkafka's local queue is full: wait for deliveries before producing more. */
+const QUEUE_FULL = -184;
+
+/**
+ * Transport on Kafka through librdkafka (`@confluentinc/kafka-javascript`): one Kafka topic per
+ * Herald topic (`<namespace>.<topic>`), one consumer group per Herald group, the aggregate id as
+ * record key. See docs/adapters/kafka.md.
+ */
+export class KafkaTransport implements Transport {
+  readonly name = 'kafka';
+  readonly capabilities: TransportCapabilities = {
+    persistent: true,
+    distributed: true,
+    consumerGroups: true,
+    orderedByKey: true,
+    delayedRedelivery: true,
+  };
+
+  readonly options: ResolvedKafkaOptions;
+  private producer: ProducerClient | undefined;
+  private connecting: Promise<ProducerClient> | undefined;
+  private readonly consumers = new Set<GroupConsumer>();
+  private readonly admins = new Map<string, Promise<KafkaConsumerClient>>();
+  private readonly lastReported = new Map<string, number>();
+  private closing: Promise<void> | undefined;
+
+  constructor(options: KafkaTransportOptions) {
+    this.options = resolveKafkaOptions(options);
+  }
+
+  /** Resolves once every record of the batch is acknowledged as configured by `acks`. */
+  async publish(topic: string, messages: readonly Message[]): Promise<void> {
+    if (this.closing) throw new ClosedError('KafkaTransport');
+    const kafkaTopic = kafkaName(this.options.namespace, topic, 'topic');
+    if (messages.length === 0) return;
+    let producer: ProducerClient;
+    try {
+      producer = await this.connectProducer();
+    } catch (err) {
+      throw new KafkaPublishError(topic, err);
+    }
+    const batch = await new Promise<void>((resolve, reject) => {
+      const pending: PendingBatch = { remaining: messages.length, error: undefined, resolve, reject };
+      void this.produceAll(producer, kafkaTopic, messages, pending);
+    }).catch((err: unknown) => err);
+    if (batch !== undefined) throw new KafkaPublishError(topic, batch);
+  }
+
+  private async produceAll(
+    producer: ProducerClient,
+    kafkaTopic: string,
+    messages: readonly Message[],
+    pending: PendingBatch,
+  ): Promise<void> {
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i]!;
+      for (;;) {
+        try {
+          producer.produce(
+            kafkaTopic,
+            null,
+            bodyBuffer(m.body),
+            m.key ?? null,
+            Date.now(),
+            pending,
+            encodeHeaders(m),
+          );
+          break;
+        } catch (err) {
+          if ((err as { code?: number }).code !== QUEUE_FULL || this.closing) {
+            // The rest of the batch is not sent; wait for what was, then fail the whole call.
+            pending.error ??= err;
+            pending.remaining -= messages.length - i;
+            if (pending.remaining === 0) pending.reject(pending.error);
+            return;
+          }
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      }
+    }
+  }
+
+  private connectProducer(): Promise<ProducerClient> {
+    if (this.producer) return Promise.resolve(this.producer);
+    this.connecting ??= new Promise<ProducerClient>((resolve, reject) => {
+      const o = this.options;
+      const producer = new Producer({
+        ...o.librdkafka,
+        'bootstrap.servers': o.brokers,
+        'client.id': o.clientId,
+        'enable.idempotence': o.idempotent,
+        acks: o.acks === 'all' ? -1 : o.acks,
+        'linger.ms': o.lingerMs,
+        'batch.num.messages': o.batchSize,
+        'compression.codec': o.compression,
+        'message.timeout.ms': o.publishTimeoutMs,
+        dr_cb: true,
+      });
+      producer.on('delivery-report', (err, report) => {
+        const pending = report.opaque as PendingBatch;
+        if (err) pending.error ??= err;
+        if (--pending.remaining === 0) {
+          if (pending.error) pending.reject(pending.error);
+          else pending.resolve();
+        }
+      });
+      producer.on('event.error', (err) => this.report(err, 'producer'));
+      producer.setPollInterval(5);
+      producer.connect({ timeout: o.connectTimeoutMs }, (err) => {
+        if (err) {
+          this.connecting = undefined;
+          producer.disconnect();
+          reject(new KafkaConnectError(o.brokers, err));
+          return;
+        }
+        this.producer = producer;
+        resolve(producer);
+      });
+    });
+    return this.connecting;
+  }
+
+  async subscribe(
+    topic: string,
+    options: SubscribeOptions,
+    onDelivery: DeliveryHandler,
+  ): Promise<Subscription> {
+    if (this.closing) throw new ClosedError('KafkaTransport');
+    validateSubscribeOptions(topic, options);
+    const kafkaTopic = kafkaName(this.options.namespace, topic, 'topic');
+    const consumer = new GroupConsumer(
+      {
+        options: this.options,
+        report: (err, context) => this.report(err, context),
+        retired: (c) => this.consumers.delete(c),
+      },
+      topic,
+      kafkaTopic,
+      kafkaName(this.options.namespace, options.group, 'group'),
+      options,
+      onDelivery,
+    );
+    try {
+      await consumer.start();
+    } catch (err) {
+      await consumer.releaseAll().catch(() => undefined);
+      throw new KafkaConnectError(this.options.brokers, err);
+    }
+    this.consumers.add(consumer);
+    return consumer;
+  }
+
+  /**
+   * Lag per partition from the brokers (high watermark minus the group's committed offset), with
+   * this process's own members' view where it has one: records fetched but not yet handed to a
+   * handler count as lag, handed-out ones as in flight, nacked ones as delayed.
+   */
+  async stats(topic: string, group: string): Promise<GroupStats> {
+    const perPartition = await this.partitionLag(topic, group);
+    let lag = 0;
+    for (const p of perPartition) lag += p.lag;
+    let inFlight = 0;
+    let delayed = 0;
+    for (const c of this.consumers) {
+      if (c.topic !== topic || c.group !== group) continue;
+      const local = c.localStats();
+      inFlight += local.inFlight;
+      delayed += local.delayed;
+    }
+    return { lag, inFlight, delayed };
+  }
+
+  /** Lag of one group on each partition of a topic. */
+  async partitionLag(
+    topic: string,
+    group: string,
+  ): Promise<{ partition: number; lag: number; committed: number; high: number }[]> {
+    if (this.closing) throw new ClosedError('KafkaTransport');
+    const kafkaTopic = kafkaName(this.options.namespace, topic, 'topic');
+    const groupId = kafkaName(this.options.namespace, group, 'group');
+    const admin = await this.admin(groupId);
+    const timeout = this.options.connectTimeoutMs;
+    const metadata = await new Promise<{ topics: { name: string; partitions: { id: number }[] }[] }>(
+      (resolve, reject) =>
+        admin.getMetadata({ topic: kafkaTopic, timeout }, (err, data) =>
+          err ? reject(toError(err)) : resolve(data),
+        ),
+    );
+    const partitions = metadata.topics.find((t) => t.name === kafkaTopic)?.partitions.map((p) => p.id) ?? [];
+    if (partitions.length === 0) return [];
+    const committed = await new Promise<{ partition: number; offset: number }[]>((resolve, reject) =>
+      admin.committed(
+        partitions.map((partition) => ({ topic: kafkaTopic, partition })),
+        timeout,
+        (err, list) => (err ? reject(toError(err)) : resolve(list)),
+      ),
+    );
+    const local = new Map<number, { fetched: number; waiting: number }>();
+    for (const c of this.consumers) {
+      if (c.topic !== topic || c.group !== group) continue;
+      for (const [p, view] of c.localStats().partitions) local.set(p, view);
+    }
+    return Promise.all(
+      partitions.map(async (partition) => {
+        const { high, low } = await new Promise<{ high: number; low: number }>((resolve, reject) =>
+          admin.queryWatermarkOffsets(kafkaTopic, partition, timeout, (err, o) =>
+            err ? reject(toError(err)) : resolve({ high: o.highOffset, low: o.lowOffset }),
+          ),
+        );
+        const offset = committed.find((c) => c.partition === partition)?.offset ?? -1;
+        const start = offset >= 0 ? offset : low;
+        const view = local.get(partition);
+        const lag = view ? Math.max(0, high - (view.fetched + 1)) + view.waiting : Math.max(0, high - start);
+        return { partition, lag, committed: offset, high };
+      }),
+    );
+  }
+
+  /** A consumer that never subscribes: it reads a group's committed offsets without joining it. */
+  private admin(groupId: string): Promise<KafkaConsumerClient> {
+    let admin = this.admins.get(groupId);
+    if (!admin) {
+      admin = new Promise<KafkaConsumerClient>((resolve, reject) => {
+        const client = new KafkaConsumer({
+          ...this.options.librdkafka,
+          'bootstrap.servers': this.options.brokers,
+          'client.id': `${this.options.clientId}-stats`,
+          'group.id': groupId,
+          'enable.auto.commit': false,
+        });
+        client.on('event.error', (err) => this.report(err, 'stats client'));
+        client.connect({ timeout: this.options.connectTimeoutMs }, (err) => {
+          if (err) {
+            this.admins.delete(groupId);
+            client.disconnect();
+            reject(new KafkaConnectError(this.options.brokers, err));
+          } else resolve(client);
+        });
+      });
+      this.admins.set(groupId, admin);
+    }
+    return admin;
+  }
+
+  async close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    await Promise.all(
+      [...this.consumers].map((c) => c.releaseAll().catch((err: unknown) => this.report(err, 'close'))),
+    );
+    const producer = this.producer ?? (await this.connecting?.catch(() => undefined));
+    if (producer) {
+      await new Promise<void>((resolve) => producer.flush(this.options.publishTimeoutMs, () => resolve()));
+      await new Promise<void>((resolve) => producer.disconnect(() => resolve()));
+    }
+    const admins = await Promise.all([...this.admins.values()].map((a) => a.catch(() => undefined)));
+    await Promise.all(
+      admins.map((a) => (a ? new Promise<void>((resolve) => a.disconnect(() => resolve())) : undefined)),
+    );
+  }
+
+  /** Reports an error once per 10 s per context and message, so a down broker does not flood the log. */
+  private report(error: unknown, context: string): void {
+    const err = toError(error);
+    const key = `${context}|${err.message}`;
+    const now = Date.now();
+    if (now - (this.lastReported.get(key) ?? 0) < 10_000) return;
+    this.lastReported.set(key, now);
+    if (this.lastReported.size > 1000) this.lastReported.clear();
+    this.options.onError(err, context);
+  }
+}
+
+/** Creates a Kafka transport. Options are validated here (ConfigError naming the field). */
+export function kafka(options: KafkaTransportOptions): KafkaTransport {
+  return new KafkaTransport(options);
+}
