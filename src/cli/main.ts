@@ -6,6 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { ConfigError, HeraldError } from '../core/errors.js';
 import { EXIT, UsageError } from './args.js';
 import { helpText, usageText, type Command } from './command.js';
+import { consoleCommand } from './commands/console.js';
 import { demoCommand } from './commands/demo.js';
 import { dlqCommand } from './commands/dlq.js';
 import { publishCommand } from './commands/publish.js';
@@ -19,6 +20,7 @@ export const COMMANDS: readonly Command[] = [
   tailCommand,
   dlqCommand,
   statsCommand,
+  consoleCommand,
 ];
 
 function mainHelp(): string {

@@ -1,5 +1,8 @@
 import { ConfigError } from '../core/errors.js';
 import type { Message } from '../transport/transport.js';
+import type { DeadLetterSummary } from './dead-letter-summary.js';
+
+export type { DeadLetterSummary } from './dead-letter-summary.js';
 
 /** Why a message was dead-lettered. */
 export type DeadLetterReason =
@@ -70,6 +73,12 @@ export interface DeadLetterStore {
   remove(ids: readonly string[]): Promise<number>;
   /** Removes every entry matching the filter (all entries without one); returns how many. */
   purge(filter?: DeadLetterFilter): Promise<number>;
+  /**
+   * Optional: the same page as `list`, without message bodies and with only what search and
+   * grouping need (see {@link DeadLetterSummary}). Stores that can read less than whole entries
+   * implement it; callers fall back to `list` (see `summarizeDeadLetters`).
+   */
+  summaries?(filter?: DeadLetterFilter, page?: PageRequest): Promise<Page<DeadLetterSummary>>;
   close?(): Promise<void>;
 }
 

@@ -11,6 +11,8 @@ import {
 import { acquireDatabase, type DatabaseHandle, type SqliteDatabase } from './database.js';
 import { resolveConnectionOptions, type SqliteConnectionOptions } from './options.js';
 import { ClosedError } from '../../core/errors.js';
+import type { DeadLetterSummary } from '../../store/dead-letter-summary.js';
+import { listSummaries } from './dead-letter-summaries.js';
 
 interface Row {
   body: Buffer;
@@ -120,6 +122,11 @@ export class SqliteDeadLetterStore implements DeadLetterStore {
     );
   }
 
+  /** Reads only the indexed columns and a few JSON fields: no bodies, no full entry parse. */
+  async summaries(filter?: DeadLetterFilter, page?: PageRequest): Promise<Page<DeadLetterSummary>> {
+    return listSummaries(this.db, filter, page);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -133,7 +140,7 @@ function toEntry(row: Row): DeadLetterEntry {
   return { ...stored, message: { ...stored.message, body } };
 }
 
-function whereClause(filter: DeadLetterFilter = {}): { sql: string[]; params: (string | number)[] } {
+export function whereClause(filter: DeadLetterFilter = {}): { sql: string[]; params: (string | number)[] } {
   const sql: string[] = [];
   const params: (string | number)[] = [];
   const eq = (column: string, value: string | undefined): void => {
@@ -157,6 +164,6 @@ function whereClause(filter: DeadLetterFilter = {}): { sql: string[]; params: (s
   return { sql, params };
 }
 
-function sqlWhere(conditions: string[]): string {
+export function sqlWhere(conditions: string[]): string {
   return conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
 }
