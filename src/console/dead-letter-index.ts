@@ -72,9 +72,9 @@ export class DeadLetterIndex {
     return this.rows.size;
   }
 
-  /** Brings the index up to date unless it was checked within `staleMs` (default 500 ms). */
+  /** Brings the index up to date unless it was checked within `staleMs` (default 100 ms). */
   async fresh(force = false): Promise<void> {
-    if (!force && Date.now() - this.checkedAt < (this.options.staleMs ?? 500)) return;
+    if (!force && Date.now() - this.checkedAt < (this.options.staleMs ?? 100)) return;
     this.running ??= this.refresh().finally(() => (this.running = undefined));
     await this.running;
   }

@@ -129,6 +129,8 @@ export class ConsoleService {
     this.heralds = [...(options.herald ? [options.herald] : []), ...(options.observe ?? [])];
     for (const h of new Set(this.heralds)) this.detach.push(h.observe(this.live.observer));
     for (const e of options.events ?? []) this.events.set(e.type, e);
+    // Build the index now, so the first page a person opens does not wait for a large DLQ's scan.
+    this.index.fresh().catch(() => undefined);
   }
 
   close(): void {

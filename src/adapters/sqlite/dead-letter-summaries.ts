@@ -18,14 +18,11 @@ interface SummaryRow {
   handler: string;
   event_type: string | null;
   dead_lettered_at: number;
-  message_id: string;
-  message_key: string | null;
-  error_name: string;
-  error_message: string;
-  error_stack: string | null;
-  attempts: number;
-  first_failed_at: number;
+  /** One JSON array, so SQLite parses each entry once. */
+  fields: string;
 }
+
+type Fields = [string, string | null, string, string, string | null, number, number];
 
 /**
  * `summaries()` of the SQLite dead-letter store: the body BLOB is never read and the entry JSON is
@@ -40,20 +37,16 @@ export function listSummaries(
   const after = decodeCursor(page?.cursor);
   const where = whereClause(filter);
   if (after) {
-    where.sql.push('(dead_lettered_at > ? OR (dead_lettered_at = ? AND id > ?))');
-    where.params.push(after.at, after.at, after.id);
+    // A row value comparison, so the (dead_lettered_at, id) index seeks instead of scanning.
+    where.sql.push('(dead_lettered_at, id) > (?, ?)');
+    where.params.push(after.at, after.id);
   }
   const rows = db.run('dead-letter summaries', () =>
     db.db
       .prepare(
         `SELECT id, reason, topic, grp, handler, event_type, dead_lettered_at,
-                json_extract(entry, '$.message.id') AS message_id,
-                json_extract(entry, '$.message.key') AS message_key,
-                json_extract(entry, '$.error.name') AS error_name,
-                substr(json_extract(entry, '$.error.message'), 1, ${SUMMARY_MESSAGE_MAX}) AS error_message,
-                substr(json_extract(entry, '$.error.stack'), 1, 4000) AS error_stack,
-                json_extract(entry, '$.attempts') AS attempts,
-                json_extract(entry, '$.firstFailedAt') AS first_failed_at
+                json_extract(entry, '$.message.id', '$.message.key', '$.error.name', '$.error.message',
+                             '$.error.stack', '$.attempts', '$.firstFailedAt') AS fields
          FROM herald_dead_letters ${sqlWhere(where.sql)} ORDER BY dead_lettered_at, id LIMIT ?`,
       )
       .all(...where.params, limit + 1),
@@ -66,7 +59,10 @@ export function listSummaries(
 }
 
 function toSummary(r: SummaryRow): DeadLetterSummary {
-  const top = stackTop(r.error_stack ?? undefined);
+  const [messageId, key, errorName, errorMessage, stack, attempts, firstFailedAt] = JSON.parse(
+    r.fields,
+  ) as Fields;
+  const top = stackTop(stack ?? undefined);
   return {
     id: r.id,
     reason: r.reason,
@@ -74,13 +70,13 @@ function toSummary(r: SummaryRow): DeadLetterSummary {
     group: r.grp,
     handler: r.handler,
     ...(r.event_type !== null ? { eventType: r.event_type } : {}),
-    eventId: r.message_id,
-    ...(r.message_key !== null ? { aggregateId: r.message_key } : {}),
-    errorName: r.error_name,
-    errorMessage: r.error_message ?? '',
+    eventId: messageId,
+    ...(key !== null ? { aggregateId: key } : {}),
+    errorName,
+    errorMessage: (errorMessage ?? '').slice(0, SUMMARY_MESSAGE_MAX),
     ...(top !== undefined ? { stackTop: top } : {}),
-    attempts: r.attempts,
-    firstFailedAt: r.first_failed_at,
+    attempts,
+    firstFailedAt,
     deadLetteredAt: r.dead_lettered_at,
   };
 }
