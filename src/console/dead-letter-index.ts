@@ -201,9 +201,9 @@ export class DeadLetterIndex {
           count: 0,
           firstSeen: l.deadLetteredAt,
           lastSeen: l.deadLetteredAt,
-          groups: {},
-          eventTypes: {},
-          reasons: {},
+          byGroup: new Map(),
+          byType: new Map(),
+          byReason: new Map(),
         };
         out.set(l.fingerprint, g);
       }
@@ -213,12 +213,18 @@ export class DeadLetterIndex {
         g.sample = l.errorMessage;
       }
       if (l.deadLetteredAt < g.firstSeen) g.firstSeen = l.deadLetteredAt;
-      g.groups[l.group] = (g.groups[l.group] ?? 0) + 1;
-      const type = l.eventType ?? '(unknown)';
-      g.eventTypes[type] = (g.eventTypes[type] ?? 0) + 1;
-      g.reasons[l.reason] = (g.reasons[l.reason] ?? 0) + 1;
+      bump(g.byGroup, l.group);
+      bump(g.byType, l.eventType ?? '(unknown)');
+      bump(g.byReason, l.reason);
     }
-    return [...out.values()].sort((a, b) => b.count - a.count || b.lastSeen - a.lastSeen);
+    return [...out.values()]
+      .map(({ byGroup, byType, byReason, ...g }) => ({
+        ...g,
+        groups: Object.fromEntries(byGroup),
+        eventTypes: Object.fromEntries(byType),
+        reasons: Object.fromEntries(byReason),
+      }))
+      .sort((a, b) => b.count - a.count || b.lastSeen - a.lastSeen);
   }
 
   /** Distinct (topic, group) pairs with dead letters, and how many each. */
@@ -232,7 +238,16 @@ export class DeadLetterIndex {
   }
 }
 
-type MutableGroup = { -readonly [K in keyof FailureGroup]: FailureGroup[K] };
+type GroupBase = Omit<FailureGroup, 'groups' | 'eventTypes' | 'reasons'>;
+type MutableGroup = { -readonly [K in keyof GroupBase]: GroupBase[K] } & {
+  byGroup: Map<string, number>;
+  byType: Map<string, number>;
+  byReason: Map<string, number>;
+};
+
+function bump(map: Map<string, number>, key: string): void {
+  map.set(key, (map.get(key) ?? 0) + 1);
+}
 
 function toRow(s: DeadLetterSummary): Row {
   const letter: IndexedLetter = { ...s, fingerprint: fingerprint(s.errorName, s.errorMessage, s.stackTop) };
@@ -251,20 +266,28 @@ function compare(
   return a.deadLetteredAt - b.deadLetteredAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
+/** Only the fields that are set are tested: an empty filter costs nothing per row. */
 function matcher(f: ConsoleFilter): (row: Row) => boolean {
-  const q = f.q?.toLowerCase();
+  const tests: ((row: Row) => boolean)[] = [];
+  const eq = <K extends keyof IndexedLetter>(key: K, value: IndexedLetter[K] | undefined): void => {
+    if (value !== undefined) tests.push((r) => r.letter[key] === value);
+  };
+  eq('group', f.group);
+  eq('topic', f.topic);
+  eq('eventType', f.eventType);
+  eq('handler', f.handler);
+  eq('reason', f.reason);
+  eq('aggregateId', f.aggregateId);
+  eq('eventId', f.eventId);
+  eq('fingerprint', f.fingerprint);
+  const { since, until } = f;
+  if (since !== undefined) tests.push((r) => r.letter.deadLetteredAt >= since);
+  if (until !== undefined) tests.push((r) => r.letter.deadLetteredAt < until);
   const err = f.errorText?.toLowerCase();
-  return ({ letter: l, text, errorText }) =>
-    (f.group === undefined || l.group === f.group) &&
-    (f.topic === undefined || l.topic === f.topic) &&
-    (f.eventType === undefined || l.eventType === f.eventType) &&
-    (f.handler === undefined || l.handler === f.handler) &&
-    (f.reason === undefined || l.reason === f.reason) &&
-    (f.since === undefined || l.deadLetteredAt >= f.since) &&
-    (f.until === undefined || l.deadLetteredAt < f.until) &&
-    (f.aggregateId === undefined || l.aggregateId === f.aggregateId) &&
-    (f.eventId === undefined || l.eventId === f.eventId) &&
-    (f.fingerprint === undefined || l.fingerprint === f.fingerprint) &&
-    (err === undefined || errorText.includes(err)) &&
-    (q === undefined || text.includes(q));
+  if (err !== undefined) tests.push((r) => r.errorText.includes(err));
+  const q = f.q?.toLowerCase();
+  if (q !== undefined) tests.push((r) => r.text.includes(q));
+  if (tests.length === 0) return () => true;
+  if (tests.length === 1) return tests[0]!;
+  return (row) => tests.every((t) => t(row));
 }

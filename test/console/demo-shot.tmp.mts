@@ -1,0 +1,13 @@
+import { spawn } from 'node:child_process';
+import { chromium } from 'playwright-core';
+const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'demo', '--port', '7394', '--transport', 'memory://', '--duration', '60'], { stdio: ['ignore', 'ignore', 'pipe'] });
+let err = ''; child.stderr.on('data', (d) => (err += d));
+while (!err.includes('console at')) await new Promise((r) => setTimeout(r, 200));
+await new Promise((r) => setTimeout(r, 25000));
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+const page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
+await page.goto('http://127.0.0.1:7394/');
+await new Promise((r) => setTimeout(r, 12000));
+await page.screenshot({ path: 'docs/console/overview.png' });
+await browser.close();
+child.kill('SIGINT');
