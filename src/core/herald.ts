@@ -1,5 +1,7 @@
 import { EventBus, type BatchItem, type EventRef, type PublishMiddleware } from './bus.js';
 import type { Codec } from './codec/codec.js';
+import { batchSubscription, type BatchSubscribeSpec } from './batch.js';
+import { consumeEvents, type ConsumeSpec } from './consume.js';
 import { CodecRegistry } from './codec/registry.js';
 import type { ConsumerMiddleware } from './consumer/context.js';
 import { Consumer, type SubscribeSpec } from './consumer/consumer.js';
@@ -44,8 +46,10 @@ export interface HeraldOptions {
   readonly routing?: RoutingRules;
   /** Codec for publishing (default JSON); consumers read any registered codec. */
   readonly codec?: Codec;
-  /** Extra codecs consumers can read. */
+  /** Extra codecs consumers can read (event definitions' and topic codecs are added on their own). */
   readonly codecs?: readonly Codec[];
+  /** Codecs by topic for publishing, e.g. `{ 'analytics.events': compressed(jsonCodec, zstd()) }`. */
+  readonly topicCodecs?: Readonly<Record<string, Codec>>;
   readonly stores?: HeraldStores;
   /** A pino logger or anything with the same methods; default silent. */
   readonly logger?: Logger;
@@ -97,7 +101,11 @@ export class Herald {
     this.closeResources = options.closeResources ?? true;
     this.transport = options.transport;
     this.logger = (options.logger ?? silentLogger).child({ service: this.service });
-    this.codecs = new CodecRegistry([...(options.codec ? [options.codec] : []), ...(options.codecs ?? [])]);
+    this.codecs = new CodecRegistry([
+      ...(options.codec ? [options.codec] : []),
+      ...(options.codecs ?? []),
+      ...Object.values(options.topicCodecs ?? {}),
+    ]);
     this.eventStore = options.stores?.events;
     this.idempotency = options.stores?.idempotency;
     this.bus = new EventBus({
@@ -105,6 +113,7 @@ export class Herald {
       source: this.service,
       routing: options.routing,
       codec: options.codec,
+      ...(options.topicCodecs ? { topicCodecs: options.topicCodecs } : {}),
       eventStore: this.eventStore,
       observers: this.observers,
     });
@@ -144,9 +153,15 @@ export class Herald {
    * Adds a consumer. Options are checked now (a bad option throws ConfigError naming it); it starts
    * receiving on `start()`, or at once if Herald is already started.
    */
-  subscribe<P>(spec: SubscribeSpec<P>): Consumer {
+  subscribe<P>(spec: BatchSubscribeSpec<P>): Consumer;
+  subscribe<P>(spec: SubscribeSpec<P>): Consumer;
+  subscribe<P>(given: SubscribeSpec<P> | BatchSubscribeSpec<P>): Consumer {
+    const spec =
+      'batch' in given && given.batch !== undefined ? batchSubscription(given) : (given as SubscribeSpec<P>);
     if (this.state === 'stopping' || this.state === 'stopped')
       throw new ConfigError('subscribe', 'Herald is stopped');
+    // A subscription can read every codec its event definitions publish with.
+    for (const e of spec.events ?? []) if (typeof e !== 'string' && e.codec) this.codecs.add(e.codec);
     const consumer = new Consumer(spec as SubscribeSpec, {
       transport: this.transport,
       router: this.bus.router,
@@ -161,6 +176,25 @@ export class Herald {
     if (this.state === 'started')
       void consumer.start().catch((err: unknown) => this.logger.error({ err }, 'consumer failed to start'));
     return consumer;
+  }
+
+  /**
+   * Reads a subscription with `for await`: each event is acknowledged when the loop asks for the
+   * next, and leaving the loop releases what was not acknowledged. For scripts and tools; services
+   * use {@link subscribe}. The subscription starts with the first iteration.
+   *
+   * @example
+   * for await (const event of herald.consume({ group: 'backfill', events: [OrderPlaced] })) {
+   *   await index(event.payload);
+   *   if (done()) break;
+   * }
+   */
+  consume<P>(spec: ConsumeSpec<P>): AsyncIterableIterator<EventEnvelope<P>> {
+    return consumeEvents(spec, async (full) => {
+      const consumer = this.subscribe(full);
+      await consumer.start();
+      return consumer;
+    });
   }
 
   /** Starts every consumer. */
