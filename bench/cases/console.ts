@@ -146,6 +146,11 @@ export async function run(): Promise<string> {
     '`list`, and kept fresh by reading only entries after its last cursor; every page, filter, search,',
     'group and dry run is answered from it.',
     '',
+    `Load average at the start of the run: ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' / ')} (1/5/15 min) on ${os.cpus().length} cores.`,
+    '',
   ];
   const dir = mkdtempSync(path.join(os.tmpdir(), 'herald-console-bench-'));
   try {

@@ -20,7 +20,12 @@ const options = {
     arg: '<port>',
     help: 'HTTP port (default 7080; 0 = any free port)',
   },
-  host: { type: 'string', arg: '<host>', help: 'address to listen on (default 127.0.0.1)' },
+  host: {
+    type: 'string',
+    env: 'HERALD_CONSOLE_HOST',
+    arg: '<host>',
+    help: 'address to listen on (default 127.0.0.1; 0.0.0.0 in a container)',
+  },
   'read-only': { type: 'boolean', help: 'refuse every replay and purge' },
   token: {
     type: 'string',
