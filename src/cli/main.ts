@@ -6,6 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { ConfigError, HeraldError } from '../core/errors.js';
 import { EXIT, UsageError } from './args.js';
 import { helpText, usageText, type Command } from './command.js';
+import { consoleCommand } from './commands/console.js';
 import { demoCommand } from './commands/demo.js';
 import { devCommand } from './commands/dev.js';
 import { dlqCommand } from './commands/dlq.js';
@@ -23,6 +24,7 @@ export const COMMANDS: readonly Command[] = [
   statsCommand,
   sagaCommand,
   devCommand,
+  consoleCommand,
 ];
 
 function mainHelp(): string {

@@ -4,6 +4,8 @@ import { toError } from '../core/errors.js';
 import { backends, type OpenedBackend } from '../backends/index.js';
 import { HealthProbes, probeHandler } from '../health/index.js';
 import { createObservability, type Observability } from '../observability/index.js';
+import { consoleHandler } from '../console/index.js';
+import { DEMO_EVENTS } from './events.js';
 import { startDemoServer, sendJson, type DemoServer, type RouteHandler } from './server.js';
 import { createDemoServices, TrafficGenerator, type DemoServices } from './services.js';
 import { DemoTally, StatusLine, type StatusSnapshot } from './status.js';
@@ -122,12 +124,25 @@ export async function runDemo(options: DemoRunOptions): Promise<DemoSummary> {
     for (const h of services.all) observability.instrument(h);
     if (options.port !== false) {
       const table = routes(tally, services, observability, probes);
+      // The web console answers `/`, its assets and `/api/*`; everything else falls through to the table.
+      const ui = consoleHandler({
+        herald: services.all[0]!,
+        observe: services.all,
+        probes,
+        events: DEMO_EVENTS,
+        title: 'Herald demo',
+      });
       server = await startDemoServer(table, {
         port: options.port ?? 7070,
         // Route templates are the exact paths, so http_requests_total has one series per endpoint.
-        wrap: (listener) => observability.http.node(listener, Object.keys(table)),
+        wrap: (listener) =>
+          observability.http.node((req, res) => ui(req, res, () => listener(req, res)), Object.keys(table)),
       });
-      note(`herald demo: serving ${server.url} (/status, /metrics, /health, /ready, /live)`);
+      const closeServer = server.close;
+      server = { ...server, close: () => (ui.close(), closeServer()) };
+      note(
+        `herald demo: console at ${server.url}/ (token ${ui.token}); also /status, /metrics, /health, /ready, /live`,
+      );
     }
     note(
       `herald demo: run ${runId} on ${target.url}${runNamespace ? ` (namespace ${runNamespace})` : ''}, ${rate} events/s${options.durationS !== undefined ? ` for ${options.durationS} s` : '; Ctrl-C to stop'}`,

@@ -70,6 +70,12 @@ export interface DeadLetterStore {
   remove(ids: readonly string[]): Promise<number>;
   /** Removes every entry matching the filter (all entries without one); returns how many. */
   purge(filter?: DeadLetterFilter): Promise<number>;
+  /**
+   * Optional: the same page as `list`, without message bodies and with only what search and
+   * grouping need (see {@link DeadLetterSummary}). Stores that can read less than whole entries
+   * implement it; callers fall back to `list` (see `summarizeDeadLetters`).
+   */
+  summaries?(filter?: DeadLetterFilter, page?: PageRequest): Promise<Page<DeadLetterSummary>>;
   close?(): Promise<void>;
 }
 
@@ -110,4 +116,29 @@ export function decodeCursor(cursor: string | undefined): { at: number; id: stri
     // fall through to the error below
   }
   throw new ConfigError('cursor', 'is not a cursor returned by list(); start again without one');
+}
+
+/**
+ * A dead letter without its body: what searching and grouping a large DLQ need. A few hundred bytes
+ * per entry, so 100,000 of them fit comfortably in memory.
+ */
+export interface DeadLetterSummary {
+  readonly id: string;
+  readonly reason: DeadLetterEntry['reason'];
+  readonly topic: string;
+  readonly group: string;
+  readonly handler: string;
+  readonly eventType?: string;
+  /** The message id (the event id for events Herald published). */
+  readonly eventId: string;
+  /** The message key (the aggregate id for events Herald published). */
+  readonly aggregateId?: string;
+  readonly errorName: string;
+  /** At most `SUMMARY_MESSAGE_MAX` (500) characters. */
+  readonly errorMessage: string;
+  /** The first `at ...` line of the stack, when there is one. */
+  readonly stackTop?: string;
+  readonly attempts: number;
+  readonly firstFailedAt: number;
+  readonly deadLetteredAt: number;
 }

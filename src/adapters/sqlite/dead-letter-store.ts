@@ -11,6 +11,9 @@ import {
 import { acquireDatabase, type DatabaseHandle, type SqliteDatabase } from './database.js';
 import { resolveConnectionOptions, type SqliteConnectionOptions } from './options.js';
 import { ClosedError } from '../../core/errors.js';
+import type { DeadLetterSummary } from '../../store/dead-letter-summary.js';
+import { listSummaries } from './dead-letter-summaries.js';
+import { sqlWhere, whereClause } from './dead-letter-where.js';
 
 interface Row {
   body: Buffer;
@@ -120,6 +123,11 @@ export class SqliteDeadLetterStore implements DeadLetterStore {
     );
   }
 
+  /** Reads only the indexed columns and a few JSON fields: no bodies, no full entry parse. */
+  async summaries(filter?: DeadLetterFilter, page?: PageRequest): Promise<Page<DeadLetterSummary>> {
+    return listSummaries(this.db, filter, page);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -131,32 +139,4 @@ function toEntry(row: Row): DeadLetterEntry {
   const stored = JSON.parse(row.entry) as StoredEntry;
   const body = new Uint8Array(row.body.buffer, row.body.byteOffset, row.body.byteLength);
   return { ...stored, message: { ...stored.message, body } };
-}
-
-function whereClause(filter: DeadLetterFilter = {}): { sql: string[]; params: (string | number)[] } {
-  const sql: string[] = [];
-  const params: (string | number)[] = [];
-  const eq = (column: string, value: string | undefined): void => {
-    if (value === undefined) return;
-    sql.push(`${column} = ?`);
-    params.push(value);
-  };
-  eq('grp', filter.group);
-  eq('topic', filter.topic);
-  eq('event_type', filter.eventType);
-  eq('handler', filter.handler);
-  eq('reason', filter.reason);
-  if (filter.since !== undefined) {
-    sql.push('dead_lettered_at >= ?');
-    params.push(filter.since);
-  }
-  if (filter.until !== undefined) {
-    sql.push('dead_lettered_at < ?');
-    params.push(filter.until);
-  }
-  return { sql, params };
-}
-
-function sqlWhere(conditions: string[]): string {
-  return conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
 }

@@ -1,0 +1,175 @@
+/**
+ * The console's dead-letter views on 100,000 entries, per backend (SQLite file, Redis on 6379):
+ * the index's first build (a cold console), its refresh after one more entry, and the queries the
+ * pages make (a page, filters, free-text search, failure groups, a dry run). The raw store calls
+ * (`count`, one `list` page) are measured in the same run for scale.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { backends, type OpenedBackend } from '../../src/backends/index.js';
+import { DeadLetterIndex } from '../../src/console/index.js';
+import type { DeadLetterEntry, DeadLetterStore } from '../../src/store/dead-letter-store.js';
+
+const N = Number(process.env['CONSOLE_BENCH_N'] ?? 100_000);
+const GROUPS = ['billing', 'notifications', 'search-indexer', 'analytics', 'audit-log'];
+const TYPES = ['order.placed', 'order.paid', 'invoice.requested', 'user.signed-up'];
+const ERRORS = Array.from({ length: 24 }, (_, k) => ({
+  name: k % 3 === 0 ? 'TypeError' : 'Error',
+  message: (i: number) =>
+    k % 3 === 0
+      ? `Cannot read properties of undefined (reading 'field${k}')`
+      : `Upstream ${k} returned 503 for request req-${i} after ${i % 7} ms`,
+  stack: (msg: string) =>
+    `Error: ${msg}\n    at handler${k} (/app/src/handlers/h${k}.ts:${40 + k}:13)\n${'    at process.processTicksAndRejections (node:internal/process/task_queues:95:5)\n'.repeat(6)}`,
+}));
+
+function entry(i: number, base: number): DeadLetterEntry {
+  const err = ERRORS[i % ERRORS.length]!;
+  const group = GROUPS[i % GROUPS.length]!;
+  const message = err.message(i);
+  const id = `0196f3c2-${String(i).padStart(12, '0')}`;
+  return {
+    id: `${group}:${id}`,
+    reason: i % 10 === 0 ? 'schema' : 'max-attempts',
+    message: {
+      id,
+      key: `customer-${i % 1000}`,
+      headers: { 'content-type': 'application/json', 'event-type': TYPES[i % TYPES.length]! },
+      body: new TextEncoder().encode(
+        JSON.stringify({
+          id,
+          type: TYPES[i % TYPES.length],
+          payload: { orderId: `o-${i}`, amount: i % 500, note: 'x'.repeat(200) },
+        }),
+      ),
+    },
+    topic: `${TYPES[i % TYPES.length]!.split('.')[0]}.events`,
+    group,
+    handler: group,
+    eventType: TYPES[i % TYPES.length]!,
+    error: { name: err.name, message, stack: err.stack(message) },
+    attempts: 4,
+    firstFailedAt: base + i * 10 - 500,
+    lastFailedAt: base + i * 10 - 10,
+    deadLetteredAt: base + i * 10,
+  };
+}
+
+async function fill(store: DeadLetterStore, n: number): Promise<number> {
+  const t = performance.now();
+  const base = Date.now() - n * 10 - 60_000;
+  for (let i = 0; i < n; i += 500) {
+    await Promise.all(Array.from({ length: Math.min(500, n - i) }, (_, k) => store.add(entry(i + k, base))));
+  }
+  return performance.now() - t;
+}
+
+/** Median of `runs` timings of `fn`, in ms. */
+async function time(fn: () => unknown, runs = 5): Promise<number> {
+  const out: number[] = [];
+  for (let r = 0; r < runs; r++) {
+    const t = performance.now();
+    await fn();
+    out.push(performance.now() - t);
+  }
+  out.sort((a, b) => a - b);
+  return out[Math.floor(out.length / 2)]!;
+}
+
+const ms = (v: number): string => (v < 10 ? v.toFixed(2) : v.toFixed(0));
+
+async function measure(name: string, opened: OpenedBackend): Promise<string[]> {
+  const store = opened.stores.deadLetters!;
+  await store.purge();
+  const fillMs = await fill(store, N);
+  const index = new DeadLetterIndex(store, { staleMs: 0 });
+  const cold = await time(() => new DeadLetterIndex(store).fresh(), 1);
+  await index.fresh();
+  const rows: [string, number][] = [
+    ['index: first build (cold console)', cold],
+    ['index: refresh, nothing new', await time(() => index.fresh(true))],
+  ];
+  let extra = N;
+  const base = Date.now();
+  rows.push([
+    'index: refresh after 1 new entry',
+    await time(async () => {
+      await store.add(entry(extra++, base));
+      await index.fresh(true);
+    }),
+  ]);
+  const biggest = index.groups({})[0]!.fingerprint;
+  rows.push(
+    ['list: newest page of 100', await time(() => index.page({}, { limit: 100, newestFirst: true }))],
+    [
+      'list: filter group + reason',
+      await time(() => index.page({ group: 'billing', reason: 'schema' }, { limit: 100 })),
+    ],
+    ['list: filter error text', await time(() => index.page({ errorText: 'returned 503' }, { limit: 100 }))],
+    [
+      'list: search q (one aggregate id)',
+      await time(() => index.page({ q: 'customer-977' }, { limit: 100 })),
+    ],
+    [
+      'list: time range (last 10%)',
+      await time(() => index.page({ since: base - N, until: base }, { limit: 100 })),
+    ],
+    ['groups: all 100,000 by fingerprint', await time(() => index.groups({}))],
+    ['groups: one consumer group', await time(() => index.groups({ group: 'analytics' }))],
+    ['dry run: one failure group', await time(() => index.select({ fingerprint: biggest }))],
+    ['store: count()', await time(() => store.count())],
+    ['store: list() first page of 100', await time(() => store.list(undefined, { limit: 100 }))],
+    ['store: list() filtered (group)', await time(() => store.list({ group: 'billing' }, { limit: 100 }))],
+  );
+  const groups = index.groups({}).length;
+  await store.purge();
+  return [
+    `### ${name}`,
+    '',
+    `${N.toLocaleString('en-US')} dead letters (${GROUPS.length} groups, ${TYPES.length} event types, ${groups} failure groups, ~1 KB entries with stacks), filled in ${(fillMs / 1000).toFixed(1)} s. Median of 5 unless marked cold.`,
+    '',
+    '| operation | ms |',
+    '| --- | ---: |',
+    ...rows.map(([k, v]) => `| ${k} | ${ms(v)} |`),
+    '',
+  ];
+}
+
+export async function run(): Promise<string> {
+  const out: string[] = [
+    '## Console: dead letters at 100,000 entries',
+    '',
+    'Command: `npm run bench -- console`. The console keeps an in-memory index of dead-letter summaries',
+    '(no bodies), built once through `DeadLetterStore.summaries` (SQLite: JSON fields picked by SQL) or',
+    '`list`, and kept fresh by reading only entries after its last cursor; every page, filter, search,',
+    'group and dry run is answered from it.',
+    '',
+    `Load average at the start of the run: ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' / ')} (1/5/15 min) on ${os.cpus().length} cores.`,
+    '',
+  ];
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'herald-console-bench-'));
+  try {
+    const sqlite = await backends.open(`sqlite://${path.join(dir, 'dlq.db')}`, { mustExist: false });
+    try {
+      out.push(...(await measure('SQLite', sqlite)));
+    } finally {
+      await sqlite.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const redis = await backends.open('redis://127.0.0.1:6379', {
+    namespace: `bench-console-${randomBytes(3).toString('hex')}`,
+  });
+  try {
+    out.push(...(await measure('Redis', redis)));
+  } finally {
+    await redis.close();
+  }
+  return out.join('\n');
+}

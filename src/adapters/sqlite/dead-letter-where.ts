@@ -1,0 +1,30 @@
+import type { DeadLetterFilter } from '../../store/dead-letter-store.js';
+
+/** The SQL conditions and parameters of a dead-letter filter, shared by listing and summaries. */
+export function whereClause(filter: DeadLetterFilter = {}): { sql: string[]; params: (string | number)[] } {
+  const sql: string[] = [];
+  const params: (string | number)[] = [];
+  const eq = (column: string, value: string | undefined): void => {
+    if (value === undefined) return;
+    sql.push(`${column} = ?`);
+    params.push(value);
+  };
+  eq('grp', filter.group);
+  eq('topic', filter.topic);
+  eq('event_type', filter.eventType);
+  eq('handler', filter.handler);
+  eq('reason', filter.reason);
+  if (filter.since !== undefined) {
+    sql.push('dead_lettered_at >= ?');
+    params.push(filter.since);
+  }
+  if (filter.until !== undefined) {
+    sql.push('dead_lettered_at < ?');
+    params.push(filter.until);
+  }
+  return { sql, params };
+}
+
+export function sqlWhere(conditions: string[]): string {
+  return conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
+}

@@ -1,0 +1,449 @@
+import { REPLAY_GROUP_HEADER } from '../core/consumer/consumer.js';
+import type { DeadLetterQueue } from '../core/dead-letters.js';
+import { SchemaValidationError, toError } from '../core/errors.js';
+import type { EventDefinition } from '../core/event.js';
+import type { Herald } from '../core/herald.js';
+import type { DeadLetterEntry, DeadLetterReason } from '../store/dead-letter-store.js';
+import type { GroupStats, Transport } from '../transport/transport.js';
+import { AuditLog, type AuditRecord } from './audit.js';
+import {
+  DeadLetterIndex,
+  type ConsoleFilter,
+  type FailureGroup,
+  type IndexedLetter,
+} from './dead-letter-index.js';
+import { LiveMetrics, type FlowNumbers } from './live-metrics.js';
+import { Masker } from './masking.js';
+
+/** Health probes as `herald/health`'s HealthProbes has them (structural, so any source fits). */
+export interface ProbesLike {
+  health(): Promise<{ status: number; body: unknown }>;
+  ready(): Promise<{ status: number; body: unknown }>;
+}
+
+export interface ConsoleOptions {
+  /** A Herald instance: its DLQ, transport, consumers and live numbers. */
+  readonly herald?: Herald;
+  /** More Herald instances in the same process whose live numbers and consumers to show. */
+  readonly observe?: readonly Herald[];
+  /** Without `herald`: the DLQ to administer. */
+  readonly deadLetters?: DeadLetterQueue;
+  /** Without `herald`: the transport replays publish to and queue depths come from. */
+  readonly transport?: Transport;
+  /** Topic/group pairs to show even before anything happened on them. */
+  readonly flows?: readonly { readonly topic: string; readonly group: string }[];
+  /** Health and readiness with each check. */
+  readonly probes?: ProbesLike;
+  /** Circuit breakers by name (anything with a `state`), shown on the overview. */
+  readonly breakers?: Readonly<Record<string, { readonly state: string }>>;
+  /** A degradation manager (anything with a `level`). */
+  readonly degradation?: { readonly level: string };
+  /** Event definitions: an edited payload is validated against its event's schema. */
+  readonly events?: readonly EventDefinition[];
+  /** Payload fields to mask in views and exports (`email`, `customer.phone`). */
+  readonly mask?: readonly string[];
+  /** Trace UI link, `{traceId}` replaced, e.g. `http://localhost:16686/trace/{traceId}`. */
+  readonly traceUrl?: string;
+  /** Bearer token for mutations; default: a random one (read it from `consoleHandler(...).token`). */
+  readonly token?: string;
+  /** Refuse every mutation. */
+  readonly readOnly?: boolean;
+  /** Also append the audit log to this JSON-lines file. */
+  readonly auditFile?: string;
+  /** Shown in the page title. */
+  readonly title?: string;
+}
+
+/** A replay or purge target: entry ids, or everything matching a filter (a failure group, a time range...). */
+export type Selection = { readonly ids: readonly string[] } | { readonly filter: ConsoleFilter };
+
+/** What a replay or purge would touch. */
+export interface DryRun {
+  readonly count: number;
+  readonly groups: Record<string, number>;
+  readonly topics: Record<string, number>;
+  readonly failureGroups: Record<string, number>;
+  /** Selected ids that are not (or no longer) in the DLQ. */
+  readonly notFound: number;
+}
+
+/** One row of the overview: a consumer group on a topic. */
+export interface FlowRow extends FlowNumbers {
+  readonly topic: string;
+  readonly group: string;
+  readonly lag?: number;
+  readonly inFlight?: number;
+  /** Messages waiting for their retry. */
+  readonly retrying?: number;
+  readonly deadLetters: number;
+}
+
+export interface Overview {
+  readonly time: number;
+  readonly title: string;
+  readonly readOnly: boolean;
+  readonly transport: string;
+  readonly flows: readonly FlowRow[];
+  readonly totals: { rateIn: number; rateOut: number; failRate: number; deadLetters: number };
+  readonly health?: { status: number; body: unknown };
+  readonly ready?: { status: number; body: unknown };
+  readonly breakers?: readonly { name: string; state: string }[];
+  readonly degradation?: string;
+}
+
+export class HttpProblem extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+const REPLAY_CHUNK = 500;
+
+/** The console's operations, without HTTP: what the admin API calls. */
+export class ConsoleService {
+  readonly dlq: DeadLetterQueue;
+  readonly transport: Transport;
+  readonly index: DeadLetterIndex;
+  readonly audit: AuditLog;
+  readonly masker: Masker;
+  readonly live = new LiveMetrics();
+  private readonly heralds: readonly Herald[];
+  private readonly events = new Map<string, EventDefinition>();
+  private readonly detach: (() => void)[] = [];
+  private statsCache: { at: number; value: Promise<Map<string, GroupStats | undefined>> } | undefined;
+
+  constructor(readonly options: ConsoleOptions) {
+    const dlq = options.herald?.deadLetters ?? options.deadLetters;
+    const transport = options.herald?.transport ?? options.transport;
+    if (!dlq || !transport)
+      throw new TypeError('consoleHandler needs { herald } or { deadLetters, transport }');
+    this.dlq = dlq;
+    this.transport = transport;
+    this.index = new DeadLetterIndex(dlq.store);
+    this.audit = new AuditLog(options.auditFile ? { file: options.auditFile } : {});
+    this.masker = new Masker(options.mask);
+    this.heralds = [...(options.herald ? [options.herald] : []), ...(options.observe ?? [])];
+    for (const h of new Set(this.heralds)) this.detach.push(h.observe(this.live.observer));
+    for (const e of options.events ?? []) this.events.set(e.type, e);
+    // Build the index now, so the first page a person opens does not wait for a large DLQ's scan.
+    this.index.fresh().catch(() => undefined);
+  }
+
+  close(): void {
+    for (const d of this.detach.splice(0)) d();
+  }
+
+  // ---- overview -------------------------------------------------------------------------------
+
+  private pairs(): { topic: string; group: string }[] {
+    const keys = new Set<string>();
+    for (const f of this.options.flows ?? []) keys.add(`${f.topic}\u0000${f.group}`);
+    for (const h of this.heralds)
+      for (const c of h.subscriptions) for (const t of c.topics) keys.add(`${t}\u0000${c.group}`);
+    for (const [t, groups] of this.live.groupsByTopic) for (const g of groups) keys.add(`${t}\u0000${g}`);
+    for (const k of this.index.pairs().keys()) keys.add(k);
+    return [...keys].sort().map((k) => {
+      const [topic, group] = k.split('\u0000') as [string, string];
+      return { topic, group };
+    });
+  }
+
+  /** Queue depths, at most once a second whatever the number of viewers. */
+  private stats(pairs: { topic: string; group: string }[]): Promise<Map<string, GroupStats | undefined>> {
+    if (this.statsCache && Date.now() - this.statsCache.at < 900) return this.statsCache.value;
+    const value = (async () => {
+      const out = new Map<string, GroupStats | undefined>();
+      const stats = this.transport.stats?.bind(this.transport);
+      if (!stats) return out;
+      await Promise.all(
+        pairs.map(async ({ topic, group }) => {
+          out.set(
+            `${topic}\u0000${group}`,
+            await withTimeout(stats(topic, group), 2000).catch(() => undefined),
+          );
+        }),
+      );
+      return out;
+    })();
+    this.statsCache = { at: Date.now(), value };
+    return value;
+  }
+
+  async overview(): Promise<Overview> {
+    await this.index.fresh().catch(() => undefined);
+    const pairs = this.pairs();
+    const [stats, health, ready] = await Promise.all([
+      this.stats(pairs),
+      this.options.probes
+        ?.health()
+        .catch((e: unknown) => ({ status: 503, body: { error: toError(e).message } })),
+      this.options.probes
+        ?.ready()
+        .catch((e: unknown) => ({ status: 503, body: { error: toError(e).message } })),
+    ]);
+    const dl = this.index.pairs();
+    const now = Date.now();
+    const flows: FlowRow[] = pairs.map(({ topic, group }) => {
+      const key = `${topic}\u0000${group}`;
+      const s = stats.get(key);
+      return {
+        topic,
+        group,
+        ...this.live.numbers(topic, group, now),
+        ...(s ? { lag: s.lag, inFlight: s.inFlight, retrying: s.delayed } : {}),
+        deadLetters: dl.get(key) ?? 0,
+      };
+    });
+    const topicsIn = new Map(flows.map((f) => [f.topic, f.rateIn]));
+    const breakers = this.options.breakers;
+    return {
+      time: now,
+      title: this.options.title ?? 'Herald',
+      readOnly: this.options.readOnly === true,
+      transport: this.transport.name,
+      flows,
+      totals: {
+        rateIn: round([...topicsIn.values()].reduce((a, b) => a + b, 0)),
+        rateOut: round(flows.reduce((a, f) => a + f.rateOut, 0)),
+        failRate: round(flows.reduce((a, f) => a + f.failRate, 0)),
+        deadLetters: this.index.size,
+      },
+      ...(health ? { health } : {}),
+      ...(ready ? { ready } : {}),
+      ...(breakers
+        ? { breakers: Object.entries(breakers).map(([name, b]) => ({ name, state: String(b.state) })) }
+        : {}),
+      ...(this.options.degradation ? { degradation: String(this.options.degradation.level) } : {}),
+    };
+  }
+
+  // ---- dead letters ---------------------------------------------------------------------------
+
+  async list(filter: ConsoleFilter, page: { limit?: number; cursor?: string; newestFirst?: boolean }) {
+    await this.index.fresh();
+    return this.index.page(filter, page);
+  }
+
+  async groups(filter: ConsoleFilter): Promise<FailureGroup[]> {
+    await this.index.fresh();
+    return this.index.groups(filter);
+  }
+
+  /** An entry as the console shows it: body decoded, masked fields masked, trace link. */
+  async entry(id: string): Promise<Record<string, unknown>> {
+    const entry = await this.dlq.get(id);
+    if (!entry) {
+      this.index.forget([id]);
+      throw new HttpProblem(404, `no dead letter with id ${JSON.stringify(id)}`);
+    }
+    return this.view(entry);
+  }
+
+  view(entry: DeadLetterEntry): Record<string, unknown> {
+    const { body, ...message } = entry.message;
+    const decoded = decodeBody(entry);
+    const traceId = /^[\da-f]{2}-([\da-f]{32})-/.exec(message.headers['traceparent'] ?? '')?.[1];
+    const indexed = this.index.get(entry.id);
+    return {
+      ...entry,
+      message: {
+        ...message,
+        headers: this.masker.mask(message.headers),
+        ...(decoded !== undefined
+          ? { body: this.masker.mask(decoded), bodyEncoding: 'json' }
+          : this.masker.enabled
+            ? {
+                body: `(${body.byteLength} bytes, not JSON: hidden while masking is on)`,
+                bodyEncoding: 'hidden',
+              }
+            : { body: Buffer.from(body).toString('base64'), bodyEncoding: 'base64' }),
+      },
+      ...(indexed ? { fingerprint: indexed.fingerprint } : {}),
+      ...(traceId ? { traceId } : {}),
+      ...(traceId && this.options.traceUrl
+        ? { traceUrl: this.options.traceUrl.replace('{traceId}', traceId) }
+        : {}),
+      editable: decoded !== undefined && isEnvelope(decoded),
+      schemaKnown: entry.eventType !== undefined && this.events.get(entry.eventType)?.schema !== undefined,
+    };
+  }
+
+  private async selected(selection: Selection): Promise<{ letters: IndexedLetter[]; notFound: number }> {
+    await this.index.fresh(true);
+    if ('ids' in selection) {
+      const letters: IndexedLetter[] = [];
+      let notFound = 0;
+      for (const id of new Set(selection.ids)) {
+        const l = this.index.get(id);
+        if (l) letters.push(l);
+        else notFound++;
+      }
+      return { letters, notFound };
+    }
+    return { letters: this.index.select(selection.filter), notFound: 0 };
+  }
+
+  async dryRun(selection: Selection): Promise<DryRun> {
+    const { letters, notFound } = await this.selected(selection);
+    const groups: Record<string, number> = {};
+    const topics: Record<string, number> = {};
+    const failureGroups: Record<string, number> = {};
+    for (const l of letters) {
+      groups[l.group] = (groups[l.group] ?? 0) + 1;
+      topics[l.topic] = (topics[l.topic] ?? 0) + 1;
+      failureGroups[l.fingerprint] = (failureGroups[l.fingerprint] ?? 0) + 1;
+    }
+    return { count: letters.length, groups, topics, failureGroups, notFound };
+  }
+
+  async replay(
+    selection: Selection,
+    who: Who,
+  ): Promise<{ replayed: number; failed: number; notFound: number }> {
+    const { letters, notFound } = await this.selected(selection);
+    let replayed = 0;
+    const failed: string[] = [];
+    for (let i = 0; i < letters.length; i += REPLAY_CHUNK) {
+      const ids = letters.slice(i, i + REPLAY_CHUNK).map((l) => l.id);
+      const result = await this.dlq.replay(ids);
+      replayed += result.replayed;
+      const failedIds = new Set(result.failed.map((f) => f.id));
+      failed.push(...failedIds);
+      this.index.forget(ids.filter((id) => !failedIds.has(id)));
+    }
+    await this.record(who, 'replay', selection, replayed, letters, failed.length);
+    return { replayed, failed: failed.length, notFound };
+  }
+
+  async purge(selection: Selection, expect: number, who: Who): Promise<{ purged: number }> {
+    const { letters } = await this.selected(selection);
+    if (letters.length !== expect)
+      throw new HttpProblem(
+        409,
+        `the selection now holds ${letters.length} entries, not ${expect}: check it again`,
+        {
+          count: letters.length,
+        },
+      );
+    const ids = letters.map((l) => l.id);
+    let purged = 0;
+    for (let i = 0; i < ids.length; i += REPLAY_CHUNK)
+      purged += await this.dlq.store.remove(ids.slice(i, i + REPLAY_CHUNK));
+    this.index.forget(ids);
+    await this.record(who, 'purge', selection, purged, letters);
+    return { purged };
+  }
+
+  /** Replaces the event's payload, validates it when the event's schema is known, and replays it. */
+  async replayEdited(id: string, payload: unknown, who: Who): Promise<{ replayed: 1; validated: boolean }> {
+    const entry = await this.dlq.get(id);
+    if (!entry) throw new HttpProblem(404, `no dead letter with id ${JSON.stringify(id)}`);
+    const envelope = decodeBody(entry);
+    if (!isEnvelope(envelope))
+      throw new HttpProblem(422, 'only JSON-coded events can be edited; this message body is not one');
+    const restored = this.masker.unmask(payload, envelope['payload'], []);
+    const definition = entry.eventType !== undefined ? this.events.get(entry.eventType) : undefined;
+    let validated = false;
+    let value = restored;
+    if (definition?.schema) {
+      try {
+        value = await definition.parse(restored);
+        validated = true;
+      } catch (err) {
+        if (err instanceof SchemaValidationError)
+          throw new HttpProblem(422, err.message, { issues: err.issues });
+        throw err;
+      }
+    }
+    const body = new TextEncoder().encode(JSON.stringify({ ...envelope, payload: value }));
+    await this.transport.publish(entry.topic, [
+      {
+        ...entry.message,
+        body,
+        headers: { ...entry.message.headers, [REPLAY_GROUP_HEADER]: entry.group },
+      },
+    ]);
+    await this.dlq.store.remove([id]);
+    this.index.forget([id]);
+    await this.audit.record({
+      at: Date.now(),
+      ...who,
+      action: 'replay-edited',
+      selection: { ids: [id] },
+      count: 1,
+      groups: { [entry.group]: 1 },
+    });
+    return { replayed: 1, validated };
+  }
+
+  /** Matching entries as masked JSON lines, oldest first. */
+  async *export(filter: ConsoleFilter): AsyncGenerator<string> {
+    await this.index.fresh(true);
+    const letters = this.index.select(filter);
+    for (let i = 0; i < letters.length; i += 100) {
+      const entries = await Promise.all(letters.slice(i, i + 100).map((l) => this.dlq.get(l.id)));
+      for (const e of entries) if (e) yield `${JSON.stringify(this.view(e))}\n`;
+    }
+  }
+
+  private async record(
+    who: Who,
+    action: AuditRecord['action'],
+    selection: Selection,
+    count: number,
+    letters: readonly IndexedLetter[],
+    failed = 0,
+  ): Promise<void> {
+    const groups: Record<string, number> = {};
+    for (const l of letters) groups[l.group] = (groups[l.group] ?? 0) + 1;
+    await this.audit.record({
+      at: Date.now(),
+      ...who,
+      action,
+      selection:
+        'ids' in selection ? { ids: selection.ids.slice(0, 20), total: selection.ids.length } : selection,
+      count,
+      ...(failed > 0 ? { failed } : {}),
+      groups,
+    });
+  }
+}
+
+export interface Who {
+  readonly actor: string;
+  readonly address?: string;
+}
+
+export const REASONS: readonly DeadLetterReason[] = ['max-attempts', 'decode', 'schema', 'permanent'];
+
+function decodeBody(entry: DeadLetterEntry): unknown {
+  const type = entry.message.headers['content-type'];
+  if (type !== undefined && type !== 'application/json') return undefined;
+  try {
+    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(entry.message.body)) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+function isEnvelope(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && 'payload' in v && 'type' in v;
+}
+
+function round(n: number): number {
+  return Math.round(n * 10) / 10;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('timed out')), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { chromium, selectors, type Browser, type Page } from 'playwright-core';
+import { waitUntil } from '../support/wait.js';
+import { startHarness, type Harness } from './harness.js';
+
+/**
+ * The console in real headless Chromium (Debian's `chromium`): a broken handler fills the DLQ, the
+ * operator finds the failure group, the handler is fixed, the group is dry-run and replayed, and
+ * the DLQ ends empty with every event handled. With CONSOLE_SCREENSHOTS=1 the main views are saved
+ * to docs/console/ (otherwise to a temporary folder).
+ */
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const SHOTS = process.env['CONSOLE_SCREENSHOTS']
+  ? join(import.meta.dirname, '..', '..', 'docs', 'console')
+  : join(process.env['TMPDIR'] ?? '/tmp', 'herald-console-shots');
+const EVENTS = 40;
+
+let harness: Harness;
+let browser: Browser;
+let page: Page;
+
+before(async () => {
+  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`);
+  mkdirSync(SHOTS, { recursive: true });
+  harness = await startHarness({
+    traceUrl: 'http://localhost:16686/trace/{traceId}',
+    title: 'Herald · billing',
+  });
+  selectors.setTestIdAttribute('data-test');
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+  page = await browser.newPage({ viewport: { width: 1360, height: 860 } });
+});
+
+after(async () => {
+  await browser?.close();
+  await harness?.close();
+});
+
+async function shot(name: string): Promise<void> {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: false });
+}
+
+test(
+  'find the failure group, fix the handler, dry-run and replay it: the DLQ empties',
+  { timeout: 120_000 },
+  async () => {
+    const started = Date.now();
+    await harness.publish(EVENTS);
+    const dlq = harness.herald.deadLetters;
+    await waitUntil(async () => (await dlq.count()) === EVENTS, `${EVENTS} dead letters`, 30_000);
+
+    // The token travels in the fragment, as `herald console` prints it.
+    await page.goto(`${harness.url}#token=${harness.handler.token}`);
+    await page.getByTestId('dlq-total').getByText(String(EVENTS)).waitFor({ timeout: 10_000 });
+    await page.locator('table[data-test=flows] td', { hasText: 'invoicing' }).first().waitFor();
+    await page.waitForTimeout(1500); // two more SSE frames, so the charts have a line
+    await shot('overview');
+
+    // Dead letters: search narrows the list; the detail shows the masked payload and the trace link.
+    await page.goto(`${harness.url}#/dead-letters?aggregateId=customer-3`);
+    await page
+      .getByTestId('dl-count')
+      .getByText(`${EVENTS / 5} matching`)
+      .waitFor();
+    await page.goto(`${harness.url}#/dead-letters`);
+    await page.getByTestId('dl-count').getByText(`${EVENTS} matching`).waitFor();
+    await shot('dead-letters');
+    await page.getByTestId('dl-row').first().click();
+    const editor = page.getByTestId('payload-editor');
+    await editor.waitFor();
+    assert.match(await editor.inputValue(), /"email": "••••••"/, 'the email is masked in the view');
+    await shot('dead-letter-detail');
+    await page.keyboard.press('Escape');
+
+    // Failure groups: 40 different order ids, one failure.
+    await page.goto(`${harness.url}#/groups`);
+    const group = page.getByTestId('failure-group');
+    await group.first().waitFor();
+    assert.equal(await group.count(), 1, 'one failure group for one bug');
+    assert.match((await group.first().textContent()) ?? '', new RegExp(`^${EVENTS}`));
+    await shot('failure-groups');
+
+    harness.fix();
+    await group.first().getByTestId('replay-group').click();
+    const dry = page.getByTestId('dry-run');
+    await dry.waitFor();
+    const dryText = (await dry.textContent()) ?? '';
+    assert.match(dryText, new RegExp(`${EVENTS}\\s*entries`));
+    assert.match(dryText, /invoicing \(40\)/);
+    await shot('replay-dry-run');
+    assert.equal(await dlq.count(), EVENTS, 'a dry run changes nothing');
+    await page.getByTestId('confirm').click();
+
+    await page.getByTestId('no-groups').waitFor({ timeout: 15_000 });
+    await waitUntil(() => harness.handled.size === EVENTS, 'every event handled after the replay', 30_000);
+    assert.equal(await dlq.count(), 0);
+
+    await page.goto(`${harness.url}#/audit`);
+    const row = page.getByTestId('audit-row').first();
+    await row.waitFor();
+    const audit = (await row.textContent()) ?? '';
+    assert.match(audit, /replay/);
+    assert.match(audit, new RegExp(`${EVENTS}`));
+    await shot('audit');
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed < 120_000, `took ${elapsed} ms`);
+  },
+);
