@@ -1,4 +1,5 @@
-import { Cluster, Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
+import { redisDriver } from './driver.js';
 import { toError } from '../../core/errors.js';
 import type { RedisConnectionOptions } from './options.js';
 
@@ -126,6 +127,7 @@ export class Connections {
 
 function open(options: RedisConnectionOptions): RedisClient {
   if (options.client) return duplicate(options.client);
+  const { Cluster, Redis } = redisDriver();
   if (options.cluster) return new Cluster([...options.cluster.nodes], options.cluster.options);
   if (options.redis) return new Redis(options.redis);
   return new Redis(options.url ?? 'redis://127.0.0.1:6379');
