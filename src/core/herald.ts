@@ -8,6 +8,9 @@ import { ConfigError } from './errors.js';
 import type { EventEnvelope, EventOptions } from './event.js';
 import { silentLogger, type Logger } from './logger.js';
 import { Observers, type Observer } from './observer.js';
+import { rejectUnknownOptions, type KnownKeys } from './options.js';
+import type { RetryOptions } from './consumer/retry-policy.js';
+import type { IdempotencyOptions } from './middleware/idempotency.js';
 import type { RoutingRules } from './routing.js';
 import type { DeadLetterStore } from '../store/dead-letter-store.js';
 import type { EventStore } from '../store/event-store.js';
@@ -56,6 +59,43 @@ export interface HeraldOptions {
   readonly closeResources?: boolean;
 }
 
+const HERALD_OPTIONS: KnownKeys<HeraldOptions> = {
+  service: true,
+  transport: true,
+  routing: true,
+  codec: true,
+  codecs: true,
+  stores: true,
+  logger: true,
+  plugins: true,
+  drainTimeoutMs: true,
+  closeResources: true,
+};
+const STORES: KnownKeys<HeraldStores> = { deadLetters: true, idempotency: true, events: true };
+const SUBSCRIBE_SPEC: KnownKeys<SubscribeSpec> = {
+  group: true,
+  events: true,
+  handler: true,
+  handlers: true,
+  name: true,
+  topics: true,
+  concurrency: true,
+  ordering: true,
+  retry: true,
+  idempotency: true,
+  timeoutMs: true,
+  middleware: true,
+  startFrom: true,
+};
+const RETRY_OPTIONS: KnownKeys<RetryOptions> = {
+  maxAttempts: true,
+  initialDelayMs: true,
+  multiplier: true,
+  maxDelayMs: true,
+  jitter: true,
+};
+const IDEMPOTENCY: KnownKeys<IdempotencyOptions> = { ttlMs: true, leaseMs: true };
+
 /**
  * A service's connection to the event system: publish, subscribe, the DLQ, and an orderly
  * start/stop. Create with {@link createHerald}.
@@ -80,6 +120,8 @@ export class Herald {
   constructor(options: HeraldOptions) {
     if (!options || typeof options !== 'object')
       throw new ConfigError('options', 'createHerald needs an options object');
+    rejectUnknownOptions(options, HERALD_OPTIONS, '');
+    rejectUnknownOptions(options.stores, STORES, 'stores');
     if (typeof options.service !== 'string' || options.service.length === 0) {
       throw new ConfigError('service', 'must be a non-empty string naming this service');
     }
@@ -147,6 +189,10 @@ export class Herald {
   subscribe<P>(spec: SubscribeSpec<P>): Consumer {
     if (this.state === 'stopping' || this.state === 'stopped')
       throw new ConfigError('subscribe', 'Herald is stopped');
+    rejectUnknownOptions(spec, SUBSCRIBE_SPEC, 'subscribe');
+    if (spec.retry) rejectUnknownOptions(spec.retry, RETRY_OPTIONS, 'retry');
+    if (typeof spec.idempotency === 'object')
+      rejectUnknownOptions(spec.idempotency, IDEMPOTENCY, 'idempotency');
     const consumer = new Consumer(spec as SubscribeSpec, {
       transport: this.transport,
       router: this.bus.router,
