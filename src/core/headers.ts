@@ -9,4 +9,11 @@ export const Headers = {
   /** W3C trace context, written by the tracing middleware or any globally registered propagator. */
   traceparent: 'traceparent',
   tracestate: 'tracestate',
+  /**
+   * Set by a transport on a message it could not read (an entry or row Herald did not write, or
+   * headers that are not JSON): the reason. The consumer dead-letters it with reason `decode`.
+   */
+  malformed: 'herald-malformed',
+  /** The raw header text of a malformed message, kept as it was for the dead-letter record. */
+  rawHeaders: 'herald-raw-headers',
 } as const;

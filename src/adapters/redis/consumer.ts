@@ -173,15 +173,8 @@ export class GroupConsumer implements Subscription {
     const deliveries: RedisDelivery[] = [];
     for (const [idBuf, attempt, fields] of entries) {
       const streamId = idBuf.toString('latin1');
-      let message: Message;
-      try {
-        message = decodeFields(streamId, fields);
-      } catch (err) {
-        // Not ours (written by another tool): acknowledge it away rather than block the group.
-        this.ctx.connections.report(err, `decode ${this.topic}/${this.group}`);
-        await this.ctx.connections.client.xack(this.keys.stream, this.group, streamId);
-        continue;
-      }
+      // An entry Herald did not write comes back marked malformed: the consumer dead-letters it.
+      const message = decodeFields(streamId, fields);
       deliveries.push(new RedisDelivery(this, streamId, message, this.topic, this.group, attempt));
     }
     return {

@@ -1,4 +1,5 @@
 import type { GroupStats, Message } from '../../transport/transport.js';
+import { malformedMessage, parseHeaders } from '../../transport/malformed.js';
 import type { SqliteDatabase } from './database.js';
 
 /** Most rows a single fetch transaction reads from the log, so one poll never blocks for long. */
@@ -346,7 +347,21 @@ export class BrokerQueries {
 }
 
 function toMessage(row: MessageRow): Message {
-  const headers = JSON.parse(row.headers) as Record<string, string>;
   const body = new Uint8Array(row.body.buffer, row.body.byteOffset, row.body.byteLength);
-  return row.key === null ? { id: row.id, headers, body } : { id: row.id, key: row.key, headers, body };
+  const key = row.key ?? undefined;
+  let headers: Record<string, string>;
+  try {
+    headers = parseHeaders(row.headers);
+  } catch (err) {
+    // A row written by plain SQL with headers Herald cannot read: hand it on to be dead-lettered
+    // (reason decode, raw text kept) rather than fail the fetch and stop the whole group.
+    return malformedMessage({
+      id: row.id,
+      ...(key === undefined ? {} : { key }),
+      reason: `the headers of message ${row.seq} are not a JSON object of strings (${(err as Error).message}); it was not written by Herald`,
+      body,
+      rawHeaders: row.headers,
+    });
+  }
+  return key === undefined ? { id: row.id, headers, body } : { id: row.id, key, headers, body };
 }

@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { CodecRegistry } from '../codec/registry.js';
 import { ConfigError, DecodeError, HeraldError, SchemaValidationError, toError } from '../errors.js';
 import { parsePayload, type EventDefinition, type EventEnvelope } from '../event.js';
+import { Headers } from '../headers.js';
 import type { Logger } from '../logger.js';
 import { compose } from '../middleware.js';
 import { DeferredError, idempotencyMiddleware, type IdempotencyOptions } from '../middleware/idempotency.js';
@@ -267,6 +268,9 @@ export class Consumer {
     try {
       const { message } = delivery;
       let event: EventEnvelope;
+      const malformed = message.headers[Headers.malformed];
+      if (malformed !== undefined)
+        return await this.deadLetter(delivery, 'decode', new DecodeError(malformed), this.name, undefined);
       try {
         event = this.deps.codecs.get(message.headers['content-type']).decode(message.body);
       } catch (err) {
