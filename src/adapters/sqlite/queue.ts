@@ -338,6 +338,24 @@ export class BrokerQueries {
     });
   }
 
+  /** Every topic in the file with the groups that read it. */
+  topology(): { topic: string; groups: string[] }[] {
+    return this.s.run('listing topics and groups', () => {
+      const rows = this.s
+        .statement(
+          'SELECT t.name AS topic, g.name AS grp FROM herald_topics t LEFT JOIN herald_groups g ON g.topic_id = t.id ORDER BY t.name, g.name',
+        )
+        .all() as { topic: string; grp: string | null }[];
+      const byTopic = new Map<string, string[]>();
+      for (const r of rows) {
+        let groups = byTopic.get(r.topic);
+        if (!groups) byTopic.set(r.topic, (groups = []));
+        if (r.grp !== null) groups.push(r.grp);
+      }
+      return [...byTopic].map(([topic, groups]) => ({ topic, groups }));
+    });
+  }
+
   /** Names of all topics in the file. */
   topics(): string[] {
     return this.s.run('listing topics', () =>

@@ -7,12 +7,15 @@ import type {
   Message,
   SubscribeOptions,
   Subscription,
+  TopicTopology,
   Transport,
   TransportCapabilities,
+  TransportStores,
 } from '../../transport/transport.js';
 import { validateDelay, validateSubscribeOptions } from '../../transport/validate.js';
 import { acquireDatabase, type DatabaseHandle } from './database.js';
 import { SqliteBusyError } from './errors.js';
+import { sqliteStores } from './stores.js';
 import {
   resolveTransportOptions,
   type ResolvedTransportOptions,
@@ -122,6 +125,20 @@ export class SqliteTransport implements Transport {
   async stats(topic: string, group: string): Promise<GroupStats> {
     this.assertOpen();
     return this.queries.stats(topic, group, Date.now());
+  }
+
+  async topology(): Promise<readonly TopicTopology[]> {
+    this.assertOpen();
+    return this.queries.topology();
+  }
+
+  /**
+   * The dead-letter and idempotency stores in the same file (one shared connection), which Herald
+   * uses unless it is given others.
+   */
+  defaultStores(): TransportStores {
+    const { path, busyTimeoutMs, synchronous } = this.options;
+    return sqliteStores({ path, busyTimeoutMs, synchronous });
   }
 
   /**
