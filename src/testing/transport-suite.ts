@@ -286,6 +286,18 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
       'delayedRedelivery',
     );
 
+    test('topology lists the topics and the groups that read them', async (ctx) => {
+      if (!t.topology) return ctx.skip('transport has no topology()');
+      const topic = unique('topo');
+      const groups = [unique('ga'), unique('gb')].sort();
+      for (const group of groups)
+        await (await t.subscribe(topic, { group, prefetch: 1 }, () => undefined)).close();
+      await t.publish(topic, [message('topo-1')]);
+      const found = (await t.topology()).find((x) => x.topic === topic);
+      assert.ok(found, `topic ${topic} listed`);
+      assert.deepEqual([...found.groups].sort(), groups);
+    });
+
     test('release makes the message available again without counting an attempt', async () => {
       const topic = unique('release');
       const { deliveries, sub } = await consume(t, topic, unique('g'), {

@@ -86,6 +86,33 @@ describe('herald front door', { concurrency: 2 }, () => {
     }
   });
 
+  test('stats discovers the topics and groups of a database on its own', async () => {
+    const file = join(dir, 'shop.db');
+    const { sqlite } = await import('../../src/adapters/sqlite/index.js');
+    const t = sqlite({ path: file });
+    for (const [topic, group] of [
+      ['orders.events', 'billing'],
+      ['orders.events', 'shipping'],
+      ['payments.events', 'ledger'],
+    ] as const) {
+      const sub = await t.subscribe(topic, { group, prefetch: 1 }, () => undefined);
+      await sub.close();
+    }
+    await t.publish('orders.events', [{ id: 'm1', headers: {}, body: new Uint8Array() }]);
+    await t.close();
+    const r = await herald(['stats', '--json', '--transport', `sqlite://${file}`]);
+    assert.equal(r.code, 0, r.stderr);
+    const rows = (JSON.parse(r.stdout) as { groups: { topic: string; group: string; lag: number }[] }).groups;
+    assert.deepEqual(
+      rows.map((g) => [g.topic, g.group, g.lag]),
+      [
+        ['orders.events', 'billing', 1],
+        ['orders.events', 'shipping', 1],
+        ['payments.events', 'ledger', 0],
+      ],
+    );
+  });
+
   test('an unreachable Redis exits 1 with one line naming the URL, within the connect timeout', async () => {
     const started = Date.now();
     const r = await herald(['dlq', 'list', '--transport', 'redis://127.0.0.1:6390']);
