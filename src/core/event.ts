@@ -2,7 +2,7 @@ import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { ConfigError, SchemaValidationError } from './errors.js';
 
 /**
- * The envelope every event travels in. Field names follow the seeds' `BaseEvent`; the mapping to
+ * The envelope every event travels in. Field names are the usual event-envelope ones (id, type, source, aggregate, tenant, correlation); the mapping to
  * CloudEvents 1.0 is in `cloudevents.ts`.
  */
 export interface EventEnvelope<P = unknown> {
