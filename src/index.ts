@@ -17,6 +17,16 @@ export {
   type EventOptions,
   type PayloadOf,
 } from './core/event.js';
+export { upcaster, upcast, knownVersions, SchemaVersionError, type Upcaster } from './core/upcast.js';
+export { replayEvents } from './core/replay.js';
+export type { ConsumeSpec } from './core/consume.js';
+export type {
+  BatchContext,
+  BatchHandler,
+  BatchOptions,
+  BatchResult,
+  BatchSubscribeSpec,
+} from './core/batch.js';
 export {
   EventBus,
   type BatchItem,
@@ -50,7 +60,12 @@ export { Headers } from './core/headers.js';
 export { uuidv7 } from './core/ids.js';
 export type { Codec } from './core/codec/codec.js';
 export { jsonCodec } from './core/codec/json.js';
-export { compressed, type CompressionAlgorithm } from './core/codec/compression.js';
+export {
+  compressed,
+  zlibCompressor,
+  type CompressionAlgorithm,
+  type Compressor,
+} from './core/codec/compression.js';
 export { CodecRegistry } from './core/codec/registry.js';
 export {
   toCloudEvent,
@@ -62,6 +77,13 @@ export {
 export * from './core/errors.js';
 export * from './transport/transport.js';
 export { MemoryTransport, type MemoryTransportOptions } from './transport/memory.js';
+export {
+  claimCheck,
+  CLAIM_CHECK_HEADER,
+  CLAIM_CHECK_ERROR_HEADER,
+  type ClaimCheckOptions,
+} from './transport/claim-check.js';
+export { FileBlobStore, type BlobStore } from './store/blob-store.js';
 export { validateSubscribeOptions, validateDelay } from './transport/validate.js';
 export * from './store/dead-letter-store.js';
 export * from './store/idempotency-store.js';

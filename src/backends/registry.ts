@@ -8,18 +8,23 @@ import type {
   ParsedBackendUrl,
 } from './backend.js';
 
-/** A backend's driver package is not installed. The message names the `npm install` command. */
+/**
+ * An optional package that a feature needs is not installed (a broker's driver, a compression
+ * library). The message names the `npm install` command; library, CLI and config loader all
+ * report a missing package with this one error.
+ */
 export class DriverMissingError extends HeraldError {
-  readonly backend: string;
+  /** What needs the package, e.g. `the redis backend` or `snappy compression`. */
+  readonly feature: string;
   readonly driver: string;
 
-  constructor(backend: string, driver: string, cause?: unknown) {
+  constructor(feature: string, driver: string, cause?: unknown) {
     super(
       'HERALD_DRIVER_MISSING',
-      `the ${backend} backend needs the package ${driver}, which is not installed: npm install ${driver}`,
+      `${feature} needs the package ${driver}, which is not installed: npm install ${driver}`,
       { cause },
     );
-    this.backend = backend;
+    this.feature = feature;
     this.driver = driver;
   }
 }
@@ -203,5 +208,5 @@ export function missingDriver(
   const driver = definition.drivers.find(
     (d) => e.message?.includes(`'${d}'`) || e.message?.includes(`"${d}"`),
   );
-  return driver ? new DriverMissingError(definition.name, driver, err) : undefined;
+  return driver ? new DriverMissingError(`the ${definition.name} backend`, driver, err) : undefined;
 }

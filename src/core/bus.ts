@@ -50,6 +50,11 @@ export interface EventBusOptions {
   readonly routing?: RoutingRules;
   /** Default JSON. */
   readonly codec?: Codec;
+  /**
+   * Codecs by topic (e.g. compression for a high-volume topic). An event definition's own codec
+   * wins over its topic's; both win over `codec`.
+   */
+  readonly topicCodecs?: Readonly<Record<string, Codec>>;
   /** When set, events are appended here before they are published (the store is the source of truth). */
   readonly eventStore?: EventStore;
   readonly middleware?: readonly PublishMiddleware[];
@@ -77,6 +82,9 @@ export class EventBus {
   private readonly transport: Transport;
   private readonly source: string;
   private readonly codec: Codec;
+  private readonly topicCodecs: Map<string, Codec> | undefined;
+  /** Codecs of the event definitions published so far that have their own. */
+  private readonly typeCodecs = new Map<string, Codec>();
   private readonly eventStore: EventStore | undefined;
   private readonly middleware: PublishMiddleware[];
   private readonly observers: Observers | undefined;
@@ -92,6 +100,8 @@ export class EventBus {
     this.source = options.source;
     this.router = new Router(options.routing);
     this.codec = options.codec ?? jsonCodec;
+    const topicCodecs = Object.entries(options.topicCodecs ?? {});
+    this.topicCodecs = topicCodecs.length > 0 ? new Map(topicCodecs) : undefined;
     this.eventStore = options.eventStore;
     this.middleware = [...(options.middleware ?? [])];
     this.observers = options.observers;
@@ -159,7 +169,8 @@ export class EventBus {
   }
 
   private sendTopic(topic: string, events: EventEnvelope[]): Promise<void> {
-    const ctx: PublishContext = { topic, events, messages: events.map((e) => this.toMessage(e)) };
+    const codec = this.topicCodecs?.get(topic) ?? this.codec;
+    const ctx: PublishContext = { topic, events, messages: events.map((e) => this.toMessage(e, codec)) };
     const observers = this.observers;
     if (observers === undefined || !(observers.has('onPublished') || observers.has('onPublishFailed'))) {
       return this.send(ctx);
@@ -203,6 +214,8 @@ export class EventBus {
       assertEventType(event);
       return this.build(event, 'v1', item.payload, item.options);
     }
+    if (event.codec !== undefined && this.typeCodecs.get(event.type) !== event.codec)
+      this.typeCodecs.set(event.type, event.codec);
     const payload = parsePayload(event, item.payload);
     return payload instanceof Promise
       ? payload.then((p) => this.build(event.type, event.version, p, item.options))
@@ -231,9 +244,10 @@ export class EventBus {
     return e as EventEnvelope;
   }
 
-  private toMessage(e: EventEnvelope): PublishContext['messages'][number] {
+  private toMessage(e: EventEnvelope, topicCodec: Codec): PublishContext['messages'][number] {
+    const codec = (this.typeCodecs.size > 0 && this.typeCodecs.get(e.type)) || topicCodec;
     const headers: Record<string, string> = {
-      [Headers.contentType]: this.codec.contentType,
+      [Headers.contentType]: codec.contentType,
       [Headers.eventType]: e.type,
       [Headers.eventVersion]: e.version,
       [Headers.source]: e.source,
@@ -242,7 +256,7 @@ export class EventBus {
     if (e.correlationId !== undefined) headers[Headers.correlationId] = e.correlationId;
     // A no-op unless an OpenTelemetry propagator is registered; the tracing middleware adds the span's own context.
     propagation.inject(context.active(), headers);
-    const body = this.codec.encode(e);
+    const body = codec.encode(e);
     return e.aggregateId === undefined
       ? { id: e.id, headers, body }
       : { id: e.id, key: e.aggregateId, headers, body };

@@ -1,5 +1,7 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
+import type { Codec } from './codec/codec.js';
 import { ConfigError, SchemaValidationError } from './errors.js';
+import { checkUpcasters, type Upcaster } from './upcast.js';
 
 /**
  * The envelope every event travels in. Field names are the usual event-envelope ones (id, type, source, aggregate, tenant, correlation); the mapping to
@@ -44,8 +46,16 @@ export interface EventOptions {
 /** A typed event: its name, version and payload schema. Create with {@link defineEvent}. */
 export interface EventDefinition<P = unknown> {
   readonly type: string;
+  /** The current version: the one published, and the one handlers receive. */
   readonly version: string;
   readonly schema?: StandardSchemaV1<unknown, P>;
+  /**
+   * The codec this event is published with (default: the Herald's codec). Consumers that subscribe
+   * to the definition can read it.
+   */
+  readonly codec?: Codec;
+  /** Steps that turn older versions into the current one, checked when the event is defined. */
+  readonly upcasters?: readonly Upcaster[];
   /** Validates a payload, returning the (possibly transformed) value or throwing SchemaValidationError. */
   parse(payload: unknown): Promise<P>;
 }
@@ -72,15 +82,24 @@ const SYNC_PARSE = Symbol('herald.parse');
  * Declares an event type with its payload schema. Any Standard Schema validator works
  * (zod 4, valibot, arktype, ...); without a schema the payload is passed through unchecked.
  *
+ * Older versions are declared by upcasters (`v1 → v2 → v3`); every older version must reach the
+ * current one, or this throws ConfigError naming the missing link. See docs/events.md.
+ *
  * @example
  * const MessageSent = defineEvent('conversation.message.sent', {
- *   version: 'v1',
- *   schema: z.object({ conversationId: z.string(), text: z.string() }),
+ *   version: 'v2',
+ *   schema: z.object({ conversationId: z.string(), text: z.string(), lang: z.string() }),
+ *   upcasters: [upcaster('v1', 'v2', (p: { conversationId: string; text: string }) => ({ ...p, lang: 'und' }))],
  * });
  */
 export function defineEvent<P = unknown>(
   type: string,
-  options: { version?: string; schema?: StandardSchemaV1<unknown, P> } = {},
+  options: {
+    version?: string;
+    schema?: StandardSchemaV1<unknown, P>;
+    codec?: Codec;
+    upcasters?: readonly Upcaster[];
+  } = {},
 ): EventDefinition<P> {
   assertEventType(type);
   const version = options.version ?? 'v1';
@@ -94,6 +113,14 @@ export function defineEvent<P = unknown>(
       'must implement Standard Schema (an object with a `~standard.validate` function)',
     );
   }
+  const codec = options.codec;
+  if (codec !== undefined && (typeof codec?.encode !== 'function' || typeof codec.contentType !== 'string'))
+    throw new ConfigError(
+      'codec',
+      'must be a Codec (contentType, encode, decode), e.g. protobuf(Type) from herald/codecs',
+    );
+  const upcasters = options.upcasters ?? [];
+  checkUpcasters(type, version, upcasters);
   const check = (payload: unknown): P | Promise<P> => {
     if (!schema) return payload as P;
     const result = schema['~standard'].validate(payload);
@@ -104,6 +131,8 @@ export function defineEvent<P = unknown>(
     type,
     version,
     schema,
+    ...(codec ? { codec } : {}),
+    ...(upcasters.length > 0 ? { upcasters: Object.freeze([...upcasters]) } : {}),
     [SYNC_PARSE]: check,
     async parse(payload: unknown): Promise<P> {
       return check(payload);

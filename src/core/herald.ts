@@ -1,5 +1,7 @@
 import { EventBus, type BatchItem, type EventRef, type PublishMiddleware } from './bus.js';
 import type { Codec } from './codec/codec.js';
+import { batchSubscription, type BatchSubscribeSpec } from './batch.js';
+import { consumeEvents, type ConsumeSpec } from './consume.js';
 import { CodecRegistry } from './codec/registry.js';
 import type { ConsumerMiddleware } from './consumer/context.js';
 import { Consumer, type SubscribeSpec } from './consumer/consumer.js';
@@ -52,8 +54,10 @@ export interface HeraldOptions {
   readonly routing?: RoutingRules;
   /** Codec for publishing (default JSON); consumers read any registered codec. */
   readonly codec?: Codec;
-  /** Extra codecs consumers can read. */
+  /** Extra codecs consumers can read (event definitions' and topic codecs are added on their own). */
   readonly codecs?: readonly Codec[];
+  /** Codecs by topic for publishing, e.g. `{ 'analytics.events': compressed(jsonCodec, zstd()) }`. */
+  readonly topicCodecs?: Readonly<Record<string, Codec>>;
   readonly stores?: HeraldStores;
   /** A pino logger or anything with the same methods; default silent. */
   readonly logger?: Logger;
@@ -75,6 +79,7 @@ const HERALD_OPTIONS: KnownKeys<HeraldOptions> = {
   routing: true,
   codec: true,
   codecs: true,
+  topicCodecs: true,
   stores: true,
   logger: true,
   plugins: true,
@@ -163,7 +168,11 @@ export class Herald {
     this.closeResources = options.closeResources ?? true;
     this.transport = options.transport;
     this.logger = (options.logger ?? silentLogger).child({ service: this.service });
-    this.codecs = new CodecRegistry([...(options.codec ? [options.codec] : []), ...(options.codecs ?? [])]);
+    this.codecs = new CodecRegistry([
+      ...(options.codec ? [options.codec] : []),
+      ...(options.codecs ?? []),
+      ...Object.values(options.topicCodecs ?? {}),
+    ]);
     const given = options.stores ?? {};
     this.ownStores = given.deadLetters && given.idempotency ? undefined : options.transport.defaultStores?.();
     this.eventStore = given.events;
@@ -180,6 +189,7 @@ export class Herald {
       source: this.service,
       routing: options.routing,
       codec: options.codec,
+      ...(options.topicCodecs ? { topicCodecs: options.topicCodecs } : {}),
       eventStore: this.eventStore,
       observers: this.observers,
     });
@@ -219,13 +229,20 @@ export class Herald {
    * Adds a consumer. Options are checked now (a bad option throws ConfigError naming it); it starts
    * receiving on `start()`, or at once if Herald is already started.
    */
-  subscribe<P>(spec: SubscribeSpec<P>): Consumer {
+  subscribe<P>(spec: BatchSubscribeSpec<P>): Consumer;
+  subscribe<P>(spec: SubscribeSpec<P>): Consumer;
+  subscribe<P>(given: SubscribeSpec<P> | BatchSubscribeSpec<P>): Consumer {
+    const spec =
+      'batch' in given && given.batch !== undefined ? batchSubscription(given) : (given as SubscribeSpec<P>);
     if (this.state === 'stopping' || this.state === 'stopped')
       throw new ConfigError('subscribe', 'Herald is stopped');
-    rejectUnknownOptions(spec, SUBSCRIBE_SPEC, 'subscribe');
+    if (!('batch' in given && given.batch !== undefined))
+      rejectUnknownOptions(given, SUBSCRIBE_SPEC, 'subscribe');
     if (spec.retry) rejectUnknownOptions(spec.retry, RETRY_OPTIONS, 'retry');
     if (typeof spec.idempotency === 'object')
       rejectUnknownOptions(spec.idempotency, IDEMPOTENCY, 'idempotency');
+    // A subscription can read every codec its event definitions publish with.
+    for (const e of spec.events ?? []) if (typeof e !== 'string' && e.codec) this.codecs.add(e.codec);
     const consumer = new Consumer(spec as SubscribeSpec, {
       transport: this.transport,
       router: this.bus.router,
@@ -240,6 +257,25 @@ export class Herald {
     if (this.state === 'started')
       void consumer.start().catch((err: unknown) => this.logger.error({ err }, 'consumer failed to start'));
     return consumer;
+  }
+
+  /**
+   * Reads a subscription with `for await`: each event is acknowledged when the loop asks for the
+   * next, and leaving the loop releases what was not acknowledged. For scripts and tools; services
+   * use {@link subscribe}. The subscription starts with the first iteration.
+   *
+   * @example
+   * for await (const event of herald.consume({ group: 'backfill', events: [OrderPlaced] })) {
+   *   await index(event.payload);
+   *   if (done()) break;
+   * }
+   */
+  consume<P>(spec: ConsumeSpec<P>): AsyncIterableIterator<EventEnvelope<P>> {
+    return consumeEvents(spec, async (full) => {
+      const consumer = this.subscribe(full);
+      await consumer.start();
+      return consumer;
+    });
   }
 
   /**

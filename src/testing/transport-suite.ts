@@ -584,6 +584,69 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
       await herald.stop();
     });
 
+    test(
+      'batch handler: events arrive in batches, a partial failure retries only the failed events, per-key order holds',
+      async () => {
+        const transport = await open();
+        const topic = unique('batch');
+        const herald = await createHerald({
+          service: 'conformance',
+          transport,
+          routing: { 'conform.*': topic },
+          closeResources: false,
+        });
+        const batches: string[][] = [];
+        const handled: string[] = [];
+        const failedOnce = new Set<string>();
+        herald.subscribe({
+          group: unique('g'),
+          events: ['conform.batch.item'],
+          batch: { maxSize: 10, maxWaitMs: 50 },
+          retry: { maxAttempts: 5, initialDelayMs: 20, jitter: false },
+          handler: async (events) => {
+            batches.push(events.map((e) => e.id));
+            const failed: [string, Error][] = [];
+            for (const e of events) {
+              const { key, n } = e.payload as { key: string; n: number };
+              // Every event with n % 7 === 3 fails on its first delivery only.
+              if (n % 7 === 3 && !failedOnce.has(e.id)) {
+                failedOnce.add(e.id);
+                failed.push([e.id, new Error(`first try of ${key}/${n}`)]);
+              } else handled.push(`${key}/${n}`);
+            }
+            return { failed };
+          },
+        });
+        await herald.start();
+        const items = Array.from({ length: 60 }, (_, i) => ({
+          event: 'conform.batch.item',
+          payload: { key: `k${i % 6}`, n: Math.floor(i / 6) },
+          options: { aggregateId: `k${i % 6}` },
+        }));
+        await herald.publishBatch(items);
+        await waitUntil(() => handled.length === 60, `all 60 handled (have ${handled.length})`, 20_000);
+        assert.ok(
+          batches.some((b) => b.length > 1),
+          'some batches hold more than one event',
+        );
+        assert.ok(
+          batches.every((b) => b.length <= 10),
+          'no batch exceeds maxSize',
+        );
+        assert.equal(new Set(handled).size, 60, 'each event handled exactly once');
+        for (let k = 0; k < 6; k++) {
+          const order = handled.filter((h) => h.startsWith(`k${k}/`)).map((h) => Number(h.split('/')[1]));
+          assert.deepEqual(
+            order,
+            [...order].sort((a, b) => a - b),
+            `per-key order of k${k}`,
+          );
+        }
+        await herald.stop();
+      },
+      'orderedByKey',
+    );
+
     test('graceful stop drains in-flight work and nothing is redelivered', async () => {
       const transport = await open();
       const topic = unique('drain');

@@ -52,7 +52,7 @@ describe('Prometheus rules (deploy/prometheus)', () => {
       assert.ok(promtoolInstalled, 'promtool is required under CI: apt-get install -y prometheus');
       const r = runPromtool(['check', 'config', EXAMPLE_CONFIG]);
       assert.equal(r.status, 0, `promtool check config:\n${r.stdout}${r.stderr}`);
-      assert.match(r.stdout, /SUCCESS: 1 rule files found/);
+      assert.match(r.stdout, /SUCCESS: 2 rule files found/);
     },
   );
 
@@ -68,8 +68,8 @@ describe('Prometheus rules (deploy/prometheus)', () => {
     assert.equal(new Set(alerts.map((a) => a.alert)).size, alerts.length, 'alert names are unique');
     for (const a of alerts) {
       assert.match(a.for ?? '', /^\d+[smh]$/, `${a.alert}: for`);
-      assert.ok(['critical', 'warning'].includes(a.labels?.['severity'] ?? ''), `${a.alert}: severity`);
-      for (const key of ['summary', 'description', 'runbook'])
+      assert.ok(['P0', 'P1', 'P2', 'P3'].includes(a.labels?.['severity'] ?? ''), `${a.alert}: severity`);
+      for (const key of ['summary', 'description', 'runbook', 'runbook_url'])
         assert.ok((a.annotations?.[key] ?? '').trim().length > 0, `${a.alert}: annotation ${key}`);
       assert.match(
         a.annotations!['summary']!,

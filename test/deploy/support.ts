@@ -12,6 +12,8 @@ import {
   type Message,
 } from '../../src/index.js';
 import { createObservability } from '../../src/observability/index.js';
+import { ResilienceStateMetrics } from '../../src/anomaly/index.js';
+import { CircuitBreaker, DegradationManager } from '../../src/resilience/index.js';
 import { waitUntil } from '../support/wait.js';
 
 export const DEPLOY = join(import.meta.dirname, '..', '..', 'deploy');
@@ -128,6 +130,18 @@ export async function heraldInventory(): Promise<{ inventory: Inventory; unexerc
         .end(),
     );
     await new Promise<void>((resolve) => server.close(() => resolve()));
+
+    // Breaker and degradation state, exported by herald/anomaly's ResilienceStateMetrics.
+    const resilience = new ResilienceStateMetrics({ registry });
+    const breaker = new CircuitBreaker({
+      name: 'payments-api',
+      metrics: resilience,
+      minimumCalls: 1,
+      failureThreshold: 1,
+    });
+    await breaker.execute(() => Promise.reject(new Error('down'))).catch(() => undefined);
+    if (breaker.state !== 'open') throw new Error(`the breaker did not open: ${breaker.state}`);
+    new DegradationManager({ name: 'checkout', metrics: resilience }).override('partial');
 
     obs.grpc?.record('server', '/pkg.Svc/Get', 'OK', 0.002);
     obs.cache?.hit('users');

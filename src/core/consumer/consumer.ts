@@ -3,6 +3,7 @@ import type { CodecRegistry } from '../codec/registry.js';
 import { ConfigError, DecodeError, HeraldError, SchemaValidationError, toError } from '../errors.js';
 import { parsePayload, type EventDefinition, type EventEnvelope } from '../event.js';
 import { Headers } from '../headers.js';
+import { SchemaVersionError, upcast } from '../upcast.js';
 import type { Logger } from '../logger.js';
 import { compose } from '../middleware.js';
 import { DeferredError, idempotencyMiddleware, type IdempotencyOptions } from '../middleware/idempotency.js';
@@ -297,12 +298,14 @@ export class Consumer {
         return;
       }
       const definition = this.definitions.get(event.type);
-      if (definition && definition.version === event.version) {
+      if (definition) {
         try {
+          // An older version is upcast to the current one first; the handler sees only the current.
+          if (definition.version !== event.version) event = upcast(definition, event);
           const parsed = parsePayload(definition, event.payload);
           event = { ...event, payload: parsed instanceof Promise ? await parsed : parsed };
         } catch (err) {
-          if (err instanceof SchemaValidationError)
+          if (err instanceof SchemaValidationError || err instanceof SchemaVersionError)
             return await this.deadLetter(delivery, 'schema', err, route.name, event.type);
           throw err;
         }
