@@ -1,32 +1,12 @@
 import type { GroupStats, Message } from '../../transport/transport.js';
+import type { FetchResult, LeasedMessage, Settlement } from './leases.js';
 import { malformedMessage, parseHeaders } from '../../transport/malformed.js';
 import type { SqliteDatabase } from './database.js';
 
 /** Most rows a single fetch transaction reads from the log, so one poll never blocks for long. */
 const SCAN_LIMIT = 512;
 
-/** A message leased to one member. */
-export interface LeasedMessage {
-  readonly seq: number;
-  readonly attempt: number;
-  readonly message: Message;
-}
-
-export interface FetchResult {
-  readonly leased: LeasedMessage[];
-  /** Earliest time a waiting (nacked with delay) message of the group becomes visible, if any. */
-  readonly nextVisibleAt: number | undefined;
-}
-
-/** One ack, nack or release of a lease. */
-export interface Settlement {
-  readonly groupId: number;
-  readonly seq: number;
-  readonly token: string;
-  readonly how: 'ack' | 'nack' | 'release';
-  /** For nack: when the message becomes visible again. */
-  readonly visibleAt: number;
-}
+export type { FetchResult, LeasedMessage, Settlement } from './leases.js';
 
 interface MessageRow {
   seq: number;

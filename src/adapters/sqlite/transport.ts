@@ -21,7 +21,8 @@ import {
   type ResolvedTransportOptions,
   type SqliteTransportOptions,
 } from './options.js';
-import { BrokerQueries, type LeasedMessage, type Settlement } from './queue.js';
+import type { LeasedMessage, Settlement } from './leases.js';
+import { BrokerQueries } from './queue.js';
 
 /** Most messages leased by one poll, so one fetch transaction stays short. */
 const MAX_FETCH = 256;
