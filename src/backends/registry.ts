@@ -45,6 +45,20 @@ export class BackendUnreachableError extends HeraldError {
   }
 }
 
+/**
+ * A read-only opening (`mustExist`) found no Herald data where the URL points: a missing file, a
+ * file that is not a database, or a database Herald did not create. Nothing was created or changed.
+ */
+export class BackendNotFoundError extends HeraldError {
+  readonly url: string;
+
+  constructor(url: string, detail: string) {
+    const display = maskUrl(url);
+    super('HERALD_BACKEND_NOT_FOUND', `no Herald database at ${display}: ${detail}`);
+    this.url = display;
+  }
+}
+
 /** Masks the password of a URL so it can be printed and logged. */
 export function maskUrl(url: string): string {
   return url.replace(/\/\/([^@/:]*):([^@/]*)@/, '//$1:***@').replace(/\/\/([^@/:]+)@/, '//$1@');

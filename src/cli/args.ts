@@ -179,3 +179,20 @@ export function describeOptions(specs: OptionSpecs): string {
   const width = Math.max(...rows.map(([l]) => l.length)) + 2;
   return rows.map(([l, r]) => `  ${l.padEnd(width)}${r}`).join('\n');
 }
+
+/** Quotes a command-line argument for a POSIX shell when it needs it. */
+export function shellArg(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The flags that name this command's backend, to repeat in a hint (`herald dlq list ...`) so the
+ * hinted command reads the same place: the config file when one was used, else the URL.
+ */
+export async function backendFlags(values: ParsedValues, env: NodeJS.ProcessEnv): Promise<string> {
+  const config = values['config'];
+  if (typeof values['transport'] !== 'string' && typeof config === 'string' && config.length > 0)
+    return ` --config ${shellArg(config)}`;
+  const { url } = await transportChoice(values, env);
+  return url === DEFAULT_TRANSPORT_URL ? '' : ` --transport ${shellArg(url)}`;
+}

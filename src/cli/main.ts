@@ -2,6 +2,7 @@
 /**
  * The `herald` binary: `herald <command> [options]`. Exit codes: 0 ok, 1 failure, 2 usage error.
  */
+import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { ConfigError, HeraldError } from '../core/errors.js';
 import { EXIT, UsageError } from './args.js';
@@ -32,7 +33,7 @@ function mainHelp(): string {
   return [
     'Usage: herald <command> [options]',
     `Commands:\n${COMMANDS.map((c) => `  ${c.name.padEnd(width)}${c.summary}`).join('\n')}`,
-    'Run `herald <command> --help` for its options. Exit codes: 0 ok, 1 failure, 2 usage error.\n' +
+    'Run `herald <command> --help` for its options, `herald --version` for the version. Exit codes: 0 ok, 1 failure, 2 usage error.\n' +
       'Environment: HERALD_TRANSPORT (transport URL), HERALD_DB (SQLite file), HERALD_PORT, HERALD_JSON; flags win.',
   ].join('\n\n');
 }
@@ -40,6 +41,10 @@ function mainHelp(): string {
 /** Runs the CLI with `argv` (without node and the script) and returns the exit code. */
 export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-v' || name === 'version') {
+    io.stdout.write(`herald ${version()}\n`);
+    return EXIT.ok;
+  }
   if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
     (name === undefined ? io.stderr : io.stdout).write(`${mainHelp()}\n`);
     return name === undefined ? EXIT.usage : EXIT.ok;
@@ -68,18 +73,28 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     }
     const e = err as Error;
     const code = e instanceof HeraldError ? ` [${e.code}]` : '';
-    io.stderr.write(`herald ${command.name}: ${e.message ?? String(err)}${code}\n`);
+    // One line: a driver that is not installed, a broker that does not answer, a missing database.
+    const text = (e.message ?? String(err)).replace(/\s*\n\s*/g, ' ');
+    io.stderr.write(`herald ${command.name}: ${text}${code}\n`);
     if (io.env['HERALD_DEBUG']) io.stderr.write(`${e.stack ?? ''}\n`);
     return EXIT.failure;
   }
 }
 
-const invokedDirectly =
-  process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
-const viaBin = process.argv[1]?.endsWith('/bin/herald.js') || process.argv[1]?.endsWith('/bin/herald');
-if (invokedDirectly || viaBin) {
+/** The installed package's version (package.json sits two levels above both src/cli and dist/cli). */
+export function version(): string {
+  return (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+}
+
+/**
+ * Runs the CLI on `process.argv` and exits with its code once stdout has drained. The published
+ * binary (bin/herald.js) calls this whatever path it was started through (`node_modules/.bin`,
+ * `npx`, a symlink); `tsx src/cli/main.ts` runs it too.
+ */
+export async function runCli(): Promise<void> {
   const code = await main(process.argv.slice(2));
-  // Let stdout drain before exiting (large --json output through a pipe).
   process.exitCode = code;
   setImmediate(() => process.exit(code)).unref();
 }
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await runCli();

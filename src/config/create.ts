@@ -74,5 +74,6 @@ async function open(
 
 async function pinoLogger(level: string): Promise<Logger> {
   const { pino } = await import('pino');
-  return pino({ level }) as unknown as Logger;
+  // ISO 8601 `time`, as docs/observability.md promises (pino's default is epoch milliseconds).
+  return pino({ level, timestamp: pino.stdTimeFunctions.isoTime }) as unknown as Logger;
 }

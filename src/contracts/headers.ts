@@ -11,4 +11,11 @@ export const Headers = {
   tracestate: 'tracestate',
   /** Set on messages replayed from the DLQ: only the named group processes them; other groups skip them. */
   replayGroup: 'herald-replay-group',
+  /**
+   * Set by a transport on a message it could not read (an entry or row Herald did not write, or
+   * headers that are not JSON): the reason. The consumer dead-letters it with reason `decode`.
+   */
+  malformed: 'herald-malformed',
+  /** The raw header text of a malformed message, kept as it was for the dead-letter record. */
+  rawHeaders: 'herald-raw-headers',
 } as const;

@@ -13,6 +13,7 @@ import {
 } from './event.js';
 import type { Observers } from './observer.js';
 import { uuidv7 } from './ids.js';
+import { rejectUnknownOptions, type KnownKeys } from './options.js';
 import { Router, type RoutingRules } from './routing.js';
 import type { EventStore } from '../store/event-store.js';
 import type { Message, Transport } from '../transport/transport.js';
@@ -60,6 +61,17 @@ export interface EventBusOptions {
   /** Told of each transport call's outcome (`onPublished`, `onPublishFailed`), timed around the middleware. */
   readonly observers?: Observers;
 }
+
+const EVENT_OPTIONS: KnownKeys<EventOptions> = {
+  id: true,
+  aggregateId: true,
+  tenantId: true,
+  userId: true,
+  time: true,
+  metadata: true,
+  correlationId: true,
+  causationId: true,
+};
 
 /**
  * Publishes typed events: builds envelopes, validates payloads, routes types to topics, encodes, and
@@ -211,6 +223,7 @@ export class EventBus {
   }
 
   private build(type: string, version: string, payload: unknown, options: EventOptions = {}): EventEnvelope {
+    rejectUnknownOptions(options, EVENT_OPTIONS, 'publish options');
     // Built by appending only the fields that are set (not by deleting undefined ones), so every
     // envelope keeps a fast object shape for the codec and the handlers.
     const e: { -readonly [K in keyof EventEnvelope]?: EventEnvelope[K] } = {

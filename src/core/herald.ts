@@ -6,16 +6,20 @@ import { CodecRegistry } from './codec/registry.js';
 import type { ConsumerMiddleware } from './consumer/context.js';
 import { Consumer, type SubscribeSpec } from './consumer/consumer.js';
 import { DeadLetterAdmin } from './dead-letters.js';
-import { ConfigError } from './errors.js';
+import { ConfigError, HeraldError } from './errors.js';
 import type { EventEnvelope, EventOptions } from './event.js';
 import { silentLogger, type Logger } from './logger.js';
 import { Observers, type Observer } from './observer.js';
+import { rejectUnknownOptions, type KnownKeys } from './options.js';
+import type { RetryOptions } from './consumer/retry-policy.js';
+import type { IdempotencyOptions } from './middleware/idempotency.js';
 import type { RoutingRules } from './routing.js';
 import type { DeadLetterStore } from '../store/dead-letter-store.js';
 import type { EventStore } from '../store/event-store.js';
 import type { IdempotencyStore } from '../store/idempotency-store.js';
 import { MemoryDeadLetterStore } from '../store/memory/dead-letter-store.js';
-import type { Transport } from '../transport/transport.js';
+import type { Transport, TransportStores } from '../transport/transport.js';
+import { bounded } from './bounded.js';
 
 /**
  * A named bundle of Herald's one extension model (ADR 0007): publish middleware, consume
@@ -33,8 +37,12 @@ export interface HeraldPlugin {
 }
 
 export interface HeraldStores {
-  /** Where failed messages go; default in memory (lost on exit: use a durable store in production). */
+  /**
+   * Where failed messages go. Default: the transport's own durable store (`sqlite()`: the same
+   * file; `redis()`: the same server), else in memory (lost on exit, and Herald warns).
+   */
   readonly deadLetters?: DeadLetterStore;
+  /** Default: the transport's own durable store, as for `deadLetters`; else none. */
   readonly idempotency?: IdempotencyStore;
   /** When set, every published event is appended here first. */
   readonly events?: EventStore;
@@ -56,11 +64,60 @@ export interface HeraldOptions {
   /** A pino logger or anything with the same methods; default silent. */
   readonly logger?: Logger;
   readonly plugins?: readonly HeraldPlugin[];
-  /** How long `stop()` waits for running handlers; default 30 s. */
+  /**
+   * How long `stop()` waits for running handlers; default 30 s. `stop()` returns within this plus
+   * a few seconds whatever the broker does: what cannot be settled is abandoned to its lease.
+   */
   readonly drainTimeoutMs?: number;
+  /** How long `start()` waits for the broker to answer before failing; default 3000 ms. */
+  readonly connectTimeoutMs?: number;
   /** Close the transport and stores on `stop()`; default true. Set false when they are shared. */
   readonly closeResources?: boolean;
 }
+
+const HERALD_OPTIONS: KnownKeys<HeraldOptions> = {
+  service: true,
+  transport: true,
+  routing: true,
+  codec: true,
+  codecs: true,
+  topicCodecs: true,
+  stores: true,
+  logger: true,
+  plugins: true,
+  drainTimeoutMs: true,
+  connectTimeoutMs: true,
+  closeResources: true,
+};
+
+/** What `stop()` allows each step after draining (flushing plugins, closing the transport, stores). */
+const STOP_STEP_MS = 1000;
+const STORES: KnownKeys<HeraldStores> = { deadLetters: true, idempotency: true, events: true };
+const SUBSCRIBE_SPEC: KnownKeys<SubscribeSpec> = {
+  group: true,
+  events: true,
+  handler: true,
+  handlers: true,
+  name: true,
+  topics: true,
+  concurrency: true,
+  ordering: true,
+  retry: true,
+  idempotency: true,
+  timeoutMs: true,
+  middleware: true,
+  startFrom: true,
+  policy: true,
+  classify: true,
+};
+const RETRY_OPTIONS: KnownKeys<RetryOptions> = {
+  maxAttempts: true,
+  initialDelayMs: true,
+  multiplier: true,
+  maxDelayMs: true,
+  jitter: true,
+};
+const IDEMPOTENCY: KnownKeys<IdempotencyOptions> = { ttlMs: true, leaseMs: true };
 
 /**
  * A service's connection to the event system: publish, subscribe, the DLQ, and an orderly
@@ -81,12 +138,17 @@ export class Herald {
   private readonly consumerList: Consumer[] = [];
   private readonly plugins: HeraldPlugin[] = [];
   private readonly drainTimeoutMs: number;
+  private readonly connectTimeoutMs: number;
   private readonly closeResources: boolean;
+  /** Stores Herald took from the transport: its own to close, whatever `closeResources` says. */
+  private readonly ownStores: TransportStores | undefined;
   private state: 'created' | 'started' | 'stopping' | 'stopped' = 'created';
 
   constructor(options: HeraldOptions) {
     if (!options || typeof options !== 'object')
       throw new ConfigError('options', 'createHerald needs an options object');
+    rejectUnknownOptions(options, HERALD_OPTIONS, '');
+    rejectUnknownOptions(options.stores, STORES, 'stores');
     if (typeof options.service !== 'string' || options.service.length === 0) {
       throw new ConfigError('service', 'must be a non-empty string naming this service');
     }
@@ -100,6 +162,13 @@ export class Herald {
     if (!Number.isFinite(this.drainTimeoutMs) || this.drainTimeoutMs < 0) {
       throw new ConfigError('drainTimeoutMs', `must be a number >= 0, got ${String(options.drainTimeoutMs)}`);
     }
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 3000;
+    if (!Number.isFinite(this.connectTimeoutMs) || this.connectTimeoutMs <= 0) {
+      throw new ConfigError(
+        'connectTimeoutMs',
+        `must be a number > 0, got ${String(options.connectTimeoutMs)}`,
+      );
+    }
     this.service = options.service;
     this.closeResources = options.closeResources ?? true;
     this.transport = options.transport;
@@ -109,8 +178,17 @@ export class Herald {
       ...(options.codecs ?? []),
       ...Object.values(options.topicCodecs ?? {}),
     ]);
-    this.eventStore = options.stores?.events;
-    this.idempotency = options.stores?.idempotency;
+    const given = options.stores ?? {};
+    this.ownStores = given.deadLetters && given.idempotency ? undefined : options.transport.defaultStores?.();
+    this.eventStore = given.events;
+    this.idempotency = given.idempotency ?? this.ownStores?.idempotency;
+    const deadLetters = given.deadLetters ?? this.ownStores?.deadLetters;
+    if (!deadLetters && options.transport.capabilities.persistent) {
+      this.logger.warn(
+        { transport: options.transport.name },
+        'dead letters are kept in memory and lost on exit although the transport is durable: pass stores.deadLetters',
+      );
+    }
     this.bus = new EventBus({
       transport: this.transport,
       source: this.service,
@@ -121,7 +199,7 @@ export class Herald {
       observers: this.observers,
     });
     this.deadLetters = new DeadLetterAdmin(
-      options.stores?.deadLetters ?? new MemoryDeadLetterStore(),
+      deadLetters ?? new MemoryDeadLetterStore(),
       this.transport,
       this.observers,
     );
@@ -165,6 +243,11 @@ export class Herald {
       'batch' in given && given.batch !== undefined ? batchSubscription(given) : (given as SubscribeSpec<P>);
     if (this.state === 'stopping' || this.state === 'stopped')
       throw new ConfigError('subscribe', 'Herald is stopped');
+    if (!('batch' in given && given.batch !== undefined))
+      rejectUnknownOptions(given, SUBSCRIBE_SPEC, 'subscribe');
+    if (spec.retry) rejectUnknownOptions(spec.retry, RETRY_OPTIONS, 'retry');
+    if (typeof spec.idempotency === 'object')
+      rejectUnknownOptions(spec.idempotency, IDEMPOTENCY, 'idempotency');
     // A subscription can read every codec its event definitions publish with.
     for (const e of spec.events ?? []) if (typeof e !== 'string' && e.codec) this.codecs.add(e.codec);
     const consumer = new Consumer(spec as SubscribeSpec, {
@@ -202,33 +285,64 @@ export class Herald {
     });
   }
 
-  /** Starts every consumer. */
+  /**
+   * Checks the broker answers (within `connectTimeoutMs`), then starts every consumer. An
+   * unreachable broker rejects with an error naming it; Herald is then stopped (nothing left
+   * running or connected), so create a new instance to try again.
+   */
   async start(): Promise<void> {
     if (this.state !== 'created') return;
     this.state = 'started';
-    await Promise.all(this.consumerList.map((c) => c.start()));
+    const timeoutMs = this.connectTimeoutMs;
+    try {
+      if (this.transport.connect) await this.transport.connect({ timeoutMs });
+      await bounded(
+        Promise.all(this.consumerList.map((c) => c.start())),
+        timeoutMs,
+        () =>
+          new HeraldError(
+            'HERALD_START_TIMEOUT',
+            `the ${this.transport.name} transport did not let the consumers subscribe within ${timeoutMs} ms (connectTimeoutMs)`,
+          ),
+      );
+    } catch (err) {
+      await this.stop().catch(() => undefined);
+      throw err;
+    }
   }
 
   /**
    * Orderly shutdown: consumers stop fetching and drain (up to `drainTimeoutMs`), publishing stops,
    * plugins flush, then the transport and stores close. Unfinished messages are redelivered later.
+   * Bounded whatever the broker does (stalled or gone): each step after the drain gets a few
+   * seconds, and what it cannot settle is left to its lease, which brings the message back.
    */
   async stop(): Promise<void> {
     if (this.state === 'stopping' || this.state === 'stopped') return;
     this.state = 'stopping';
-    await Promise.all(this.consumerList.map((c) => c.stop(this.drainTimeoutMs)));
+    const step = <T>(what: string, work: Promise<T>, ms = STOP_STEP_MS): Promise<T | undefined> =>
+      bounded(
+        work,
+        ms,
+        () => new HeraldError('HERALD_STOP_TIMEOUT', `${what} did not finish within ${ms} ms`),
+      ).catch((err: unknown) => {
+        this.logger.warn({ err }, `stop: ${what} abandoned`);
+        return undefined;
+      });
+    await step(
+      'draining the consumers',
+      Promise.all(this.consumerList.map((c) => c.stop(this.drainTimeoutMs))),
+      this.drainTimeoutMs + STOP_STEP_MS,
+    );
     this.bus.close();
     for (const plugin of this.plugins)
-      await plugin
-        .stop?.()
-        .catch((err: unknown) => this.logger.warn({ err }, `plugin ${plugin.name} failed to stop`));
-    if (!this.closeResources) {
-      this.state = 'stopped';
-      return;
+      await step(`plugin ${plugin.name}`, plugin.stop?.() ?? Promise.resolve());
+    if (this.closeResources) {
+      await step('closing the transport', this.transport.close());
+      const stores = [this.deadLetters.store, this.idempotency, this.eventStore];
+      await step('closing the stores', Promise.all([...new Set(stores)].map((s) => s?.close?.())));
     }
-    await this.transport.close();
-    const stores = [this.deadLetters.store, this.idempotency, this.eventStore];
-    await Promise.all([...new Set(stores)].map((s) => s?.close?.()));
+    if (this.ownStores) await step("closing the transport's stores", this.ownStores.close());
     this.state = 'stopped';
   }
 

@@ -6,7 +6,7 @@ export type RoutingRules = Readonly<Record<string, string>>;
 
 /**
  * Decides which topic an event type is published to. The most specific matching rule wins; when no
- * rule matches, the type goes to `<domain>.events`, where domain is its first segment (the seeds'
+ * rule matches, the type goes to `<domain>.events`, where domain is its first segment (a common
  * convention: `conversation.message.sent` → `conversation.events`).
  */
 export class Router {

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { defineEvent } from '../core/event.js';
 
 /**
- * The demo's event catalogue, after the seeds' conversation and knowledge services. Every event
+ * The demo's event catalogue, modelled on a chat product's conversation and knowledge (document) services. Every event
  * carries the demo run id in `metadata.demoRun`, so a run counts only its own events even when the
  * SQLite file still holds messages from an earlier (interrupted) run.
  */

@@ -1,5 +1,6 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { Counter, Histogram, type Registry } from 'prom-client';
+import { ConfigError } from '../core/errors.js';
 import { BoundedLabel } from './labels.js';
 
 /** Seed buckets for HTTP request durations, in seconds (1 ms .. 10 s). */
@@ -16,6 +17,8 @@ export interface HttpMetricsOptions {
   readonly serviceName: string;
   /** Distinct route templates before new ones fold into `other`; default 200. */
   readonly labelCap?: number;
+  /** Prepended to the metric names (`myapp_` gives `myapp_http_requests_total`); default none. */
+  readonly prefix?: string;
 }
 
 /** Structural subset of an Express request/response, so this module needs no Express import. */
@@ -54,19 +57,26 @@ export class HttpMetrics {
     const registers = [options.registry];
     this.service = options.serviceName;
     this.paths = new BoundedLabel(options.labelCap ?? 200);
-    this.requests = new Counter({
-      name: 'http_requests_total',
-      help: 'HTTP requests served',
-      labelNames: ['service', 'method', 'path', 'status'],
-      registers,
-    });
-    this.duration = new Histogram({
-      name: 'http_request_duration_seconds',
-      help: 'HTTP request duration',
-      labelNames: ['service', 'method', 'path'],
-      buckets: HTTP_DURATION_BUCKETS,
-      registers,
-    });
+    const prefix = options.prefix ?? '';
+    // An app that already counts its HTTP requests under the same name and type keeps its metric
+    // and Herald records into it; only a metric of another type under the name is an error.
+    this.requests =
+      existing(options.registry, `${prefix}http_requests_total`, Counter) ??
+      new Counter({
+        name: `${prefix}http_requests_total`,
+        help: 'HTTP requests served',
+        labelNames: ['service', 'method', 'path', 'status'],
+        registers,
+      });
+    this.duration =
+      existing(options.registry, `${prefix}http_request_duration_seconds`, Histogram) ??
+      new Histogram({
+        name: `${prefix}http_request_duration_seconds`,
+        help: 'HTTP request duration',
+        labelNames: ['service', 'method', 'path'],
+        buckets: HTTP_DURATION_BUCKETS,
+        registers,
+      });
   }
 
   /** Records one finished request. */
@@ -137,4 +147,19 @@ function templateMatcher(templates: readonly string[]): (req: IncomingMessage) =
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     return compiled.find((c) => c.regex.test(path))?.template;
   };
+}
+
+/** The metric registered under `name` when it is of `type`; undefined when there is none. */
+function existing<M>(
+  registry: Registry,
+  name: string,
+  type: abstract new (...args: never[]) => M,
+): M | undefined {
+  const metric = registry.getSingleMetric(name);
+  if (metric === undefined) return undefined;
+  if (metric instanceof type) return metric;
+  throw new ConfigError(
+    'metrics.prefix',
+    `the registry already has a metric ${name} of another type; set metrics.prefix to keep Herald's apart`,
+  );
 }

@@ -6,7 +6,9 @@ import {
   type Logger as PinoLogger,
   type LoggerOptions,
 } from 'pino';
-import pretty from 'pino-pretty';
+import { createRequire } from 'node:module';
+import { ConfigError } from '../core/errors.js';
+import type PinoPretty from 'pino-pretty';
 import type { PublishMiddleware } from '../core/bus.js';
 import type { ConsumerMiddleware } from '../core/consumer/context.js';
 import type { DeliveryInfo, Observer } from '../core/observer.js';
@@ -52,8 +54,25 @@ export function createLogger(serviceName: string, options: LoggingOptions = {}):
     ...(paths.length > 0 ? { redact: { paths, censor: '[redacted]' } } : {}),
   };
   const usePretty = options.pretty ?? (options.destination === undefined && process.stdout.isTTY === true);
-  if (usePretty) return pino(config, pretty({ colorize: true, destination: options.destination ?? 1 }));
+  // pino-pretty is an optional peer, loaded only when pretty output is asked for: asked for
+  // explicitly it must be installed; by default (a TTY) plain JSON lines do without it.
+  const pretty = usePretty ? loadPretty(options.pretty === true) : undefined;
+  if (pretty) return pino(config, pretty({ colorize: true, destination: options.destination ?? 1 }));
   return options.destination ? pino(config, options.destination) : pino(config);
+}
+
+function loadPretty(required: boolean): typeof PinoPretty | undefined {
+  try {
+    return createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw err;
+    if (required)
+      throw new ConfigError(
+        'pretty',
+        'pretty output needs the package pino-pretty, which is not installed: npm install pino-pretty',
+      );
+    return undefined;
+  }
 }
 
 /**

@@ -22,6 +22,8 @@ export interface MetricsOptions {
   readonly labelCap?: number;
   /** How long transport stats / DLQ counts are cached between scrapes; default 1000 ms. */
   readonly statsCacheMs?: number;
+  /** Prefix of the HTTP metric names (`myapp_` gives `myapp_http_requests_total`); default none. */
+  readonly prefix?: string;
 }
 
 export interface ObservabilityOptions {
@@ -110,7 +112,18 @@ export function createObservability(options: ObservabilityOptions): Observabilit
       ...(cap === undefined ? {} : { labelCap: cap }),
       ...(metricsOpts.statsCacheMs === undefined ? {} : { statsCacheMs: metricsOpts.statsCacheMs }),
     });
-    httpMetrics = new HttpMetrics({ registry, serviceName, ...(cap === undefined ? {} : { labelCap: cap }) });
+    // Registered when the HTTP middleware is first mounted, not before: an app that serves its
+    // own HTTP metrics and never mounts Herald's gets none of Herald's.
+    const prefix = metricsOpts.prefix;
+    httpMetrics = lazyHttpMetrics(
+      () =>
+        new HttpMetrics({
+          registry,
+          serviceName,
+          ...(cap === undefined ? {} : { labelCap: cap }),
+          ...(prefix === undefined ? {} : { prefix }),
+        }),
+    );
     grpc = new GrpcMetrics({ registry, serviceName, ...(cap === undefined ? {} : { labelCap: cap }) });
     cache = new CacheMetrics(registry);
     db = new DbMetrics(registry, serviceName);
@@ -194,4 +207,15 @@ export function createObservability(options: ObservabilityOptions): Observabilit
 
 function present<T>(list: readonly (T | undefined)[]): T[] {
   return list.filter((x): x is T => x !== undefined);
+}
+/** An HttpMetrics that registers its metrics on first use. */
+function lazyHttpMetrics(make: () => HttpMetrics): HttpMetrics {
+  let made: HttpMetrics | undefined;
+  return new Proxy({} as HttpMetrics, {
+    get: (_, prop) => {
+      made ??= make();
+      const value = (made as unknown as Record<string | symbol, unknown>)[prop];
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(made) : value;
+    },
+  });
 }

@@ -9,6 +9,7 @@ import type {
   Subscription,
   Transport,
   TransportCapabilities,
+  TopicTopology,
 } from './transport.js';
 import { validateDelay, validateSubscribeOptions } from './validate.js';
 
@@ -70,6 +71,10 @@ export class MemoryTransport implements Transport {
     return this.topics.get(topic)?.stats(group) ?? { lag: 0, inFlight: 0, delayed: 0 };
   }
 
+  async topology(): Promise<readonly TopicTopology[]> {
+    return [...this.topics.values()].map((t) => ({ topic: t.topic, groups: t.groupNames() }));
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -96,6 +101,10 @@ class TopicLog {
 
   get end(): number {
     return this.base + this.messages.length;
+  }
+
+  groupNames(): string[] {
+    return [...this.groups.keys()];
   }
 
   append(message: Message): void {

@@ -1,3 +1,6 @@
+import type { DeadLetterStore } from '../store/dead-letter-store.js';
+import type { IdempotencyStore } from '../store/idempotency-store.js';
+
 /**
  * The transport seam: the one interface every broker adapter implements. It moves opaque messages
  * and knows nothing of events, codecs or handlers; everything else is built on top of it.
@@ -6,6 +9,20 @@
 import type { Message } from '../contracts/message.js';
 
 export type { Message };
+
+/** Durable stores that live with a transport: the same file, the same server. */
+export interface TransportStores {
+  readonly deadLetters?: DeadLetterStore;
+  readonly idempotency?: IdempotencyStore;
+  /** Closes what these stores opened. */
+  close(): Promise<void>;
+}
+
+/** A topic on the broker and the consumer groups that read it. */
+export interface TopicTopology {
+  readonly topic: string;
+  readonly groups: readonly string[];
+}
 
 /** One delivery of a message to one member of a consumer group. Settle it exactly once. */
 export interface Delivery {
@@ -86,6 +103,21 @@ export interface Transport {
   subscribe(topic: string, options: SubscribeOptions, onDelivery: DeliveryHandler): Promise<Subscription>;
   /** Queue depths per group; optional. */
   stats?(topic: string, group: string): Promise<GroupStats>;
+  /**
+   * Checks that the broker answers, within `timeoutMs`; rejects with an error naming the broker
+   * (its URL, password masked) otherwise. `herald.start()` calls it first, so an unreachable broker
+   * fails start instead of hanging it. Optional: transports without a connection leave it out.
+   */
+  connect?(options: { readonly timeoutMs: number }): Promise<void>;
+  /**
+   * The durable stores that belong with this transport (a dead-letter store in the same SQLite
+   * file, on the same Redis...). Herald uses them for the stores it is not given, and closes them
+   * with itself, so a durable transport never pairs with an in-memory dead-letter queue by
+   * accident. Optional: in-memory transports leave it out.
+   */
+  defaultStores?(): TransportStores;
+  /** Every topic the broker holds and the groups that read it; for tools such as `herald stats`. */
+  topology?(): Promise<readonly TopicTopology[]>;
   /**
    * Closes subscriptions and connections. Unsettled deliveries go back to their groups (released
    * or left to lease expiry, never failed); settling them afterwards is a no-op. Idempotent.

@@ -1,4 +1,4 @@
-import { DecodeError } from '../../core/errors.js';
+import { malformedMessage, parseHeaders } from '../../transport/malformed.js';
 import type { Message } from '../../transport/transport.js';
 
 /*
@@ -21,23 +21,47 @@ export function encodeFields(message: Message): (string | Buffer)[] {
   return fields;
 }
 
-/** Rebuilds a message from the field/value list of a stream entry read with Buffer replies. */
+/**
+ * Rebuilds a message from the field/value list of a stream entry read with Buffer replies. An
+ * entry Herald did not write (no id field, headers that are not a JSON object of strings) becomes
+ * a malformed message carrying its raw bytes, which the consumer dead-letters with reason `decode`.
+ */
 export function decodeFields(streamId: string, fields: readonly Buffer[]): Message {
   let id: string | undefined;
   let key: string | undefined;
-  let headers: Record<string, string> = {};
-  let body: Uint8Array = new Uint8Array(0);
+  let rawHeaders: string | undefined;
+  let body: Uint8Array | undefined;
+  const others: Record<string, string> = {};
   for (let i = 0; i + 1 < fields.length; i += 2) {
     const name = fields[i]!.toString('latin1');
     const value = fields[i + 1]!;
     if (name === 'i') id = value.toString('utf8');
     else if (name === 'k') key = value.toString('utf8');
-    else if (name === 'h') headers = JSON.parse(value.toString('utf8')) as Record<string, string>;
-    else if (name === 'b') body = new Uint8Array(value); // a copy: consumers may keep it
+    else if (name === 'h') rawHeaders = value.toString('utf8');
+    else if (name === 'b')
+      body = new Uint8Array(value); // a copy: consumers may keep it
+    else others[`herald-raw-field-${name}`] = value.toString('utf8');
   }
-  if (id === undefined)
-    throw new DecodeError(
-      `stream entry ${streamId} has no message id (field "i"); it was not written by Herald`,
-    );
-  return key === undefined ? { id, headers, body } : { id, key, headers, body };
+  let problem: string | undefined;
+  let headers: Record<string, string> = {};
+  if (id === undefined) problem = 'has no message id (field "i")';
+  else if (rawHeaders !== undefined) {
+    try {
+      headers = parseHeaders(rawHeaders);
+    } catch (err) {
+      problem = `has headers (field "h") that are not a JSON object of strings (${(err as Error).message})`;
+    }
+  }
+  if (problem === undefined)
+    return key === undefined
+      ? { id: id!, headers, body: body ?? new Uint8Array(0) }
+      : { id: id!, key, headers, body: body ?? new Uint8Array(0) };
+  return malformedMessage({
+    id: id ?? `redis:${streamId}`,
+    ...(key === undefined ? {} : { key }),
+    reason: `stream entry ${streamId} ${problem}; it was not written by Herald`,
+    body: body ?? new Uint8Array(0),
+    ...(rawHeaders === undefined ? {} : { rawHeaders }),
+    extraHeaders: { ...others, 'herald-stream-id': streamId },
+  });
 }

@@ -1,4 +1,6 @@
-import { Cluster, Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
+import { redisDriver } from './driver.js';
+import { maskUrl } from '../../backends/registry.js';
 import { toError } from '../../core/errors.js';
 import type { RedisConnectionOptions } from './options.js';
 
@@ -37,10 +39,7 @@ export class Connections {
     private readonly options: RedisConnectionOptions,
     private readonly name: string,
   ) {
-    this.onError =
-      options.onError ??
-      ((error, context) =>
-        process.emitWarning(`${name} (${context}): ${error.message}`, 'HeraldRedisWarning'));
+    this.onError = options.onError ?? rateLimitedWarning(name);
     this.client = this.watch(open(options), 'connection');
   }
 
@@ -105,11 +104,39 @@ export class Connections {
     this.closed = true;
     for (const c of this.extra) c.disconnect();
     this.extra.clear();
-    try {
-      await this.client.quit();
-    } catch {
-      this.client.disconnect();
+    // QUIT waits for the server; a stalled or unreachable one must not hold close() (and so
+    // herald.stop()) forever, so after a short wait the socket is simply dropped.
+    if (this.client.status !== 'ready') {
+      this.client.disconnect(); // never connected, or reconnecting: nobody to say goodbye to
+      return;
     }
+    let timer: NodeJS.Timeout | undefined;
+    const dropped = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, QUIT_WAIT_MS);
+      timer.unref();
+    });
+    await Promise.race([this.client.quit().catch(() => undefined), dropped]);
+    clearTimeout(timer);
+    this.client.disconnect();
+  }
+
+  /** Drops every socket at once, without QUIT (the server may be stalled). */
+  disconnectAll(): void {
+    this.closed = true;
+    for (const c of this.extra) c.disconnect();
+    this.extra.clear();
+    this.client.disconnect();
+  }
+
+  /** Where these connections go, password masked: for errors and logs. */
+  describe(): string {
+    const o = this.options;
+    if (o.url) return maskUrl(o.url);
+    if (o.redis) return `redis://${o.redis.host ?? '127.0.0.1'}:${o.redis.port ?? 6379}`;
+    if (o.cluster)
+      return `redis cluster ${o.cluster.nodes.map((n) => (typeof n === 'object' ? `${n.host}:${n.port}` : String(n))).join(',')}`;
+    if (o.client) return 'redis (a client you own)';
+    return 'redis://127.0.0.1:6379';
   }
 
   private watch<C extends RedisClient>(client: C, what: string): C {
@@ -124,8 +151,35 @@ export class Connections {
   }
 }
 
+/** How long close() waits for QUIT before dropping the socket. */
+const QUIT_WAIT_MS = 1000;
+/** At most one warning per context in this period; the next one says how many were left out. */
+const WARNING_EVERY_MS = 10_000;
+
+/**
+ * The default error callback: `process.emitWarning`, at most once per context every 10 s. ioredis
+ * reports every failed reconnect attempt; during an outage that would be a warning a second.
+ */
+function rateLimitedWarning(name: string): (error: Error, context: string) => void {
+  const last = new Map<string, { at: number; suppressed: number }>();
+  return (error, context) => {
+    const now = Date.now();
+    const seen = last.get(context);
+    if (seen && now - seen.at < WARNING_EVERY_MS) {
+      seen.suppressed++;
+      return;
+    }
+    const more = seen?.suppressed
+      ? ` (${seen.suppressed} more like it in the last ${Math.round((now - seen.at) / 1000)} s)`
+      : '';
+    last.set(context, { at: now, suppressed: 0 });
+    process.emitWarning(`${name} (${context}): ${error.message}${more}`, 'HeraldRedisWarning');
+  };
+}
+
 function open(options: RedisConnectionOptions): RedisClient {
   if (options.client) return duplicate(options.client);
+  const { Cluster, Redis } = redisDriver();
   if (options.cluster) return new Cluster([...options.cluster.nodes], options.cluster.options);
   if (options.redis) return new Redis(options.redis);
   return new Redis(options.url ?? 'redis://127.0.0.1:6379');

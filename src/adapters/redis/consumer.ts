@@ -62,6 +62,9 @@ export class GroupConsumer implements Subscription {
   private flushScheduled = false;
   private readonly flushes = new Set<Promise<void>>();
   private renewTimer: NodeJS.Timeout | undefined;
+  private dueTimes: number[] = [];
+  private wakeTimer: NodeJS.Timeout | undefined;
+  private wakeTimerAt = 0;
   private readonly renewEveryMs: number;
   private readonly reclaimEveryMs: number;
 
@@ -96,6 +99,8 @@ export class GroupConsumer implements Subscription {
   async close(): Promise<void> {
     if (!this.active) return this.loopDone;
     this.active = false;
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.dueTimes = [];
     this.wake();
     if (this.blocking) this.ctx.connections.drop(this.blocking); // interrupts a blocked XREAD
     this.blocking = undefined;
@@ -123,8 +128,44 @@ export class GroupConsumer implements Subscription {
     this.outstanding.delete(delivery.streamId);
     this.wake();
     const sent = this.released ? Promise.resolve() : this.enqueue(op, delivery, delayMs);
+    if (op === 'n' && delayMs > 0 && !this.released)
+      sent.then(() => this.wakeAt(Date.now() + delayMs)).catch(() => undefined);
     this.maybeRetire();
     return sent;
+  }
+
+  /**
+   * A blocked XREAD does not return when a delayed retry comes due (the retry queue is a sorted
+   * set, not a stream), and the block started before the retry was scheduled could last up to
+   * `blockMs`. So the member that scheduled it bumps the group's wake stream at the due time:
+   * every member blocked on the group (in any process) fetches at once. One timer, for the
+   * earliest due time.
+   */
+  private wakeAt(dueAt: number): void {
+    if (!this.active) return;
+    this.dueTimes.push(dueAt);
+    this.armWakeTimer();
+  }
+
+  private armWakeTimer(): void {
+    if (this.dueTimes.length === 0 || !this.active) return;
+    const next = Math.min(...this.dueTimes);
+    if (this.wakeTimer && this.wakeTimerAt <= next) return;
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.wakeTimerAt = next;
+    this.wakeTimer = setTimeout(() => this.onWakeTimer(), Math.max(0, next - Date.now()) + 1);
+    this.wakeTimer.unref();
+  }
+
+  private onWakeTimer(): void {
+    this.wakeTimer = undefined;
+    const now = Date.now();
+    this.dueTimes = this.dueTimes.filter((t) => t > now);
+    if (!this.active) return;
+    this.ctx.connections.client
+      .xadd(this.keys.wake, 'MAXLEN', 1, '*', 'w', '1')
+      .catch((err: unknown) => this.ctx.connections.report(err, `wake ${this.topic}/${this.group}`));
+    this.armWakeTimer();
   }
 
   private async loop(): Promise<void> {
@@ -173,15 +214,8 @@ export class GroupConsumer implements Subscription {
     const deliveries: RedisDelivery[] = [];
     for (const [idBuf, attempt, fields] of entries) {
       const streamId = idBuf.toString('latin1');
-      let message: Message;
-      try {
-        message = decodeFields(streamId, fields);
-      } catch (err) {
-        // Not ours (written by another tool): acknowledge it away rather than block the group.
-        this.ctx.connections.report(err, `decode ${this.topic}/${this.group}`);
-        await this.ctx.connections.client.xack(this.keys.stream, this.group, streamId);
-        continue;
-      }
+      // An entry Herald did not write comes back marked malformed: the consumer dead-letters it.
+      const message = decodeFields(streamId, fields);
       deliveries.push(new RedisDelivery(this, streamId, message, this.topic, this.group, attempt));
     }
     return {

@@ -1,4 +1,5 @@
-import { Redis, type Cluster } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
+import { redisDriver } from './driver.js';
 import { ConfigError } from '../../core/errors.js';
 import type { CheckSettings } from '../../health/checks.js';
 import type { HealthCheck } from '../../health/types.js';
@@ -28,18 +29,23 @@ export function redisHealthCheck(options: RedisHealthCheckOptions = {}): HealthC
         if (reply !== 'PONG') throw new Error(`PING answered ${JSON.stringify(reply)}`);
         return;
       }
-      const client = new Redis(options.url ?? 'redis://127.0.0.1:6379', {
+      const client = new (redisDriver().Redis)(options.url ?? 'redis://127.0.0.1:6379', {
         lazyConnect: true,
         enableOfflineQueue: false,
         maxRetriesPerRequest: 0,
         retryStrategy: () => null,
         connectTimeout: options.timeoutMs ?? 2000,
       });
-      client.on('error', () => undefined); // reported through the rejected connect/ping
+      // The socket's error (ECONNREFUSED, ENOTFOUND...) says more than the rejected connect's
+      // "Connection is closed", so it is the one reported.
+      let socketError: Error | undefined;
+      client.on('error', (err: Error) => (socketError ??= err));
       const onAbort = (): void => client.disconnect();
       signal.addEventListener('abort', onAbort, { once: true });
       try {
-        await client.connect();
+        await client.connect().catch((err: unknown) => {
+          throw socketError ?? err;
+        });
         const reply = await client.ping();
         if (reply !== 'PONG') throw new Error(`PING answered ${JSON.stringify(reply)}`);
       } finally {

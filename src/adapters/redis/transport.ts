@@ -5,9 +5,13 @@ import type {
   Message,
   SubscribeOptions,
   Subscription,
+  TopicTopology,
   Transport,
   TransportCapabilities,
+  TransportStores,
 } from '../../transport/transport.js';
+import { BackendUnreachableError } from '../../backends/registry.js';
+import { redisStores } from './stores/index.js';
 import { validateSubscribeOptions } from '../../transport/validate.js';
 import { encodeFields } from './codec.js';
 import { Connections, type RedisHealth, type RedisStatus } from './connection.js';
@@ -16,6 +20,7 @@ import { TopicKeys } from './keys.js';
 import {
   resolveTransportOptions,
   validateTopicName,
+  type RedisConnectionOptions,
   type RedisTransportOptions,
   type ResolvedTransportOptions,
 } from './options.js';
@@ -33,6 +38,9 @@ export class RedisPublishError extends HeraldError {
     );
   }
 }
+
+/** How long close() waits for Redis to take the releases and QUIT before dropping the sockets. */
+const SHUTDOWN_WAIT_MS = 1000;
 
 /**
  * Transport on Redis Streams: one stream per topic, one Redis consumer group per Herald group,
@@ -57,8 +65,12 @@ export class RedisTransport implements Transport {
   private readonly lastTrim = new Map<string, number>();
   private closing: Promise<void> | undefined;
 
+  private readonly connectionOptions: RedisConnectionOptions;
+
   constructor(options: RedisTransportOptions = {}) {
     this.options = resolveTransportOptions(options);
+    const { url, redis: node, cluster, client, prefix, onError } = options;
+    this.connectionOptions = { url, redis: node, cluster, client, prefix, onError };
     this.connections = new Connections(options, 'herald redis transport');
     this.scripts = bindScripts(this.connections.client);
   }
@@ -160,18 +172,93 @@ export class RedisTransport implements Transport {
     return this.connections.health(timeoutMs);
   }
 
+  /**
+   * Pings Redis within `timeoutMs`; rejects with BackendUnreachableError naming the URL. ioredis
+   * itself would queue commands and reconnect forever, so without this an unreachable server
+   * would hang `herald.start()`.
+   */
+  async connect({ timeoutMs }: { readonly timeoutMs: number }): Promise<void> {
+    const health = await this.connections.health(timeoutMs);
+    if (!health.ok)
+      throw new BackendUnreachableError(
+        this.connections.describe(),
+        new Error(this.status().lastError?.message ?? health.error ?? 'no answer'),
+      );
+  }
+
+  /**
+   * The Redis dead-letter and idempotency stores on the same server and prefix, which Herald uses
+   * unless it is given others. Their connection opens only when a store is first used.
+   */
+  defaultStores(): TransportStores {
+    return redisStores(this.connectionOptions);
+  }
+
+  /** Every topic stream under this transport's prefix and its consumer groups (SCAN + XINFO). */
+  async topology(): Promise<readonly TopicTopology[]> {
+    const client = this.connections.client;
+    const scan = (cursor: string, pattern: string) =>
+      (
+        client as unknown as {
+          scan(c: string, m: 'MATCH', p: string, n: 'COUNT', c2: number): Promise<[string, string[]]>;
+        }
+      ).scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    const prefix = `${this.options.prefix}:{`;
+    const streams = new Set<string>();
+    let cursor = '0';
+    do {
+      const [next, keys] = await scan(cursor, `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*}:s`);
+      cursor = next;
+      for (const k of keys) streams.add(k);
+    } while (cursor !== '0');
+    const out: TopicTopology[] = [];
+    for (const stream of [...streams].sort()) {
+      const topic = stream.slice(prefix.length, -3);
+      if (topic.length === 0) continue;
+      const groups = ((await client.xinfo('GROUPS', stream).catch(() => [])) as unknown[][])
+        .map((g) => String(pairs(g).name))
+        .sort();
+      out.push({ topic, groups });
+    }
+    return out;
+  }
+
   async close(): Promise<void> {
     this.closing ??= this.shutdown();
     return this.closing;
   }
 
+  /**
+   * Returns unsettled deliveries to their groups and says goodbye to Redis; bounded, because a
+   * stalled server answers nothing: after SHUTDOWN_WAIT_MS the sockets are dropped and whatever
+   * was not settled comes back to the group when its lease expires.
+   */
   private async shutdown(): Promise<void> {
     const consumers = [...this.consumers];
-    await Promise.all(consumers.map((c) => c.close()));
-    await Promise.all(
-      consumers.map((c) => c.releaseAll().catch((err: unknown) => this.connections.report(err, 'close'))),
-    );
-    await this.connections.close();
+    const graceful = (async () => {
+      await Promise.all(consumers.map((c) => c.close()));
+      await Promise.all(
+        consumers.map((c) => c.releaseAll().catch((err: unknown) => this.connections.report(err, 'close'))),
+      );
+      await this.connections.close();
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), SHUTDOWN_WAIT_MS);
+      timer.unref();
+    });
+    const outcome = await Promise.race([graceful.then(() => 'done' as const), late]);
+    clearTimeout(timer);
+    if (outcome === 'late') {
+      this.connections.report(
+        new Error(
+          `Redis did not answer within ${SHUTDOWN_WAIT_MS} ms; connections dropped, leases left to expire`,
+        ),
+        'close',
+      );
+      this.connections.disconnectAll();
+      await graceful.catch(() => undefined);
+    }
   }
 
   private maybeTrim(topic: string, keys: TopicKeys): void {

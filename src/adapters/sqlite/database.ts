@@ -1,6 +1,7 @@
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { sqliteDriver } from './driver.js';
 import {
   SqliteCannotOpenError,
   SqliteForeignDatabaseError,
@@ -99,10 +100,11 @@ export function acquireDatabase(options: ResolvedConnectionOptions): DatabaseHan
 
 function openDatabase(file: string, options: ResolvedConnectionOptions): SqliteDatabase {
   const fail = (err: unknown): Error => translateSqliteError(err, file, options.busyTimeoutMs, 'opening');
+  const Driver = sqliteDriver();
   checkAccess(file);
   let db: Database.Database;
   try {
-    db = new Database(file, { timeout: options.busyTimeoutMs });
+    db = new Driver(file, { timeout: options.busyTimeoutMs });
   } catch (err) {
     throw fail(err);
   }

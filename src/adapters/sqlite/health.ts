@@ -1,4 +1,4 @@
-import Database from 'better-sqlite3';
+import { sqliteDriver } from './driver.js';
 import { ConfigError } from '../../core/errors.js';
 import type { CheckSettings } from '../../health/checks.js';
 import type { HealthCheck } from '../../health/types.js';
@@ -28,6 +28,7 @@ export function sqliteHealthCheck(options: SqliteHealthCheckOptions): HealthChec
     ...(options.degradedAfterMs !== undefined ? { degradedAfterMs: options.degradedAfterMs } : {}),
     ...(options.cacheTtlMs !== undefined ? { cacheTtlMs: options.cacheTtlMs } : {}),
     async check() {
+      const Database = sqliteDriver();
       const db = new Database(path, { readonly: true, fileMustExist: true, timeout: 1000 });
       try {
         if (quickCheck) {

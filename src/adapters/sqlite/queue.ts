@@ -1,31 +1,12 @@
 import type { GroupStats, Message } from '../../transport/transport.js';
+import type { FetchResult, LeasedMessage, Settlement } from './leases.js';
+import { malformedMessage, parseHeaders } from '../../transport/malformed.js';
 import type { SqliteDatabase } from './database.js';
 
 /** Most rows a single fetch transaction reads from the log, so one poll never blocks for long. */
 const SCAN_LIMIT = 512;
 
-/** A message leased to one member. */
-export interface LeasedMessage {
-  readonly seq: number;
-  readonly attempt: number;
-  readonly message: Message;
-}
-
-export interface FetchResult {
-  readonly leased: LeasedMessage[];
-  /** Earliest time a waiting (nacked with delay) message of the group becomes visible, if any. */
-  readonly nextVisibleAt: number | undefined;
-}
-
-/** One ack, nack or release of a lease. */
-export interface Settlement {
-  readonly groupId: number;
-  readonly seq: number;
-  readonly token: string;
-  readonly how: 'ack' | 'nack' | 'release';
-  /** For nack: when the message becomes visible again. */
-  readonly visibleAt: number;
-}
+export type { FetchResult, LeasedMessage, Settlement } from './leases.js';
 
 interface MessageRow {
   seq: number;
@@ -337,6 +318,24 @@ export class BrokerQueries {
     });
   }
 
+  /** Every topic in the file with the groups that read it. */
+  topology(): { topic: string; groups: string[] }[] {
+    return this.s.run('listing topics and groups', () => {
+      const rows = this.s
+        .statement(
+          'SELECT t.name AS topic, g.name AS grp FROM herald_topics t LEFT JOIN herald_groups g ON g.topic_id = t.id ORDER BY t.name, g.name',
+        )
+        .all() as { topic: string; grp: string | null }[];
+      const byTopic = new Map<string, string[]>();
+      for (const r of rows) {
+        let groups = byTopic.get(r.topic);
+        if (!groups) byTopic.set(r.topic, (groups = []));
+        if (r.grp !== null) groups.push(r.grp);
+      }
+      return [...byTopic].map(([topic, groups]) => ({ topic, groups }));
+    });
+  }
+
   /** Names of all topics in the file. */
   topics(): string[] {
     return this.s.run('listing topics', () =>
@@ -346,7 +345,21 @@ export class BrokerQueries {
 }
 
 function toMessage(row: MessageRow): Message {
-  const headers = JSON.parse(row.headers) as Record<string, string>;
   const body = new Uint8Array(row.body.buffer, row.body.byteOffset, row.body.byteLength);
-  return row.key === null ? { id: row.id, headers, body } : { id: row.id, key: row.key, headers, body };
+  const key = row.key ?? undefined;
+  let headers: Record<string, string>;
+  try {
+    headers = parseHeaders(row.headers);
+  } catch (err) {
+    // A row written by plain SQL with headers Herald cannot read: hand it on to be dead-lettered
+    // (reason decode, raw text kept) rather than fail the fetch and stop the whole group.
+    return malformedMessage({
+      id: row.id,
+      ...(key === undefined ? {} : { key }),
+      reason: `the headers of message ${row.seq} are not a JSON object of strings (${(err as Error).message}); it was not written by Herald`,
+      body,
+      rawHeaders: row.headers,
+    });
+  }
+  return key === undefined ? { id: row.id, headers, body } : { id: row.id, key, headers, body };
 }

@@ -7,18 +7,22 @@ import type {
   Message,
   SubscribeOptions,
   Subscription,
+  TopicTopology,
   Transport,
   TransportCapabilities,
+  TransportStores,
 } from '../../transport/transport.js';
 import { validateDelay, validateSubscribeOptions } from '../../transport/validate.js';
 import { acquireDatabase, type DatabaseHandle } from './database.js';
 import { SqliteBusyError } from './errors.js';
+import { sqliteStores } from './stores.js';
 import {
   resolveTransportOptions,
   type ResolvedTransportOptions,
   type SqliteTransportOptions,
 } from './options.js';
-import { BrokerQueries, type LeasedMessage, type Settlement } from './queue.js';
+import type { LeasedMessage, Settlement } from './leases.js';
+import { BrokerQueries } from './queue.js';
 
 /** Most messages leased by one poll, so one fetch transaction stays short. */
 const MAX_FETCH = 256;
@@ -122,6 +126,20 @@ export class SqliteTransport implements Transport {
   async stats(topic: string, group: string): Promise<GroupStats> {
     this.assertOpen();
     return this.queries.stats(topic, group, Date.now());
+  }
+
+  async topology(): Promise<readonly TopicTopology[]> {
+    this.assertOpen();
+    return this.queries.topology();
+  }
+
+  /**
+   * The dead-letter and idempotency stores in the same file (one shared connection), which Herald
+   * uses unless it is given others.
+   */
+  defaultStores(): TransportStores {
+    const { path, busyTimeoutMs, synchronous } = this.options;
+    return sqliteStores({ path, busyTimeoutMs, synchronous });
   }
 
   /**

@@ -6,11 +6,15 @@ import {
   JSON_OPTION,
   numberOption,
   parseCommand,
+  shellArg,
   transportChoice,
   type OptionSpecs,
 } from '../args.js';
 import type { Command } from '../command.js';
 import { printJson, type Io } from '../output.js';
+
+/** Signals closer together than this count as one Ctrl-C. */
+const REPEAT_SIGNAL_GRACE_MS = 1000;
 
 const options = {
   duration: {
@@ -45,7 +49,7 @@ export const demoCommand: Command = {
   options,
   details: [
     'Exit code: 0 when every event is accounted for (lost 0) and per-conversation order held;',
-    '1 otherwise. Ctrl-C (or SIGTERM) stops gracefully and prints the summary; a second Ctrl-C exits at once.',
+    '1 otherwise. Ctrl-C (or SIGTERM) stops gracefully and prints the summary; a second Ctrl-C (a second or more later) exits at once.',
     '',
     'Examples:',
     '  herald demo                                   # SQLite file .herald/events.db, until Ctrl-C',
@@ -59,15 +63,18 @@ export const demoCommand: Command = {
     const rate = numberOption(values, 'rate', 200, { min: 1 });
     const port = numberOption(values, 'port', 7070, { min: 0, integer: true });
     const stop = new AbortController();
-    let signals = 0;
+    let firstSignalAt: number | undefined;
     const onSignal = (): void => {
-      signals++;
-      if (signals === 1) {
+      const now = Date.now();
+      if (firstSignalAt === undefined) {
+        firstSignalAt = now;
         io.stderr.write(
           '\nherald demo: stopping (waiting for in-flight messages; Ctrl-C again to quit now)\n',
         );
         stop.abort();
-      } else process.exit(130);
+      } else if (now - firstSignalAt >= REPEAT_SIGNAL_GRACE_MS) process.exit(130);
+      // A second signal within the grace period is the same Ctrl-C: `npm start` and other runners
+      // forward the terminal's SIGINT to the process group, so the demo receives it twice.
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
@@ -115,7 +122,7 @@ function printSummary(io: Io, s: DemoSummary): void {
     ),
     '',
     s.deadLettered > 0
-      ? `Inspect the dead letters: herald dlq list${s.transport.startsWith('sqlite://.herald/events.db') ? '' : ` --transport ${s.namespace ? `'${s.transport}?namespace=${s.namespace}'` : s.transport}`}`
+      ? `Inspect the dead letters: herald dlq list --transport ${shellArg(s.namespace ? `${s.transport}?namespace=${s.namespace}` : s.transport)}`
       : '',
   ];
   io.stdout.write(`${lines.filter((l, i) => l !== '' || i < lines.length - 1).join('\n')}\n`);

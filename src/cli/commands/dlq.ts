@@ -1,4 +1,6 @@
 import {
+  backendFlags,
+  shellArg,
   COMMON_OPTIONS,
   EXIT,
   flag,
@@ -166,7 +168,15 @@ async function list(values: ParsedValues, io: Io): Promise<number> {
     })),
     ['id', 'reason', 'group', 'type', 'attempts', 'at', 'error'],
   );
-  if (page.nextCursor) io.stderr.write(`more: herald dlq list --cursor ${page.nextCursor}\n`);
+  if (page.nextCursor) {
+    const repeat = ['group', 'topic', 'type', 'handler', 'reason', 'since', 'until', 'limit']
+      .map((name) => [name, stringOption(values, name)] as const)
+      .filter(([, v]) => v !== undefined)
+      .map(([name, v]) => ` --${name} ${shellArg(v!)}`)
+      .join('');
+    const where = await backendFlags(values, io.env);
+    io.stderr.write(`more: herald dlq list${where}${repeat} --cursor ${shellArg(page.nextCursor)}\n`);
+  }
   return EXIT.ok;
 }
 

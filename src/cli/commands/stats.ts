@@ -2,15 +2,6 @@ import { COMMON_OPTIONS, EXIT, flag, JSON_OPTION, parseCommand, type OptionSpecs
 import { withHerald, type Command } from '../command.js';
 import { printJson, printTable } from '../output.js';
 
-/** The demo's topology: shown by default so `herald stats` right after `npm start` has something to say. */
-const DEMO_PAIRS: readonly (readonly [string, string])[] = [
-  ['conversation.events', 'analytics-service'],
-  ['document.events', 'analytics-service'],
-  ['conversation.events', 'notification-service'],
-  ['conversation.events', 'audit-log'],
-  ['document.events', 'audit-log'],
-];
-
 const options = {
   topic: { type: 'string', short: 't', multiple: true, arg: '<topic>', help: 'topic to report; repeatable' },
   group: {
@@ -41,8 +32,8 @@ export const statsCommand: Command = {
   usage: ['herald stats [--topic <t>]... [--group <g>]... [--json]'],
   options,
   details: [
-    'Which pairs: with --topic and --group, every combination of them; with only one of them, the',
-    "pairs known (the demo's, and those with dead letters) filtered by it; with neither, all known pairs.",
+    'Which pairs: with --topic and --group, every combination of them; otherwise every topic and',
+    'group on the broker (and every pair with dead letters), filtered by the one given.',
   ].join('\n'),
   async run(argv, io) {
     const { values } = parseCommand(argv, { ...options, ...COMMON_OPTIONS }, io.env);
@@ -54,7 +45,10 @@ export const statsCommand: Command = {
       if (topics.length > 0 && groups.length > 0) {
         for (const t of topics) for (const g of groups) add(t, g);
       } else {
-        for (const [t, g] of DEMO_PAIRS) add(t, g);
+        // Every topic and group the broker holds (transports that can list them), and every pair
+        // with dead letters (a group may be gone while its dead letters stay).
+        for (const { topic, groups: names } of (await opened.transport.topology?.()) ?? [])
+          for (const g of names) add(topic, g);
         let cursor: string | undefined;
         do {
           const page = await herald.deadLetters.list({}, { limit: 1000, ...(cursor ? { cursor } : {}) });

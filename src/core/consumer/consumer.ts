@@ -1,6 +1,12 @@
 import { performance } from 'node:perf_hooks';
 import type { EventEnvelope } from '../../contracts/envelope.js';
-import { ConfigError, HeraldError, SchemaValidationError, toError } from '../../contracts/errors.js';
+import {
+  ConfigError,
+  DecodeError,
+  HeraldError,
+  SchemaValidationError,
+  toError,
+} from '../../contracts/errors.js';
 import { Headers } from '../../contracts/headers.js';
 import type { Logger } from '../../contracts/logger.js';
 import type { Policy } from '../../resilience/policy.js';
@@ -330,6 +336,9 @@ export class Consumer {
     try {
       const { message } = delivery;
       let event: EventEnvelope;
+      const malformed = message.headers[Headers.malformed];
+      if (malformed !== undefined)
+        return await this.deadLetter(delivery, 'decode', new DecodeError(malformed), this.name, undefined);
       try {
         event = this.deps.codecs.get(message.headers['content-type']).decode(message.body);
       } catch (err) {

@@ -3,7 +3,7 @@ import { ExponentialBackoff } from '../../resilience/retry/backoff.js';
 
 /** How a failing message is retried through delayed redelivery before it is dead-lettered. */
 export interface RetryOptions {
-  /** Total attempts including the first; default 4 (the seeds' "3 retries"). */
+  /** Total attempts including the first; default 4 (the first try and 3 retries). */
   readonly maxAttempts?: number;
   /** Delay before the first retry; default 100 ms. */
   readonly initialDelayMs?: number;

@@ -82,6 +82,11 @@ export class OwnRedis {
     return `redis://127.0.0.1:${this.port}`;
   }
 
+  /** The server's process id, e.g. to SIGSTOP it and simulate a hung broker. */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   async restart(): Promise<void> {
     await this.shutdown();
     await this.launch();
