@@ -148,7 +148,7 @@ export class Herald {
     if (!options || typeof options !== 'object')
       throw new ConfigError('options', 'createHerald needs an options object');
     rejectUnknownOptions(options, HERALD_OPTIONS, '');
-    rejectUnknownOptions(options.stores, STORES, 'stores');
+    rejectUnknownOptions(options.stores, STORES, 'stores', { typosOnly: true });
     if (typeof options.service !== 'string' || options.service.length === 0) {
       throw new ConfigError('service', 'must be a non-empty string naming this service');
     }

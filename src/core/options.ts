@@ -13,12 +13,20 @@ export type KnownKeys<T> = { readonly [K in keyof Required<T>]: true };
  * TypeScript catches these at compile time; this catches JavaScript callers, `as any` and options
  * built at run time, which would otherwise fall back to defaults without a word.
  */
-export function rejectUnknownOptions(value: unknown, known: KnownKeys<object>, field: string): void {
+export function rejectUnknownOptions(
+  value: unknown,
+  known: KnownKeys<object>,
+  field: string,
+  options: { typosOnly?: boolean } = {},
+): void {
   if (value === null || typeof value !== 'object') return;
   for (const key in value) {
     if (Object.prototype.hasOwnProperty.call(known, key)) continue;
     const names = Object.keys(known);
     const near = nearest(key, names);
+    // A bundle such as `sqliteStores(...)` carries `close`, `status` or its connection beside the
+    // stores: only a near miss of a known name is a mistake there.
+    if (options.typosOnly && near === undefined) continue;
     throw new ConfigError(
       field ? `${field}.${key}` : key,
       `unknown option${near ? ` (did you mean ${near}?)` : ''}; known: ${names.join(', ')}`,

@@ -2,6 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { toError } from '../core/errors.js';
 import { backends, type OpenedBackend } from '../backends/index.js';
+import { ConfigError } from '../contracts/errors.js';
+import { MemorySagaStore } from '../saga/memory-store.js';
+import type { SagaStore } from '../saga/store.js';
 import { HealthProbes, probeHandler } from '../health/index.js';
 import { createObservability, type Observability } from '../observability/index.js';
 import { consoleHandler } from '../console/index.js';
@@ -141,7 +144,7 @@ export async function runDemo(options: DemoRunOptions): Promise<DemoSummary> {
       const closeServer = server.close;
       server = { ...server, close: () => (ui.close(), closeServer()) };
       note(
-        `herald demo: console at ${server.url}/ (token ${ui.token}); also /status, /metrics, /health, /ready, /live`,
+        `herald demo: serving ${server.url} (web console at / with token ${ui.token}; also /status, /metrics, /health, /ready, /live)`,
       );
     }
     note(
@@ -152,10 +155,7 @@ export async function runDemo(options: DemoRunOptions): Promise<DemoSummary> {
       runId,
       transport: opened.transport,
       ...(opened.stores.deadLetters ? { deadLetters: opened.stores.deadLetters } : {}),
-      store: await backends.openSagaStore(
-        options.transportUrl,
-        runNamespace ? { namespace: runNamespace } : {},
-      ),
+      store: await demoSagaStore(options.transportUrl, runNamespace, note),
     });
     probes.markReady();
     const generator = new TrafficGenerator(services, tally, runId, rate, (err) =>
@@ -310,4 +310,19 @@ function routes(
     '/ready': probe,
     '/health': probe,
   };
+}
+
+/** The saga store on the demo's backend; one without saga state (Kafka) keeps the demo's sagas in memory. */
+async function demoSagaStore(
+  url: string,
+  namespace: string | undefined,
+  note: (text: string) => void,
+): Promise<SagaStore> {
+  try {
+    return await backends.openSagaStore(url, namespace ? { namespace } : {});
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    note(`herald demo: ${err.message.replace(/^[^:]*: /, '')}; the order sagas run on an in-memory store`);
+    return new MemorySagaStore();
+  }
 }

@@ -694,6 +694,8 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
         service: 'conformance',
         transport,
         routing: { 'conform.*': topic },
+        // Checked after stop(): a store the transport brings would be closed by then.
+        stores: { deadLetters: new MemoryDeadLetterStore() },
         drainTimeoutMs: 100,
         closeResources: false,
       });
