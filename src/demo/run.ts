@@ -5,7 +5,7 @@ import { backends, type OpenedBackend } from '../backends/index.js';
 import { ConfigError } from '../contracts/errors.js';
 import { MemorySagaStore } from '../saga/memory-store.js';
 import type { SagaStore } from '../saga/store.js';
-import { HealthProbes, probeHandler } from '../health/index.js';
+import { deadLetterGrowthCheck, HealthProbes, lagCheck, probeHandler } from '../health/index.js';
 import { createObservability, type Observability } from '../observability/index.js';
 import { consoleHandler } from '../console/index.js';
 import { DEMO_EVENTS } from './events.js';
@@ -157,6 +157,7 @@ export async function runDemo(options: DemoRunOptions): Promise<DemoSummary> {
       ...(opened.stores.deadLetters ? { deadLetters: opened.stores.deadLetters } : {}),
       store: await demoSagaStore(options.transportUrl, runNamespace, note),
     });
+    await registerDemoChecks(probes, options.transportUrl, opened, services);
     probes.markReady();
     const generator = new TrafficGenerator(services, tally, runId, rate, (err) =>
       note(`publish failed: ${err.message}`),
@@ -325,4 +326,38 @@ async function demoSagaStore(
     note(`herald demo: ${err.message.replace(/^[^:]*: /, '')}; the order sagas run on an in-memory store`);
     return new MemorySagaStore();
   }
+}
+
+/**
+ * The checks a real service registers, so /health shows them and /ready depends on the critical
+ * one: the broker answers (critical), consumer lag and dead-letter growth (non-critical: a backlog
+ * or failures mean slow or failing handlers, not a process to take out of rotation). The event
+ * loop delay is part of every HealthProbes (/live).
+ */
+async function registerDemoChecks(
+  probes: HealthProbes,
+  url: string,
+  opened: OpenedBackend,
+  services: DemoServices,
+): Promise<void> {
+  const broker = await backends.healthCheck(url, { timeoutMs: 2000, critical: true });
+  if (broker) probes.checker.add(broker);
+  if (typeof opened.transport.stats === 'function')
+    probes.checker.add(
+      lagCheck({
+        transport: opened.transport,
+        subscriptions: services.consumers.flatMap((h) => h.consumers),
+        maxLag: 10_000,
+      }),
+    );
+  if (opened.stores.deadLetters)
+    probes.checker.add(
+      deadLetterGrowthCheck({
+        deadLetters: opened.stores.deadLetters,
+        critical: false,
+        windowMs: 60_000,
+        // The demo dead-letters a few malformed events a second on purpose; more means trouble.
+        maxGrowth: 2_000,
+      }),
+    );
 }
