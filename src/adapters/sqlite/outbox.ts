@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
+import type { SqliteConnection } from './connection.js';
 import { ConfigError } from '../../core/errors.js';
 import { outboxRecord, type OutboxEvent, type OutboxRecord } from '../../outbox/message.js';
 import type { OutboxLag, OutboxRow, OutboxSource } from '../../outbox/source.js';
@@ -73,7 +74,7 @@ export class SqliteOutbox {
   private writes = 0;
 
   constructor(
-    readonly database: Database.Database,
+    readonly database: SqliteConnection,
     options: SqliteOutboxOptions = {},
     owned = false,
   ) {
@@ -136,13 +137,14 @@ export class SqliteOutbox {
         );
     };
     // Inside the caller's transaction this joins it; outside, the records commit together on their own.
-    if (this.database.inTransaction) write();
-    else this.database.transaction(write)();
+    const db = this.database as Database.Database;
+    if (db.inTransaction) write();
+    else db.transaction(write)();
   }
 
   /** What a relay reads. */
   source(options: SqliteOutboxSourceOptions = {}): OutboxSource {
-    return new SqliteOutboxSource(this.database, options, this.owned, () => this.writes);
+    return new SqliteOutboxSource(this.database as Database.Database, options, this.owned, () => this.writes);
   }
 }
 

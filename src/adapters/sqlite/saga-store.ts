@@ -1,4 +1,4 @@
-import type Database from 'better-sqlite3';
+import type { SqliteConnection } from './connection.js';
 import { ClosedError, ConfigError } from '../../core/errors.js';
 import { SagaLeaseLostError } from '../../saga/errors.js';
 import { deserializeRecord, serializeRecord, type SagaRecord } from '../../saga/record.js';
@@ -36,7 +36,7 @@ interface Row {
 const COLUMNS = 'state, lease_owner, lease_until';
 
 /** Effects receive the connection's better-sqlite3 `Database`, inside the commit's IMMEDIATE transaction. */
-export type SqliteSagaTx = Database.Database;
+export type SqliteSagaTx = SqliteConnection;
 
 /**
  * Saga store in a Herald SQLite file (the broker's file or another). Every operation is one
