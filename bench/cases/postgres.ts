@@ -144,6 +144,7 @@ function countingTransport(): Transport & { count: number } {
       consumerGroups: false,
       orderedByKey: false,
       delayedRedelivery: false,
+      scheduledPublish: false,
     },
     publish: async (_topic: string, ms: readonly Message[]) => {
       t.count += ms.length;

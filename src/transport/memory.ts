@@ -34,6 +34,7 @@ export class MemoryTransport implements Transport {
     consumerGroups: true,
     orderedByKey: true,
     delayedRedelivery: true,
+    scheduledPublish: false,
   };
 
   private readonly topics = new Map<string, TopicLog>();

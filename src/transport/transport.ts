@@ -82,12 +82,33 @@ export interface TransportCapabilities {
   readonly orderedByKey: boolean;
   /** `nack({ delayMs })` delays the redelivery by at least `delayMs`. */
   readonly delayedRedelivery: boolean;
+  /**
+   * `publish(..., { deliverAt })` holds the messages until `deliverAt`, durably (as durable as the
+   * transport is), and `cancelScheduled` removes them before then. Herald refuses a scheduled
+   * publish on a transport without it rather than deliver early.
+   */
+  readonly scheduledPublish: boolean;
+}
+
+/** Options of one `publish` call. */
+export interface PublishOptions {
+  /**
+   * Deliver no earlier than this time (epoch milliseconds). The messages are stored now and become
+   * visible to every group at `deliverAt`; until then `cancelScheduled` can remove them. A time in
+   * the past delivers at once.
+   */
+  readonly deliverAt?: number;
 }
 
 /** Queue depths of one group on one topic, where the transport can tell. */
 export interface GroupStats {
   /** Messages published but not yet delivered to the group. */
   readonly lag: number;
+  /**
+   * Published with a future `deliverAt` on this topic and not yet due (not counted in `lag`).
+   * Absent where the transport cannot tell.
+   */
+  readonly scheduled?: number;
   /** Delivered and not yet settled. */
   readonly inFlight: number;
   /** Nacked and waiting for their redelivery time: the retry queue. */
@@ -99,7 +120,13 @@ export interface Transport {
   readonly name: string;
   readonly capabilities: TransportCapabilities;
   /** Resolves once the messages are durable (as durable as the transport is). All-or-error per call. */
-  publish(topic: string, messages: readonly Message[]): Promise<void>;
+  publish(topic: string, messages: readonly Message[], options?: PublishOptions): Promise<void>;
+  /**
+   * Removes scheduled messages of `topic` that are not yet due, by message id. Resolves with how
+   * many were removed; an id that is unknown, already delivered or already cancelled counts 0.
+   * Present when `capabilities.scheduledPublish` is true.
+   */
+  cancelScheduled?(topic: string, ids: readonly string[]): Promise<number>;
   subscribe(topic: string, options: SubscribeOptions, onDelivery: DeliveryHandler): Promise<Subscription>;
   /** Queue depths per group; optional. */
   stats?(topic: string, group: string): Promise<GroupStats>;

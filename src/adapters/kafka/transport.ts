@@ -60,6 +60,7 @@ export class KafkaTransport implements Transport {
     consumerGroups: true,
     orderedByKey: true,
     delayedRedelivery: true,
+    scheduledPublish: false,
   };
 
   readonly options: ResolvedKafkaOptions;

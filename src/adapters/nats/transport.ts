@@ -48,6 +48,7 @@ export class NatsTransport implements Transport {
     consumerGroups: true,
     orderedByKey: true,
     delayedRedelivery: true,
+    scheduledPublish: false,
   };
 
   readonly options: ResolvedTransportOptions;

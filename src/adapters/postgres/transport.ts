@@ -60,6 +60,7 @@ export class PostgresTransport implements Transport {
     consumerGroups: true,
     orderedByKey: true,
     delayedRedelivery: true,
+    scheduledPublish: false,
   };
 
   private readonly instanceId = randomBytes(6).toString('base64url');

@@ -55,6 +55,7 @@ export class RedisTransport implements Transport {
     consumerGroups: true,
     orderedByKey: true,
     delayedRedelivery: true,
+    scheduledPublish: false,
   };
 
   private readonly options: ResolvedTransportOptions;

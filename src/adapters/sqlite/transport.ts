@@ -46,6 +46,7 @@ export class SqliteTransport implements Transport {
     consumerGroups: true,
     orderedByKey: true,
     delayedRedelivery: true,
+    scheduledPublish: false,
   };
   /** The database file. */
   readonly path: string;
