@@ -1,6 +1,6 @@
 /**
- * `herald/postgres`: the PostgreSQL transport, stores and transactional outbox (driver `pg`, an
- * optional peer). The only folder that imports `pg`.
+ * `herald/postgres`: the PostgreSQL transport, stores, saga store and transactional outbox (driver
+ * `pg`, an optional peer). The only folder that imports `pg`.
  *
  * @example
  * import { postgres, postgresStores } from 'herald/postgres';
@@ -16,6 +16,7 @@ export { postgresStores, type PostgresStores } from './stores.js';
 export { PostgresDeadLetterStore, type PostgresDeadLetterFilter } from './dead-letter-store.js';
 export { PostgresIdempotencyStore, type Queryable } from './idempotency-store.js';
 export { PostgresEventStore } from './event-store.js';
+export { PostgresSagaStore, type PostgresSagaTx } from './saga-store.js';
 export type {
   PostgresConnectionOptions,
   PostgresRetentionOptions,

@@ -296,8 +296,30 @@ END
 $fn$;
 `;
 
+/*
+ * Version 2: saga state (PostgresSagaStore, ADR 0803). The record is one JSON text column (text,
+ * not jsonb: jsonb refuses a \u0000 that a saga's input may hold, and the store never queries
+ * inside it); the columns beside it are what the store filters and sorts on.
+ */
+const V2 = (s: string): string => `
+CREATE TABLE ${s}.sagas (
+  id text PRIMARY KEY,
+  type text NOT NULL,
+  status text NOT NULL,
+  version int NOT NULL,
+  wake_at bigint,                               -- NULL: only a reply or an operator moves the saga
+  lease_owner text,
+  lease_until bigint NOT NULL DEFAULT 0,        -- the lease holds while now < lease_until
+  created_at bigint NOT NULL,
+  state text NOT NULL
+);
+CREATE INDEX sagas_due ON ${s}.sagas (wake_at) WHERE wake_at IS NOT NULL;
+CREATE INDEX sagas_created ON ${s}.sagas (created_at DESC, id DESC);
+CREATE INDEX sagas_by_type ON ${s}.sagas (type, created_at DESC, id DESC);
+`;
+
 /** MIGRATIONS[i] upgrades a schema at version i to version i + 1. Append only; never edit one. */
-export const MIGRATIONS: readonly ((schema: string) => string)[] = [V1];
+export const MIGRATIONS: readonly ((schema: string) => string)[] = [V1, V2];
 
 /** The schema version this code writes and understands. */
 export const SCHEMA_VERSION = MIGRATIONS.length;
