@@ -74,7 +74,26 @@ test(`outbox chaos: ${TRANSACTIONS} transactions, half rolled back, app and rela
     for (let run = 0; run < RUNS; run++) {
       const app = await start('app.ts', [SHARED_URL, schema, String(run), String(perRun)]);
       // Kill the application mid-run (except the last run, which finishes) and one relay each run.
-      await sleep(500 + Math.random() * 1500);
+      // The kill comes after a random share (20-80%) of the run's transactions rather than after a
+      // fixed time, so a larger HERALD_OUTBOX_CHAOS_TX really runs more transactions. About half
+      // of them commit, so the committed rows of this run tell how far it got.
+      const target = Math.floor(perRun * (0.2 + Math.random() * 0.6) * 0.5);
+      let finished = false;
+      void exited(app).then(() => (finished = true));
+      await waitUntil(
+        async () =>
+          finished ||
+          Number(
+            (
+              await pool.query<{ n: string }>(
+                `SELECT count(*) AS n FROM "${schema}".committed WHERE id LIKE $1`,
+                [`e-${run}-%`],
+              )
+            ).rows[0]!.n,
+          ) >= target,
+        `run ${run} to reach ${target} committed transactions`,
+        120_000,
+      );
       const r = run % 2;
       relays[r]!.kill('SIGKILL');
       if (run < RUNS - 1) app.kill('SIGKILL');
