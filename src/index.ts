@@ -16,6 +16,9 @@ export {
   type EventEnvelope,
   type EventOptions,
   type PayloadOf,
+  type InputOf,
+  type EnvelopeOf,
+  type AnyEventDefinition,
 } from './core/event.js';
 export { upcaster, upcast, knownVersions, SchemaVersionError, type Upcaster } from './core/upcast.js';
 export { replayEvents } from './core/replay.js';
@@ -39,6 +42,9 @@ export {
   Consumer,
   REPLAY_GROUP_HEADER,
   type SubscribeSpec,
+  type TypedSubscribeSpec,
+  type HandlersFor,
+  type EnvelopeHandler,
   type ConsumerDeps,
 } from './core/consumer/consumer.js';
 export { PermanentError, DeferredError } from './core/consumer/errors.js';

@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { missingDriver } from './registry.js';
+import { DriverMissingError, missingDriver } from './registry.js';
 
 const requireFromHerald = createRequire(import.meta.url);
 
@@ -14,5 +14,21 @@ export function loadDriver<T>(backend: string, driver: string): T {
     return requireFromHerald(driver) as T;
   } catch (err) {
     throw missingDriver({ name: backend, drivers: [driver] }, err) ?? err;
+  }
+}
+
+/**
+ * Loads any other optional peer (a codec's library, the OpenTelemetry SDK) synchronously when a
+ * feature first needs it, turning a missing package into {@link DriverMissingError} naming the
+ * feature and the `npm install` line.
+ */
+export function requireOptional<T>(pkg: string, feature: string): T {
+  try {
+    return requireFromHerald(pkg) as T;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'MODULE_NOT_FOUND' && (err as Error).message.includes(`'${pkg}'`))
+      throw new DriverMissingError(feature, pkg, err);
+    throw err;
   }
 }

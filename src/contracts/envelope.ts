@@ -2,11 +2,15 @@
  * The envelope every event travels in. Field names follow the seeds' `BaseEvent`; the mapping to
  * CloudEvents 1.0 is in `src/core/cloudevents.ts`.
  */
-export interface EventEnvelope<P = unknown> {
+/**
+ * One event as published and delivered. `T` narrows `type` to a literal for envelopes of a known
+ * definition, so a union of them is discriminated by `type`.
+ */
+export interface EventEnvelope<P = unknown, T extends string = string> {
   /** UUIDv7, unique per event; consumers deduplicate on it. */
   readonly id: string;
   /** `<domain>.<entity>.<action>` (at least two dot-separated lowercase segments). */
-  readonly type: string;
+  readonly type: T;
   /** Schema version of the payload, e.g. `v1`. */
   readonly version: string;
   /** Name of the publishing service. */

@@ -7,7 +7,10 @@ import { compose } from './compose.js';
 import {
   assertEventType,
   parsePayload,
+  type AnyEventDefinition,
+  type EnvelopeOf,
   type EventDefinition,
+  type InputOf,
   type EventEnvelope,
   type EventOptions,
 } from './event.js';
@@ -119,6 +122,12 @@ export class EventBus {
    * Publishes one event and resolves with its envelope once the transport has it durably.
    * A payload that fails its schema throws SchemaValidationError and nothing is sent.
    */
+  publish<D extends AnyEventDefinition>(
+    event: D,
+    payload: InputOf<D>,
+    options?: EventOptions,
+  ): Promise<EnvelopeOf<D>>;
+  publish<P>(event: EventRef<P>, payload: P, options?: EventOptions): Promise<EventEnvelope<P>>;
   publish<P>(event: EventRef<P>, payload: P, options?: EventOptions): Promise<EventEnvelope<P>> {
     // The one-event path skips the batch bookkeeping: it is the common call and runs per event.
     try {

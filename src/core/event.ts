@@ -3,14 +3,20 @@ import { ConfigError, SchemaValidationError } from '../contracts/errors.js';
 import type { Codec } from './codec/codec.js';
 import { checkUpcasters, type Upcaster } from './upcast.js';
 
+import type { EventEnvelope } from '../contracts/envelope.js';
+
 export type { EventEnvelope, EventOptions } from '../contracts/envelope.js';
 
-/** A typed event: its name, version and payload schema. Create with {@link defineEvent}. */
-export interface EventDefinition<P = unknown> {
-  readonly type: string;
+/**
+ * A typed event: its name, version and payload schema. Create with {@link defineEvent}. `P` is the
+ * payload handlers receive (the schema's output), `T` the type as a literal, `I` what publishers
+ * pass (the schema's input: a field with a default may be left out); `unknown` means "same as `P`".
+ */
+export interface EventDefinition<P = unknown, T extends string = string, I = unknown> {
+  readonly type: T;
   /** The current version: the one published, and the one handlers receive. */
   readonly version: string;
-  readonly schema?: StandardSchemaV1<unknown, P>;
+  readonly schema?: StandardSchemaV1<I, P>;
   /**
    * The codec this event is published with (default: the Herald's codec). Consumers that subscribe
    * to the definition can read it.
@@ -24,6 +30,23 @@ export interface EventDefinition<P = unknown> {
 
 /** Extracts the payload type of an {@link EventDefinition}. */
 export type PayloadOf<D> = D extends EventDefinition<infer P> ? P : never;
+
+/** Any event definition, whatever its payload, type literal or input. */
+export type AnyEventDefinition = EventDefinition<any, string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** What `publish` takes for an {@link EventDefinition}: its schema's input type (defaults optional). */
+export type InputOf<D> =
+  D extends EventDefinition<infer P, string, infer I> ? (unknown extends I ? P : I) : never;
+
+/**
+ * The envelope a handler receives for an event reference: for a definition, its payload with `type`
+ * as a literal; for a type string or pattern, an unchecked payload. Distributes over unions, so the
+ * refs of a subscription give a union discriminated by `type`.
+ */
+export type EnvelopeOf<R> =
+  R extends EventDefinition<infer P, infer T, any> // eslint-disable-line @typescript-eslint/no-explicit-any
+    ? EventEnvelope<P, T>
+    : EventEnvelope;
 
 const TYPE_PATTERN = /^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)+$/;
 
@@ -54,15 +77,15 @@ const SYNC_PARSE = Symbol('herald.parse');
  *   upcasters: [upcaster('v1', 'v2', (p: { conversationId: string; text: string }) => ({ ...p, lang: 'und' }))],
  * });
  */
-export function defineEvent<P = unknown>(
-  type: string,
+export function defineEvent<P = unknown, T extends string = string, I = unknown>(
+  type: T,
   options: {
     version?: string;
-    schema?: StandardSchemaV1<unknown, P>;
+    schema?: StandardSchemaV1<I, P>;
     codec?: Codec;
     upcasters?: readonly Upcaster[];
   } = {},
-): EventDefinition<P> {
+): EventDefinition<P, T, I> {
   assertEventType(type);
   const version = options.version ?? 'v1';
   if (typeof version !== 'string' || version.length === 0) {

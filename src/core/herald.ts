@@ -4,10 +4,10 @@ import { batchSubscription, type BatchSubscribeSpec } from './batch.js';
 import { consumeEvents, type ConsumeSpec } from './consume.js';
 import { CodecRegistry } from './codec/registry.js';
 import type { ConsumerMiddleware } from './consumer/context.js';
-import { Consumer, type SubscribeSpec } from './consumer/consumer.js';
+import { Consumer, type SubscribeSpec, type TypedSubscribeSpec } from './consumer/consumer.js';
 import { DeadLetterAdmin } from './dead-letters.js';
 import { ConfigError, HeraldError } from './errors.js';
-import type { EventEnvelope, EventOptions } from './event.js';
+import type { AnyEventDefinition, EnvelopeOf, EventEnvelope, EventOptions, InputOf } from './event.js';
 import { silentLogger, type Logger } from './logger.js';
 import { Observers, type Observer } from './observer.js';
 import { rejectUnknownOptions, type KnownKeys } from './options.js';
@@ -222,7 +222,16 @@ export class Herald {
     return this.observers.add(observer);
   }
 
-  /** See {@link EventBus.publish}. */
+  /**
+   * See {@link EventBus.publish}. With a definition the payload is its schema's input type (a field
+   * with a default may be left out) and the envelope carries the parsed payload.
+   */
+  publish<D extends AnyEventDefinition>(
+    event: D,
+    payload: InputOf<D>,
+    options?: EventOptions,
+  ): Promise<EnvelopeOf<D>>;
+  publish<P>(event: EventRef<P>, payload: P, options?: EventOptions): Promise<EventEnvelope<P>>;
   publish<P>(event: EventRef<P>, payload: P, options?: EventOptions): Promise<EventEnvelope<P>> {
     return this.bus.publish(event, payload, options);
   }
@@ -237,6 +246,7 @@ export class Herald {
    * receiving on `start()`, or at once if Herald is already started.
    */
   subscribe<P>(spec: BatchSubscribeSpec<P>): Consumer;
+  subscribe<const E extends readonly (AnyEventDefinition | string)[]>(spec: TypedSubscribeSpec<E>): Consumer;
   subscribe<P>(spec: SubscribeSpec<P>): Consumer;
   subscribe<P>(given: SubscribeSpec<P> | BatchSubscribeSpec<P>): Consumer {
     const spec =

@@ -15,6 +15,8 @@ export {
   SPAN_STATE_KEY,
   type TracingOptions,
   type TraceExporterChoice,
+  type SpanExporterLike,
+  type HeraldTracerProvider,
 } from './tracing.js';
 export { EventLogging, createLogger, type LoggingOptions } from './logging.js';
 export { HttpMetrics, HTTP_DURATION_BUCKETS, UNMATCHED_ROUTE, type HttpMetricsOptions } from './http.js';

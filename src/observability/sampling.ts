@@ -1,10 +1,5 @@
 import type { Attributes, Context, Link, SpanKind } from '@opentelemetry/api';
-import {
-  SamplingDecision,
-  type IdGenerator,
-  type Sampler,
-  type SamplingResult,
-} from '@opentelemetry/sdk-trace-base';
+import type { IdGenerator, Sampler, SamplingDecision, SamplingResult } from '@opentelemetry/sdk-trace-base';
 import { randomHex } from '../core/ids.js';
 
 /*
@@ -14,6 +9,10 @@ import { randomHex } from '../core/ids.js';
  * `TraceIdRatioBasedSampler` XORs the trace id in 8-digit slices with parseInt (≈ 400 ns). These
  * replacements plug into the SDK's own extension points and cost ≈ 50 ns together (ADR 0404).
  */
+
+// The SDK's SamplingDecision values, so that this module loads nothing of the SDK (an optional peer).
+const NOT_RECORD = 0 as SamplingDecision;
+const RECORD_AND_SAMPLED = 2 as SamplingDecision;
 
 /**
  * Keeps a trace when the last 8 hex digits of its id, read as an unsigned 32-bit number, fall below
@@ -37,7 +36,7 @@ export class TraceIdRatioSampler implements Sampler {
     _links?: Link[],
   ): SamplingResult {
     return {
-      decision: this.keeps(traceId) ? SamplingDecision.RECORD_AND_SAMPLED : SamplingDecision.NOT_RECORD,
+      decision: this.keeps(traceId) ? RECORD_AND_SAMPLED : NOT_RECORD,
     };
   }
 

@@ -12,35 +12,40 @@ import {
   type SpanContext,
   type TextMapPropagator,
   type Tracer,
+  type TracerProvider,
 } from '@opentelemetry/api';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { isTracingSuppressed, W3CTraceContextPropagator } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import {
-  defaultResource,
-  detectResources,
-  envDetector,
-  resourceFromAttributes,
-} from '@opentelemetry/resources';
-import {
-  BasicTracerProvider,
-  BatchSpanProcessor,
-  ConsoleSpanExporter,
-  ParentBasedSampler,
-  SimpleSpanProcessor,
-  type SpanExporter,
-  type SpanProcessor,
-} from '@opentelemetry/sdk-trace-base';
+import type { BasicTracerProvider, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { PublishContext, PublishMiddleware } from '../core/bus.js';
 import type { ConsumerMiddleware } from '../core/consumer/context.js';
 import { ConfigError } from '../core/errors.js';
 import type { Observer } from '../core/observer.js';
 import type { EventStore } from '../store/event-store.js';
 import { fuseConsume, fusePublish, type ConsumeHooks, type PublishHooks } from './hooks.js';
+import { otlpExporter, tracingSdk } from './otel-sdk.js';
 import { PooledIdGenerator, TraceIdRatioSampler } from './sampling.js';
 
-/** Where spans go. A SpanExporter instance (e.g. InMemorySpanExporter in tests) is used as given. */
-export type TraceExporterChoice = 'otlp' | 'console' | 'none' | SpanExporter;
+/**
+ * An OpenTelemetry SDK `SpanExporter` (e.g. `InMemorySpanExporter` in tests), written structurally so
+ * Herald's typings compile without the SDK installed; any SDK exporter fits as is.
+ */
+export interface SpanExporterLike {
+  export(spans: unknown[], resultCallback: (result: { code: number; error?: Error }) => void): void;
+  shutdown(): Promise<void>;
+  forceFlush?(): Promise<void>;
+}
+
+/** The tracer provider Herald creates (an SDK `BasicTracerProvider`), as far as callers need it. */
+export interface HeraldTracerProvider extends TracerProvider {
+  forceFlush(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Where spans go. A SpanExporter instance (e.g. InMemorySpanExporter in tests) is used as given.
+ * `otlp` needs the optional peer `@opentelemetry/exporter-trace-otlp-proto`; every choice needs the
+ * SDK packages (see docs/observability.md).
+ */
+export type TraceExporterChoice = 'otlp' | 'console' | 'none' | SpanExporterLike;
 
 export interface TracingOptions {
   /** `service.name` of the resource; `OTEL_SERVICE_NAME` wins when set. */
@@ -89,9 +94,10 @@ const PENDING_SPAN_MS = 30_000;
  */
 export class EventTracing {
   readonly tracer: Tracer;
-  readonly provider: BasicTracerProvider;
+  readonly provider: HeraldTracerProvider;
   messagingSystem: string;
-  private readonly propagator: TextMapPropagator = new W3CTraceContextPropagator();
+  private readonly propagator: TextMapPropagator;
+  private readonly isTracingSuppressed: (context: Context) => boolean;
   private readonly shutdownTimeoutMs: number;
   /** True when the sampler is our ParentBased(TraceIdRatio): unsampled parents then mean unsampled children. */
   private readonly parentBased: boolean;
@@ -110,25 +116,34 @@ export class EventTracing {
     }
     this.shutdownTimeoutMs = options.shutdownTimeoutMs ?? 5000;
     this.messagingSystem = options.messagingSystem ?? 'herald';
-    const exporter = makeExporter(options);
+    const { base, core, resources, asyncHooks } = tracingSdk();
+    this.propagator = new core.W3CTraceContextPropagator();
+    this.isTracingSuppressed = core.isTracingSuppressed;
+    const exporter = makeExporter(options, base);
     const processors: SpanProcessor[] = exporter
-      ? [options.simpleProcessor ? new SimpleSpanProcessor(exporter) : new BatchSpanProcessor(exporter)]
+      ? [
+          options.simpleProcessor
+            ? new base.SimpleSpanProcessor(exporter)
+            : new base.BatchSpanProcessor(exporter),
+        ]
       : [];
     // Code gives the default name; OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override it.
-    const resource = defaultResource()
-      .merge(resourceFromAttributes({ 'service.name': options.serviceName }))
-      .merge(detectResources({ detectors: [envDetector] }));
+    const resource = resources
+      .defaultResource()
+      .merge(resources.resourceFromAttributes({ 'service.name': options.serviceName }))
+      .merge(resources.detectResources({ detectors: [resources.envDetector] }));
     this.parentBased = options.sampleRate !== undefined && process.env.OTEL_TRACES_SAMPLER === undefined;
     this.rootSampler = this.parentBased ? new TraceIdRatioSampler(options.sampleRate!) : undefined;
-    this.provider = new BasicTracerProvider({
+    const provider: BasicTracerProvider = new base.BasicTracerProvider({
       resource,
       spanProcessors: processors,
       idGenerator: this.ids,
-      ...(this.rootSampler ? { sampler: new ParentBasedSampler({ root: this.rootSampler }) } : {}),
+      ...(this.rootSampler ? { sampler: new base.ParentBasedSampler({ root: this.rootSampler }) } : {}),
     });
-    this.tracer = this.provider.getTracer('herald');
+    this.provider = provider;
+    this.tracer = provider.getTracer('herald');
     if (options.contextManager !== false)
-      context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+      context.setGlobalContextManager(new asyncHooks.AsyncLocalStorageContextManager().enable());
     if (options.registerGlobal !== false) {
       trace.setGlobalTracerProvider(this.provider);
       propagation.setGlobalPropagator(this.propagator);
@@ -144,7 +159,11 @@ export class EventTracing {
     return {
       enter: (ctx) => {
         const parent = context.active();
-        if (this.rootSampler && trace.getSpanContext(parent) === undefined && !isTracingSuppressed(parent)) {
+        if (
+          this.rootSampler &&
+          trace.getSpanContext(parent) === undefined &&
+          !this.isTracingSuppressed(parent)
+        ) {
           // A new trace under our ratio sampler: decide on a fresh trace id before asking the SDK for
           // a span, so the publishes that are dropped cost two ids and a string, not a span.
           const ids = this.ids.generateIdPair();
@@ -451,18 +470,25 @@ const headerGetter = {
   },
 };
 
-function makeExporter(options: TracingOptions): SpanExporter | undefined {
+function makeExporter(
+  options: TracingOptions,
+  base: ReturnType<typeof tracingSdk>['base'],
+): SpanExporter | undefined {
   const choice =
     options.exporter ??
     (process.env.OTEL_TRACES_EXPORTER?.split(',')[0]?.trim() as TraceExporterChoice | undefined) ??
     'otlp';
-  if (typeof choice === 'object') return choice;
+  // An exporter made by the caller's SDK is an SDK SpanExporter; the structural type only keeps the
+  // SDK's types out of Herald's public typings.
+  if (typeof choice === 'object') return choice as SpanExporter;
   switch (choice) {
-    case 'otlp':
+    case 'otlp': {
       // Without a url the exporter reads OTEL_EXPORTER_OTLP_* itself.
+      const { OTLPTraceExporter } = otlpExporter();
       return new OTLPTraceExporter(options.otlpUrl ? { url: options.otlpUrl } : {});
+    }
     case 'console':
-      return new ConsoleSpanExporter();
+      return new base.ConsoleSpanExporter();
     case 'none':
       return undefined;
     default:

@@ -3,6 +3,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import { execFile } from 'node:child_process';
 import {
   ConfigValidationError,
   createHeraldFromConfig,
@@ -11,6 +14,7 @@ import {
 } from '../../src/config/index.js';
 import { ConfigError } from '../../src/core/errors.js';
 
+const run = promisify(execFile);
 const dir = mkdtempSync(path.join(tmpdir(), 'herald-config-'));
 const plainFile = (): string => {
   const file = path.join(dir, 'plain-file');
@@ -226,6 +230,25 @@ describe('createHeraldFromConfig', () => {
     const herald = await createHeraldFromConfig({ service: 'a', transport: 'memory://' }, quiet);
     assert.equal(herald.transport.name, 'memory');
     await herald.stop();
+  });
+
+  test('the default logger writes ISO 8601 `time` (docs/observability.md)', async () => {
+    // pino writes to fd 1 directly, so the line is read from a child process's stdout.
+    const config = path.resolve(import.meta.dirname, '../../src/config/index.ts');
+    const script = `
+      const { createHeraldFromConfig } = await import(${JSON.stringify(pathToFileURL(config).href)});
+      const herald = await createHeraldFromConfig({ service: 'iso', transport: 'memory://' });
+      await herald.stop();`;
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script]);
+    const line = stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { msg?: string; time?: unknown })
+      .find((l) => l.msg === 'herald configured');
+    assert.ok(line, `a 'herald configured' line in ${stdout}`);
+    assert.equal(typeof line.time, 'string', `time is ${JSON.stringify(line.time)}`);
+    assert.match(line.time as string, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+    assert.ok(Math.abs(Date.parse(line.time as string) - Date.now()) < 60_000, 'the time is now');
   });
 
   test('sqlite:// from a YAML file: transport and durable stores on the file', async () => {

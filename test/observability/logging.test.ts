@@ -44,7 +44,11 @@ describe('lifecycle logs', () => {
     await herald.stop();
 
     assert.ok(sink.lines.length > 0);
-    for (const line of sink.lines) assert.equal(line.service, 'svc-log');
+    for (const line of sink.lines) {
+      assert.equal(line.service, 'svc-log');
+      // ISO 8601, as docs/observability.md promises (pino's default would be epoch milliseconds).
+      assert.match(String(line.time), /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+    }
     assert.equal(sink.find('batch published')[0]?.count, 2);
     assert.equal(sink.find('event published').length, 3);
     const handled = sink.find('event handled');

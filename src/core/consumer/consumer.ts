@@ -14,7 +14,7 @@ import { Timeout } from '../../resilience/timeout.js';
 import { wrap, type PolicyLike } from '../../resilience/wrap.js';
 import type { CodecRegistry } from '../codec/registry.js';
 import { compose } from '../compose.js';
-import { parsePayload, type EventDefinition } from '../event.js';
+import { parsePayload, type AnyEventDefinition, type EnvelopeOf, type EventDefinition } from '../event.js';
 import { idempotencyMiddleware, type IdempotencyOptions } from '../middleware/idempotency.js';
 import { SchemaVersionError, upcast } from '../upcast.js';
 import type { DeliveryInfo, Observers } from '../observer.js';
@@ -24,7 +24,7 @@ import type { DeadLetterEntry, DeadLetterReason, DeadLetterStore } from '../../s
 import type { IdempotencyStore } from '../../store/idempotency-store.js';
 import type { Delivery, Subscription, Transport } from '../../transport/transport.js';
 import { defaultClassify, type ClassifyContext, type ErrorClassifier, type Verdict } from './classify.js';
-import type { ConsumeContext, ConsumerMiddleware, Handler } from './context.js';
+import type { ConsumeContext, ConsumerMiddleware, Handler, HandlerContext } from './context.js';
 import { resolveRetry, retryDelay, type ResolvedRetry, type RetryOptions } from './retry-policy.js';
 
 export { PermanentError } from './errors.js';
@@ -73,6 +73,31 @@ export interface SubscribeSpec<P = unknown> {
   /** Where a new group starts; default `earliest`. */
   readonly startFrom?: 'earliest' | 'latest';
 }
+
+/** A handler for one envelope type (a union of envelopes for a subscription to several events). */
+export type EnvelopeHandler<Ev> = (event: Ev, ctx: HandlerContext) => Promise<void> | void;
+
+/**
+ * `handlers` typed from the subscription's events: a key that is one of its definitions' types gets
+ * that event's envelope; a pattern key (with `*`) gets every event the subscription names.
+ */
+export type HandlersFor<Ev extends EventEnvelope<unknown>> = {
+  readonly [K in Ev['type'] as string extends K ? never : K]?: EnvelopeHandler<Extract<Ev, { type: K }>>;
+} & { readonly [pattern: `${string}*${string}`]: EnvelopeHandler<Ev> };
+
+/**
+ * {@link SubscribeSpec} typed from its `events`: `handler` receives the union of their envelopes,
+ * discriminated by `type` (narrow with `event.type === Placed.type`), `handlers` entries their own.
+ * Chosen by `herald.subscribe` whenever `events` is given and no payload type is passed explicitly.
+ */
+export type TypedSubscribeSpec<E extends readonly (AnyEventDefinition | string)[]> = Omit<
+  SubscribeSpec,
+  'events' | 'handler' | 'handlers'
+> & {
+  readonly events: E;
+  readonly handler?: EnvelopeHandler<EnvelopeOf<E[number]>>;
+  readonly handlers?: HandlersFor<EnvelopeOf<E[number]>>;
+};
 
 /** Everything a consumer needs from its surroundings; assembled by Herald. */
 export interface ConsumerDeps {
