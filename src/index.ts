@@ -33,8 +33,10 @@ export {
   type EventRef,
   type PublishContext,
   type PublishMiddleware,
+  type PublishEventOptions,
   type EventBusOptions,
 } from './core/bus.js';
+export { ScheduledPublishUnsupportedError, type ScheduleOptions } from './core/schedule.js';
 export {
   Consumer,
   REPLAY_GROUP_HEADER,

@@ -1,4 +1,10 @@
-import { EventBus, type BatchItem, type EventRef, type PublishMiddleware } from './bus.js';
+import {
+  EventBus,
+  type BatchItem,
+  type EventRef,
+  type PublishEventOptions,
+  type PublishMiddleware,
+} from './bus.js';
 import type { Codec } from './codec/codec.js';
 import { batchSubscription, type BatchSubscribeSpec } from './batch.js';
 import { consumeEvents, type ConsumeSpec } from './consume.js';
@@ -7,7 +13,7 @@ import type { ConsumerMiddleware } from './consumer/context.js';
 import { Consumer, type SubscribeSpec } from './consumer/consumer.js';
 import { DeadLetterAdmin } from './dead-letters.js';
 import { ConfigError, HeraldError } from './errors.js';
-import type { EventEnvelope, EventOptions } from './event.js';
+import type { EventEnvelope } from './event.js';
 import { silentLogger, type Logger } from './logger.js';
 import { Observers, type Observer } from './observer.js';
 import { rejectUnknownOptions, type KnownKeys } from './options.js';
@@ -222,14 +228,26 @@ export class Herald {
     return this.observers.add(observer);
   }
 
-  /** See {@link EventBus.publish}. */
-  publish<P>(event: EventRef<P>, payload: P, options?: EventOptions): Promise<EventEnvelope<P>> {
+  /**
+   * See {@link EventBus.publish}. `{ delayMs }` or `{ deliverAt }` schedules the event.
+   *
+   * @example
+   * const reminder = await herald.publish(CartReminder, { cartId }, { delayMs: 3_600_000 });
+   * // ... the customer checked out within the hour:
+   * await herald.cancelScheduled(CartReminder, reminder.id);
+   */
+  publish<P>(event: EventRef<P>, payload: P, options?: PublishEventOptions): Promise<EventEnvelope<P>> {
     return this.bus.publish(event, payload, options);
   }
 
   /** See {@link EventBus.publishBatch}. */
   publishBatch(items: readonly BatchItem[]): Promise<EventEnvelope[]> {
     return this.bus.publishBatch(items);
+  }
+
+  /** See {@link EventBus.cancelScheduled}. */
+  cancelScheduled(event: EventRef, id: string): Promise<boolean> {
+    return this.bus.cancelScheduled(event, id);
   }
 
   /**
