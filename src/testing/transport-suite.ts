@@ -863,6 +863,53 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
     );
 
     test(
+      'scheduled publish: a cancel racing the due time either removes the message or counts 0 and it is delivered',
+      async () => {
+        const topic = unique('cancelrace');
+        const { deliveries, sub } = await consume(t, topic, unique('g'), { ordering: 'none' });
+        const all = ids('cr', 40);
+        const deliverAt = Date.now() + 300;
+        await t.publish(
+          topic,
+          all.map((id) => message(id)),
+          { deliverAt },
+        );
+        // Cancels spread from 20 ms before the due time to 20 ms after it, one message each.
+        const results = await Promise.all(
+          all.map(
+            (id, i) =>
+              new Promise<number>((resolve, reject) => {
+                setTimeout(
+                  () => t.cancelScheduled!(topic, [id]).then(resolve, reject),
+                  Math.max(0, deliverAt - 20 + i - Date.now()),
+                );
+              }),
+          ),
+        );
+        const cancelled = new Set(all.filter((_, i) => results[i] === 1));
+        await waitUntil(
+          () => deliveries.length >= all.length - cancelled.size,
+          `the ${all.length - cancelled.size} messages not cancelled`,
+          10_000,
+        );
+        await sleep(Math.max(0, deliverAt + 300 - Date.now()));
+        const delivered = deliveries.map((d) => d.message.id);
+        assert.deepEqual(
+          delivered.filter((id) => cancelled.has(id)),
+          [],
+          'a cancelled message was delivered',
+        );
+        assert.deepEqual(
+          [...delivered].sort(),
+          all.filter((id) => !cancelled.has(id)),
+          'every message not cancelled is delivered exactly once',
+        );
+        await sub.close();
+      },
+      'scheduledPublish',
+    );
+
+    test(
       'scheduled publish: stats count scheduled messages until they are due',
       async (ctx) => {
         if (!t.stats) return ctx.skip('transport has no stats()');
