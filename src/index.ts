@@ -93,7 +93,12 @@ export {
   type ClaimCheckOptions,
 } from './transport/claim-check.js';
 export { FileBlobStore, type BlobStore } from './store/blob-store.js';
-export { validateSubscribeOptions, validateDelay } from './transport/validate.js';
+export {
+  validateSubscribeOptions,
+  validateDelay,
+  scheduledTime,
+  validateCancelIds,
+} from './transport/validate.js';
 export * from './store/dead-letter-store.js';
 export * from './store/idempotency-store.js';
 export * from './store/event-store.js';
