@@ -36,8 +36,10 @@ export {
   type EventRef,
   type PublishContext,
   type PublishMiddleware,
+  type PublishEventOptions,
   type EventBusOptions,
 } from './core/bus.js';
+export { ScheduledPublishUnsupportedError, type ScheduleOptions } from './core/schedule.js';
 export {
   Consumer,
   REPLAY_GROUP_HEADER,
@@ -97,7 +99,12 @@ export {
   type ClaimCheckOptions,
 } from './transport/claim-check.js';
 export { FileBlobStore, type BlobStore } from './store/blob-store.js';
-export { validateSubscribeOptions, validateDelay } from './transport/validate.js';
+export {
+  validateSubscribeOptions,
+  validateDelay,
+  scheduledTime,
+  validateCancelIds,
+} from './transport/validate.js';
 export * from './store/dead-letter-store.js';
 export * from './store/idempotency-store.js';
 export * from './store/event-store.js';

@@ -75,6 +75,8 @@ export interface FlowRow extends FlowNumbers {
   readonly inFlight?: number;
   /** Messages waiting for their retry. */
   readonly retrying?: number;
+  /** Messages published for a later time, not yet due (where the transport reports it). */
+  readonly scheduled?: number;
   readonly deadLetters: number;
 }
 
@@ -195,6 +197,7 @@ export class ConsoleService {
         group,
         ...this.live.numbers(topic, group, now),
         ...(s ? { lag: s.lag, inFlight: s.inFlight, retrying: s.delayed } : {}),
+        ...(s?.scheduled !== undefined ? { scheduled: s.scheduled } : {}),
         deadLetters: dl.get(key) ?? 0,
       };
     });

@@ -18,6 +18,7 @@ import type { Observers } from './observer.js';
 import { uuidv7 } from './ids.js';
 import { rejectUnknownOptions, type KnownKeys } from './options.js';
 import { Router, type RoutingRules } from './routing.js';
+import { deliveryTime, ScheduledPublishUnsupportedError, type ScheduleOptions } from './schedule.js';
 import type { EventStore } from '../store/event-store.js';
 import type { Message, Transport } from '../transport/transport.js';
 
@@ -32,7 +33,12 @@ export interface PublishContext {
     headers: Record<string, string>;
     body: Uint8Array;
   }[];
+  /** Set for a scheduled publish: when the transport delivers these messages (epoch ms). */
+  readonly deliverAt?: number;
 }
+
+/** The options of one published event: its envelope fields and, optionally, when to deliver it. */
+export interface PublishEventOptions extends EventOptions, ScheduleOptions {}
 
 export type PublishMiddleware = Middleware<PublishContext>;
 
@@ -43,7 +49,7 @@ export type EventRef<P = unknown> = EventDefinition<P> | string;
 export interface BatchItem<P = unknown> {
   readonly event: EventRef<P>;
   readonly payload: P;
-  readonly options?: EventOptions;
+  readonly options?: PublishEventOptions;
 }
 
 export interface EventBusOptions {
@@ -65,7 +71,7 @@ export interface EventBusOptions {
   readonly observers?: Observers;
 }
 
-const EVENT_OPTIONS: KnownKeys<EventOptions> = {
+const EVENT_OPTIONS: KnownKeys<PublishEventOptions> = {
   id: true,
   aggregateId: true,
   tenantId: true,
@@ -74,6 +80,8 @@ const EVENT_OPTIONS: KnownKeys<EventOptions> = {
   metadata: true,
   correlationId: true,
   causationId: true,
+  delayMs: true,
+  deliverAt: true,
 };
 
 /**
@@ -121,20 +129,23 @@ export class EventBus {
   /**
    * Publishes one event and resolves with its envelope once the transport has it durably.
    * A payload that fails its schema throws SchemaValidationError and nothing is sent.
+   * With `delayMs` or `deliverAt` the transport holds the event until then (ScheduledPublishUnsupportedError
+   * on a transport that cannot); keep the envelope's `id` to {@link cancelScheduled} it.
    */
   publish<D extends AnyEventDefinition>(
     event: D,
     payload: InputOf<D>,
-    options?: EventOptions,
+    options?: PublishEventOptions,
   ): Promise<EnvelopeOf<D>>;
-  publish<P>(event: EventRef<P>, payload: P, options?: EventOptions): Promise<EventEnvelope<P>>;
-  publish<P>(event: EventRef<P>, payload: P, options?: EventOptions): Promise<EventEnvelope<P>> {
+  publish<P>(event: EventRef<P>, payload: P, options?: PublishEventOptions): Promise<EventEnvelope<P>>;
+  publish<P>(event: EventRef<P>, payload: P, options?: PublishEventOptions): Promise<EventEnvelope<P>> {
     // The one-event path skips the batch bookkeeping: it is the common call and runs per event.
     try {
       if (this.closed) throw new ClosedError('EventBus');
+      const at = options === undefined ? undefined : this.deliveryTime(options, Date.now());
       const envelope = this.envelope({ event, payload, options });
       const sent =
-        envelope instanceof Promise ? envelope.then((e) => this.sendOne(e)) : this.sendOne(envelope);
+        envelope instanceof Promise ? envelope.then((e) => this.sendOne(e, at)) : this.sendOne(envelope, at);
       return sent as Promise<EventEnvelope<P>>;
     } catch (err) {
       return Promise.reject(err as Error);
@@ -142,24 +153,49 @@ export class EventBus {
   }
 
   /**
-   * Publishes many events with one transport call per topic. Every payload is validated first: if
-   * any fails, nothing is sent. Events for the same topic keep their relative order.
+   * Publishes many events with one transport call per topic (and per delivery time, for items
+   * with `delayMs`/`deliverAt`, all measured from this call). Every payload and option is
+   * validated first: if any fails, nothing is sent. Events for the same topic and time keep their
+   * relative order.
    */
   async publishBatch(items: readonly BatchItem[]): Promise<EventEnvelope[]> {
     if (this.closed) throw new ClosedError('EventBus');
+    const now = Date.now();
+    const times = items.map((item) =>
+      item.options === undefined ? undefined : this.deliveryTime(item.options, now),
+    );
     const envelopes = await this.envelopes(items);
     if (this.eventStore) await this.eventStore.append(envelopes);
-    const byTopic = new Map<string, EventEnvelope[]>();
-    for (const e of envelopes) {
+    const calls = new Map<string, { topic: string; at: number | undefined; events: EventEnvelope[] }>();
+    envelopes.forEach((e, i) => {
       const topic = this.router.topicFor(e.type);
-      let list = byTopic.get(topic);
-      if (!list) byTopic.set(topic, (list = []));
-      list.push(e);
-    }
+      const at = times[i];
+      const id = at === undefined ? topic : `${topic}\u0000${at}`;
+      let call = calls.get(id);
+      if (!call) calls.set(id, (call = { topic, at, events: [] }));
+      call.events.push(e);
+    });
     const sends: Promise<void>[] = [];
-    for (const [topic, events] of byTopic) sends.push(this.sendTopic(topic, events));
+    for (const { topic, at, events } of calls.values()) sends.push(this.sendTopic(topic, events, at));
     await (sends.length === 1 ? sends[0] : Promise.all(sends));
     return envelopes;
+  }
+
+  /**
+   * Cancels a scheduled publish that has not come due. `event` is the definition or type that was
+   * published (it gives the topic), `id` the id of the envelope `publish` resolved with. Resolves
+   * true when the event was removed and will never be delivered; false when it is unknown, already
+   * delivered (or entering its topic right now) or already cancelled.
+   */
+  async cancelScheduled(event: EventRef, id: string): Promise<boolean> {
+    if (this.closed) throw new ClosedError('EventBus');
+    const type = typeof event === 'string' ? event : event?.type;
+    assertEventType(type, 'event');
+    if (typeof id !== 'string' || id.length === 0)
+      throw new ConfigError('id', 'must be the non-empty id of the published event');
+    if (!this.transport.capabilities.scheduledPublish || !this.transport.cancelScheduled)
+      throw new ScheduledPublishUnsupportedError(this.transport.name);
+    return (await this.transport.cancelScheduled(this.router.topicFor(type), [id])) > 0;
   }
 
   /** Stops accepting publishes. The transport is closed by its owner, not here. */
@@ -167,19 +203,29 @@ export class EventBus {
     this.closed = true;
   }
 
+  /** The delivery time the options ask for, refused up front on a transport that cannot schedule. */
+  private deliveryTime(options: ScheduleOptions, now: number): number | undefined {
+    const at = deliveryTime(options, now);
+    if (at !== undefined && !this.transport.capabilities.scheduledPublish)
+      throw new ScheduledPublishUnsupportedError(this.transport.name);
+    return at;
+  }
+
   /** Not async, and no await: each promise is paid per event (see `Consumer.run`). May throw synchronously. */
-  private sendOne(envelope: EventEnvelope): Promise<EventEnvelope> {
+  private sendOne(envelope: EventEnvelope, at: number | undefined): Promise<EventEnvelope> {
     const topic = this.router.topicFor(envelope.type);
     const events = [envelope];
     const sent = this.eventStore
-      ? this.eventStore.append(events).then(() => this.sendTopic(topic, events))
-      : this.sendTopic(topic, events);
+      ? this.eventStore.append(events).then(() => this.sendTopic(topic, events, at))
+      : this.sendTopic(topic, events, at);
     return sent.then(() => envelope);
   }
 
-  private sendTopic(topic: string, events: EventEnvelope[]): Promise<void> {
+  private sendTopic(topic: string, events: EventEnvelope[], at?: number): Promise<void> {
     const codec = this.topicCodecs?.get(topic) ?? this.codec;
-    const ctx: PublishContext = { topic, events, messages: events.map((e) => this.toMessage(e, codec)) };
+    const messages = events.map((e) => this.toMessage(e, codec));
+    const ctx: PublishContext =
+      at === undefined ? { topic, events, messages } : { topic, events, messages, deliverAt: at };
     const observers = this.observers;
     if (observers === undefined || !(observers.has('onPublished') || observers.has('onPublishFailed'))) {
       return this.send(ctx);
@@ -213,7 +259,11 @@ export class EventBus {
   }
 
   private buildChain(): (ctx: PublishContext) => Promise<void> {
-    return compose(this.middleware, (ctx) => this.transport.publish(ctx.topic, ctx.messages as Message[]));
+    return compose(this.middleware, (ctx) =>
+      ctx.deliverAt === undefined
+        ? this.transport.publish(ctx.topic, ctx.messages as Message[])
+        : this.transport.publish(ctx.topic, ctx.messages as Message[], { deliverAt: ctx.deliverAt }),
+    );
   }
 
   /** Throws at once for a malformed type; returns a promise only when the schema is asynchronous. */
@@ -231,7 +281,13 @@ export class EventBus {
       : this.build(event.type, event.version, payload, item.options);
   }
 
-  private build(type: string, version: string, payload: unknown, options: EventOptions = {}): EventEnvelope {
+  /** `options` may carry the schedule fields too: they are checked here and read by the caller. */
+  private build(
+    type: string,
+    version: string,
+    payload: unknown,
+    options: PublishEventOptions = {},
+  ): EventEnvelope {
     rejectUnknownOptions(options, EVENT_OPTIONS, 'publish options');
     // Built by appending only the fields that are set (not by deleting undefined ones), so every
     // envelope keeps a fast object shape for the codec and the handlers.

@@ -1,4 +1,10 @@
-import { EventBus, type BatchItem, type EventRef, type PublishMiddleware } from './bus.js';
+import {
+  EventBus,
+  type BatchItem,
+  type EventRef,
+  type PublishEventOptions,
+  type PublishMiddleware,
+} from './bus.js';
 import type { Codec } from './codec/codec.js';
 import { batchSubscription, type BatchSubscribeSpec } from './batch.js';
 import { consumeEvents, type ConsumeSpec } from './consume.js';
@@ -7,7 +13,7 @@ import type { ConsumerMiddleware } from './consumer/context.js';
 import { Consumer, type SubscribeSpec, type TypedSubscribeSpec } from './consumer/consumer.js';
 import { DeadLetterAdmin } from './dead-letters.js';
 import { ConfigError, HeraldError } from './errors.js';
-import type { AnyEventDefinition, EnvelopeOf, EventEnvelope, EventOptions, InputOf } from './event.js';
+import type { AnyEventDefinition, EnvelopeOf, EventEnvelope, InputOf } from './event.js';
 import { silentLogger, type Logger } from './logger.js';
 import { Observers, type Observer } from './observer.js';
 import { rejectUnknownOptions, type KnownKeys } from './options.js';
@@ -224,21 +230,32 @@ export class Herald {
 
   /**
    * See {@link EventBus.publish}. With a definition the payload is its schema's input type (a field
-   * with a default may be left out) and the envelope carries the parsed payload.
+   * with a default may be left out) and the envelope carries the parsed payload. `{ delayMs }` or
+   * `{ deliverAt }` schedules the event.
+   *
+   * @example
+   * const reminder = await herald.publish(CartReminder, { cartId }, { delayMs: 3_600_000 });
+   * // ... the customer checked out within the hour:
+   * await herald.cancelScheduled(CartReminder, reminder.id);
    */
   publish<D extends AnyEventDefinition>(
     event: D,
     payload: InputOf<D>,
-    options?: EventOptions,
+    options?: PublishEventOptions,
   ): Promise<EnvelopeOf<D>>;
-  publish<P>(event: EventRef<P>, payload: P, options?: EventOptions): Promise<EventEnvelope<P>>;
-  publish<P>(event: EventRef<P>, payload: P, options?: EventOptions): Promise<EventEnvelope<P>> {
+  publish<P>(event: EventRef<P>, payload: P, options?: PublishEventOptions): Promise<EventEnvelope<P>>;
+  publish<P>(event: EventRef<P>, payload: P, options?: PublishEventOptions): Promise<EventEnvelope<P>> {
     return this.bus.publish(event, payload, options);
   }
 
   /** See {@link EventBus.publishBatch}. */
   publishBatch(items: readonly BatchItem[]): Promise<EventEnvelope[]> {
     return this.bus.publishBatch(items);
+  }
+
+  /** See {@link EventBus.cancelScheduled}. */
+  cancelScheduled(event: EventRef, id: string): Promise<boolean> {
+    return this.bus.cancelScheduled(event, id);
   }
 
   /**

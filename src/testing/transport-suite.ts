@@ -36,6 +36,8 @@ export interface TransportFeatures {
   readonly restartableBroker: boolean;
   /** `stats()` reports lag, in-flight and delayed. */
   readonly stats: boolean;
+  /** `publish(..., { deliverAt })` holds messages until their time; `cancelScheduled` removes them. */
+  readonly scheduledPublish: boolean;
 }
 
 export interface TransportHarness {
@@ -93,6 +95,7 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
       delayedRedelivery: t.capabilities.delayedRedelivery,
       restartableBroker: harness.restart !== undefined,
       stats: typeof t.stats === 'function',
+      scheduledPublish: t.capabilities.scheduledPublish && typeof t.cancelScheduled === 'function',
       ...harness.features,
     });
 
@@ -785,6 +788,245 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
         await sub.close();
       },
       'stats',
+    );
+
+    /**
+     * How late a delivery at `dueAt` may come: 50 ms or 10 % of the wait, plus how late a plain timer
+     * due at the same time ran in this process, plus 15 ms for the broker round trip of the
+     * wake-up; the allowance of the retry case ('delay of redelivery is respected').
+     */
+    function lateness(waitMs: number, timerLagMs: number): number {
+      return Math.max(50, waitMs / 10) + Math.max(0, timerLagMs) + 15;
+    }
+
+    /** Starts a plain timer due at `dueAt`; the returned function tells how late it ran. */
+    function timerLag(dueAt: number): () => number {
+      let lag = 0;
+      setTimeout(() => (lag = Date.now() - dueAt), Math.max(0, dueAt - Date.now()));
+      return () => lag;
+    }
+
+    test(
+      'scheduled publish: not delivered before its time, on time after it, others flow meanwhile',
+      async () => {
+        const topic = unique('sched');
+        const got: { id: string; at: number }[] = [];
+        const { sub } = await consume(t, topic, unique('g'), {
+          settle: async (d) => {
+            got.push({ id: d.message.id, at: Date.now() });
+            await d.ack();
+          },
+        });
+        const delayMs = 300;
+        const deliverAt = Date.now() + delayMs;
+        const lag = timerLag(deliverAt);
+        await t.publish(topic, [message('sched-1')], { deliverAt });
+        await t.publish(topic, [message('now-1'), message('now-2')]);
+        await waitUntil(() => got.some((g) => g.id === 'sched-1'), 'the scheduled message', 10_000);
+        await sleep(50);
+        assert.deepEqual(
+          got.map((g) => g.id),
+          ['now-1', 'now-2', 'sched-1'],
+          'unscheduled messages are delivered while the scheduled one waits, and it comes once',
+        );
+        const at = got[2]!.at;
+        // 5 ms of slack for timer granularity between two clock reads.
+        assert.ok(at >= deliverAt - 5, `delivered ${deliverAt - at} ms before its time`);
+        const allowed = lateness(delayMs, lag());
+        assert.ok(at - deliverAt <= allowed, `delivered ${at - deliverAt} ms late, allowed ${allowed}`);
+        await sub.close();
+      },
+      'scheduledPublish',
+    );
+
+    test(
+      'scheduled publish: cancel before the time removes it for good; cancel counts once',
+      async () => {
+        const topic = unique('cancel');
+        const { deliveries, sub } = await consume(t, topic, unique('g'));
+        const deliverAt = Date.now() + 300;
+        await t.publish(topic, [message('c-1', 'k'), message('c-2', 'k')], { deliverAt });
+        assert.equal(await t.cancelScheduled!(topic, ['c-1']), 1, 'cancelled before its time');
+        assert.equal(await t.cancelScheduled!(topic, ['c-1']), 0, 'a second cancel finds nothing');
+        assert.equal(await t.cancelScheduled!(topic, ['c-unknown']), 0, 'an unknown id counts 0');
+        await waitUntil(() => deliveries.length >= 1, 'the message not cancelled', 10_000);
+        await sleep(Math.max(0, deliverAt + 300 - Date.now()));
+        assert.deepEqual(
+          deliveries.map((d) => d.message.id),
+          ['c-2'],
+          'the cancelled message never arrives',
+        );
+        assert.equal(await t.cancelScheduled!(topic, ['c-2']), 0, 'a delivered message cannot be cancelled');
+        await sub.close();
+      },
+      'scheduledPublish',
+    );
+
+    test(
+      'scheduled publish: a cancel racing the due time either removes the message or counts 0 and it is delivered',
+      async () => {
+        const topic = unique('cancelrace');
+        const { deliveries, sub } = await consume(t, topic, unique('g'), { ordering: 'none' });
+        const all = ids('cr', 40);
+        const deliverAt = Date.now() + 300;
+        await t.publish(
+          topic,
+          all.map((id) => message(id)),
+          { deliverAt },
+        );
+        // Cancels spread from 20 ms before the due time to 20 ms after it, one message each.
+        const results = await Promise.all(
+          all.map(
+            (id, i) =>
+              new Promise<number>((resolve, reject) => {
+                setTimeout(
+                  () => t.cancelScheduled!(topic, [id]).then(resolve, reject),
+                  Math.max(0, deliverAt - 20 + i - Date.now()),
+                );
+              }),
+          ),
+        );
+        const cancelled = new Set(all.filter((_, i) => results[i] === 1));
+        await waitUntil(
+          () => deliveries.length >= all.length - cancelled.size,
+          `the ${all.length - cancelled.size} messages not cancelled`,
+          10_000,
+        );
+        await sleep(Math.max(0, deliverAt + 300 - Date.now()));
+        const delivered = deliveries.map((d) => d.message.id);
+        assert.deepEqual(
+          delivered.filter((id) => cancelled.has(id)),
+          [],
+          'a cancelled message was delivered',
+        );
+        assert.deepEqual(
+          [...delivered].sort(),
+          all.filter((id) => !cancelled.has(id)),
+          'every message not cancelled is delivered exactly once',
+        );
+        await sub.close();
+      },
+      'scheduledPublish',
+    );
+
+    test(
+      'scheduled publish: stats count scheduled messages until they are due',
+      async (ctx) => {
+        if (!t.stats) return ctx.skip('transport has no stats()');
+        const topic = unique('schedstats');
+        const group = unique('g');
+        const { deliveries, sub } = await consume(t, topic, group);
+        const deliverAt = Date.now() + 1000;
+        await t.publish(
+          topic,
+          ids('ss', 3).map((id) => message(id)),
+          { deliverAt },
+        );
+        const before = await t.stats(topic, group);
+        assert.ok(Date.now() < deliverAt, 'stats answered before the due time');
+        assert.equal(before.scheduled, 3, 'scheduled before the time');
+        assert.equal(before.lag, 0, 'scheduled messages are not lag');
+        await waitUntil(() => deliveries.length === 3, 'the three scheduled messages', 10_000);
+        await waitUntil(async () => (await t.stats!(topic, group)).inFlight === 0, 'acks applied');
+        const afterwards = await t.stats(topic, group);
+        assert.equal(afterwards.scheduled, 0, 'none scheduled once delivered');
+        assert.equal(afterwards.lag, 0);
+        await sub.close();
+      },
+      'scheduledPublish',
+    );
+
+    test(
+      'scheduled publish: a scheduled message survives its publisher closing and reaches a new instance on time',
+      async (ctx) => {
+        if (!features().persistent) return ctx.skip('transport lacks the persistent feature');
+        const topic = unique('schedrestart');
+        const publisher = await open();
+        const deliverAt = Date.now() + 600;
+        const lag = timerLag(deliverAt);
+        await publisher.publish(topic, [message('sr-1', 'k')], { deliverAt });
+        await publisher.close();
+        const fresh = await open();
+        const got: number[] = [];
+        const { sub } = await consume(fresh, topic, unique('g'), {
+          settle: async (d) => {
+            got.push(Date.now());
+            await d.ack();
+          },
+        });
+        await waitUntil(() => got.length === 1, 'the scheduled message at the new instance', 10_000);
+        assert.ok(got[0]! >= deliverAt - 5, `delivered ${deliverAt - got[0]!} ms before its time`);
+        const allowed = lateness(600, lag());
+        assert.ok(
+          got[0]! - deliverAt <= allowed,
+          `delivered ${got[0]! - deliverAt} ms late, allowed ${allowed}`,
+        );
+        await sleep(100);
+        assert.equal(got.length, 1, 'delivered once');
+        await sub.close();
+      },
+      'scheduledPublish',
+    );
+
+    test(
+      'scheduled publish: a scheduled message holds back no later message of its key, and joins the key order when due',
+      async (ctx) => {
+        if (!features().orderedByKey) return ctx.skip('transport lacks the orderedByKey feature');
+        const topic = unique('schedkey');
+        const order: string[] = [];
+        const { sub } = await consume(t, topic, unique('g'), {
+          settle: async (d) => {
+            order.push(d.message.id);
+            await d.ack();
+          },
+        });
+        const deliverAt = Date.now() + 800;
+        await t.publish(topic, [message('sk-late', 'k')], { deliverAt });
+        await t.publish(topic, [message('sk-1', 'k'), message('sk-2', 'k')]);
+        await waitUntil(() => order.length === 2, 'the unscheduled messages of the key', 10_000);
+        assert.ok(Date.now() < deliverAt, 'the later messages of the key did not wait for the scheduled one');
+        assert.deepEqual(order, ['sk-1', 'sk-2']);
+        await waitUntil(() => order.length === 3, 'the scheduled message', 10_000);
+        assert.deepEqual(order, ['sk-1', 'sk-2', 'sk-late']);
+        await sub.close();
+      },
+      'scheduledPublish',
+    );
+
+    test(
+      'scheduled publish through Herald: delayMs delivers later, cancelScheduled by id removes one',
+      async () => {
+        const transport = await open();
+        const topic = unique('schedherald');
+        const herald = await createHerald({
+          service: 'conformance',
+          transport,
+          routing: { 'conform.*': topic },
+          closeResources: false,
+        });
+        const handled: { n: number; at: number }[] = [];
+        herald.subscribe({
+          group: unique('g'),
+          events: ['conform.reminder.due'],
+          handler: async (e) => void handled.push({ n: (e.payload as { n: number }).n, at: Date.now() }),
+        });
+        await herald.start();
+        const publishedAt = Date.now();
+        const kept = await herald.publish('conform.reminder.due', { n: 1 }, { delayMs: 250 });
+        const dropped = await herald.publish('conform.reminder.due', { n: 2 }, { delayMs: 250 });
+        assert.equal(await herald.cancelScheduled('conform.reminder.due', dropped.id), true);
+        assert.equal(await herald.cancelScheduled('conform.reminder.due', dropped.id), false);
+        await waitUntil(() => handled.length === 1, 'the kept reminder', 10_000);
+        await sleep(Math.max(0, publishedAt + 500 - Date.now()));
+        assert.deepEqual(
+          handled.map((h) => h.n),
+          [1],
+        );
+        assert.ok(handled[0]!.at >= publishedAt + 245, 'not before its delay');
+        assert.equal(await herald.cancelScheduled('conform.reminder.due', kept.id), false);
+        await herald.stop();
+      },
+      'scheduledPublish',
     );
 
     test('arguments are checked with errors that name the field', async () => {

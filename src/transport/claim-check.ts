@@ -5,6 +5,7 @@ import type {
   DeliveryHandler,
   GroupStats,
   Message,
+  PublishOptions,
   SubscribeOptions,
   Subscription,
   Transport,
@@ -45,6 +46,7 @@ class ClaimCheckTransport implements Transport {
   readonly name: string;
   readonly capabilities: Transport['capabilities'];
   readonly stats?: (topic: string, group: string) => Promise<GroupStats>;
+  readonly cancelScheduled?: (topic: string, ids: readonly string[]) => Promise<number>;
   private readonly store: BlobStore;
   private readonly threshold: number;
   private readonly fetchAttempts: number;
@@ -63,9 +65,11 @@ class ClaimCheckTransport implements Transport {
     this.name = inner.name;
     this.capabilities = inner.capabilities;
     if (inner.stats) this.stats = (topic, group) => inner.stats!(topic, group);
+    // A cancelled message's blob stays in the store like any other (see the retention note above).
+    if (inner.cancelScheduled) this.cancelScheduled = (topic, ids) => inner.cancelScheduled!(topic, ids);
   }
 
-  async publish(topic: string, messages: readonly Message[]): Promise<void> {
+  async publish(topic: string, messages: readonly Message[], options?: PublishOptions): Promise<void> {
     const out = await Promise.all(
       messages.map(async (m) => {
         if (m.body.byteLength <= this.threshold) return m;
@@ -74,7 +78,7 @@ class ClaimCheckTransport implements Transport {
         return { ...m, headers: { ...m.headers, [CLAIM_CHECK_HEADER]: key }, body: new Uint8Array(0) };
       }),
     );
-    return this.inner.publish(topic, out);
+    return options === undefined ? this.inner.publish(topic, out) : this.inner.publish(topic, out, options);
   }
 
   subscribe(topic: string, options: SubscribeOptions, onDelivery: DeliveryHandler): Promise<Subscription> {

@@ -5,13 +5,14 @@ import type {
   GroupStats,
   Message,
   Ordering,
+  PublishOptions,
   SubscribeOptions,
   Subscription,
   Transport,
   TransportCapabilities,
   TopicTopology,
 } from './transport.js';
-import { validateDelay, validateSubscribeOptions } from './validate.js';
+import { scheduledTime, validateCancelIds, validateDelay, validateSubscribeOptions } from './validate.js';
 
 export interface MemoryTransportOptions {
   /**
@@ -23,8 +24,8 @@ export interface MemoryTransportOptions {
 
 /**
  * In-process transport with the full delivery semantics (groups, per-key order, delayed
- * redelivery, leases released on close). For tests, demos and single-process apps; nothing
- * survives the process.
+ * redelivery, scheduled publish, leases released on close). For tests, demos and single-process
+ * apps; nothing survives the process, scheduled messages included.
  */
 export class MemoryTransport implements Transport {
   readonly name = 'memory';
@@ -34,7 +35,7 @@ export class MemoryTransport implements Transport {
     consumerGroups: true,
     orderedByKey: true,
     delayedRedelivery: true,
-    scheduledPublish: false,
+    scheduledPublish: true,
   };
 
   private readonly topics = new Map<string, TopicLog>();
@@ -45,15 +46,31 @@ export class MemoryTransport implements Transport {
     this.maxRetained = options.maxRetained ?? 100_000;
   }
 
-  async publish(topic: string, messages: readonly Message[]): Promise<void> {
+  async publish(topic: string, messages: readonly Message[], options?: PublishOptions): Promise<void> {
     if (this.closed) throw new ClosedError('MemoryTransport');
+    const deliverAt = scheduledTime(options, Date.now());
     const log = this.log(topic);
-    for (const m of messages) {
-      // Copy so a caller reusing its buffers cannot change what consumers see.
-      log.append({ id: m.id, key: m.key, headers: { ...m.headers }, body: Uint8Array.from(m.body) });
+    // Copy so a caller reusing its buffers cannot change what consumers see.
+    const copy = (m: Message): Message => ({
+      id: m.id,
+      key: m.key,
+      headers: { ...m.headers },
+      body: Uint8Array.from(m.body),
+    });
+    if (deliverAt !== undefined) {
+      log.schedule(messages.map(copy), deliverAt);
+      return;
     }
+    for (const m of messages) log.append(copy(m));
     log.compact(this.maxRetained);
     log.wake();
+  }
+
+  /** Removes scheduled messages that have not come due; see {@link Transport.cancelScheduled}. */
+  async cancelScheduled(topic: string, ids: readonly string[]): Promise<number> {
+    if (this.closed) throw new ClosedError('MemoryTransport');
+    validateCancelIds(topic, ids);
+    return this.topics.get(topic)?.cancel(ids) ?? 0;
   }
 
   async subscribe(
@@ -69,7 +86,7 @@ export class MemoryTransport implements Transport {
   }
 
   async stats(topic: string, group: string): Promise<GroupStats> {
-    return this.topics.get(topic)?.stats(group) ?? { lag: 0, inFlight: 0, delayed: 0 };
+    return this.topics.get(topic)?.stats(group) ?? { lag: 0, scheduled: 0, inFlight: 0, delayed: 0 };
   }
 
   async topology(): Promise<readonly TopicTopology[]> {
@@ -97,6 +114,13 @@ class TopicLog {
   private messages: Message[] = [];
   private base = 0;
   private readonly groups = new Map<string, GroupState>();
+  /**
+   * Messages published with a future `deliverAt`, by id (rescheduling an id replaces it), in the
+   * order they were scheduled. They enter the log when due, so they hold back no key before then.
+   */
+  private readonly scheduled = new Map<string, { readonly message: Message; readonly dueAt: number }>();
+  private scheduleTimer: NodeJS.Timeout | undefined;
+  private scheduleTimerAt = Infinity;
 
   constructor(readonly topic: string) {}
 
@@ -130,6 +154,55 @@ class TopicLog {
     for (const g of this.groups.values()) g.schedulePump();
   }
 
+  schedule(messages: readonly Message[], dueAt: number): void {
+    for (const m of messages) {
+      this.scheduled.delete(m.id);
+      this.scheduled.set(m.id, { message: m, dueAt });
+    }
+    this.armSchedule();
+  }
+
+  /** Synchronous, so a cancel and the due time's move never interleave: one of them wins. */
+  cancel(ids: readonly string[]): number {
+    let n = 0;
+    for (const id of ids) if (this.scheduled.delete(id)) n++;
+    this.armSchedule();
+    return n;
+  }
+
+  /** Appends the scheduled messages that are due, earliest first (ties in scheduling order). */
+  private moveDue(): void {
+    const now = Date.now();
+    const due = [...this.scheduled.values()].filter((s) => s.dueAt <= now);
+    if (due.length > 0) {
+      due.sort((a, b) => a.dueAt - b.dueAt); // stable: equal times keep their scheduling order
+      for (const s of due) {
+        this.scheduled.delete(s.message.id);
+        this.append(s.message);
+      }
+      this.wake();
+    }
+    this.armSchedule();
+  }
+
+  private armSchedule(): void {
+    let next = Infinity;
+    for (const s of this.scheduled.values()) if (s.dueAt < next) next = s.dueAt;
+    if (next === this.scheduleTimerAt) return;
+    if (this.scheduleTimer) clearTimeout(this.scheduleTimer);
+    this.scheduleTimer = undefined;
+    this.scheduleTimerAt = next;
+    if (next === Infinity) return;
+    this.scheduleTimer = setTimeout(
+      () => {
+        this.scheduleTimer = undefined;
+        this.scheduleTimerAt = Infinity;
+        this.moveDue();
+      },
+      Math.max(0, next - Date.now()),
+    );
+  }
+
   /** Drops messages every group has settled (or, with no groups, beyond the retention cap). */
   compact(maxRetained: number): void {
     if (this.messages.length < 1024) return;
@@ -143,11 +216,17 @@ class TopicLog {
   }
 
   stats(group: string): GroupStats {
-    return this.groups.get(group)?.stats() ?? { lag: this.end - this.base, inFlight: 0, delayed: 0 };
+    const scheduled = this.scheduled.size;
+    const g = this.groups.get(group);
+    return g
+      ? { ...g.stats(), scheduled }
+      : { lag: this.end - this.base, scheduled, inFlight: 0, delayed: 0 };
   }
 
   close(): void {
     for (const g of this.groups.values()) g.close();
+    if (this.scheduleTimer) clearTimeout(this.scheduleTimer);
+    this.scheduleTimer = undefined;
   }
 }
 

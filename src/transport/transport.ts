@@ -95,7 +95,10 @@ export interface PublishOptions {
   /**
    * Deliver no earlier than this time (epoch milliseconds). The messages are stored now and become
    * visible to every group at `deliverAt`; until then `cancelScheduled` can remove them. A time in
-   * the past delivers at once.
+   * the past delivers at once. A scheduled message enters its topic, and its key's order, when it
+   * comes due: it holds back nothing before then. Message ids of pending scheduled messages are
+   * meant to be unique per topic (memory, SQLite, PostgreSQL and Redis replace an earlier pending
+   * one with the same id: scheduling it again reschedules it). See ADR 0041.
    */
   readonly deliverAt?: number;
 }
@@ -124,7 +127,8 @@ export interface Transport {
   /**
    * Removes scheduled messages of `topic` that are not yet due, by message id. Resolves with how
    * many were removed; an id that is unknown, already delivered or already cancelled counts 0.
-   * Present when `capabilities.scheduledPublish` is true.
+   * Atomic against the message coming due: either it is removed and never delivered, or it was
+   * already in the topic and this counts 0. Present when `capabilities.scheduledPublish` is true.
    */
   cancelScheduled?(topic: string, ids: readonly string[]): Promise<number>;
   subscribe(topic: string, options: SubscribeOptions, onDelivery: DeliveryHandler): Promise<Subscription>;

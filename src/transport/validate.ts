@@ -22,3 +22,29 @@ export function validateDelay(delayMs: number | undefined): number {
     throw new ConfigError('delayMs', `must be a finite number >= 0, got ${String(delayMs)}`);
   return d;
 }
+
+/**
+ * The `deliverAt` of a publish as the transports store it: undefined (or a time already past) means
+ * publish now. Rejects what is not a finite, non-negative epoch-milliseconds number.
+ */
+export function scheduledTime(
+  options: { readonly deliverAt?: number } | undefined,
+  now: number,
+): number | undefined {
+  const at = options?.deliverAt;
+  if (at === undefined) return undefined;
+  if (typeof at !== 'number' || !Number.isFinite(at) || at < 0)
+    throw new ConfigError(
+      'deliverAt',
+      `must be epoch milliseconds (a finite number >= 0), got ${String(at)}`,
+    );
+  return at > now ? Math.ceil(at) : undefined;
+}
+
+/** The ids argument of `cancelScheduled`, checked the same way everywhere. */
+export function validateCancelIds(topic: string, ids: readonly string[]): void {
+  if (typeof topic !== 'string' || topic.length === 0)
+    throw new ConfigError('topic', 'must be a non-empty string');
+  if (!Array.isArray(ids) || ids.some((id) => typeof id !== 'string' || id.length === 0))
+    throw new ConfigError('ids', 'must be an array of non-empty message ids');
+}

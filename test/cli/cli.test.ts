@@ -264,7 +264,7 @@ describe('herald CLI', { concurrency: 2 }, () => {
       assert.equal(stats.code, 0, stats.stderr);
       const rows = json<{
         transport: string;
-        groups: { topic: string; group: string; lag: number; deadLetters: number }[];
+        groups: { topic: string; group: string; lag: number; scheduled: number; deadLetters: number }[];
       }>(stats);
       assert.equal(rows.transport, 'sqlite');
       const analytics = rows.groups.find(
@@ -276,6 +276,10 @@ describe('herald CLI', { concurrency: 2 }, () => {
       ).length;
       assert.equal(analytics?.lag, replayedToAnalytics);
       assert.ok(rows.groups.every((g) => g.deadLetters === 0));
+      assert.ok(
+        rows.groups.every((g) => g.scheduled === 0),
+        'SQLite reports scheduled messages',
+      );
     });
 
     test('a second demo run consumes the replayed messages (malformed: back in the DLQ) and serves HTTP', async () => {

@@ -4,6 +4,7 @@ import type {
   GroupStats,
   Message,
   MemoryTransport,
+  PublishOptions,
   SubscribeOptions,
   Subscription,
   Transport,
@@ -24,8 +25,12 @@ export class MemoryHandle implements Transport {
     this.capabilities = broker.capabilities;
   }
 
-  publish(topic: string, messages: readonly Message[]): Promise<void> {
-    return this.broker.publish(topic, messages);
+  publish(topic: string, messages: readonly Message[], options?: PublishOptions): Promise<void> {
+    return this.broker.publish(topic, messages, options);
+  }
+
+  cancelScheduled(topic: string, ids: readonly string[]): Promise<number> {
+    return this.broker.cancelScheduled(topic, ids);
   }
 
   async subscribe(

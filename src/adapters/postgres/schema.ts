@@ -318,8 +318,105 @@ CREATE INDEX sagas_created ON ${s}.sagas (created_at DESC, id DESC);
 CREATE INDEX sagas_by_type ON ${s}.sagas (type, created_at DESC, id DESC);
 `;
 
+/*
+ * Version 3: scheduled publish (ADR 0041): messages published with a future `deliverAt` wait in `scheduled`,
+ * outside the log, so no group cursor passes them and no key is held by them. Every fetch first
+ * moves its topic's due ones into the log (under the topic row lock, like a publish, so sequence
+ * numbers keep following commit order); a cancel deletes the row. The DELETE of one or the other
+ * wins the row, never both.
+ */
+const V3 = (s: string): string => `
+CREATE TABLE ${s}.scheduled (
+  topic_id int NOT NULL,
+  id text NOT NULL,                             -- message id: scheduling an id again replaces it
+  key text,
+  headers text NOT NULL,
+  body bytea NOT NULL,
+  deliver_at bigint NOT NULL,                   -- epoch ms: enters the log at this time
+  scheduled_at bigint NOT NULL,
+  ord bigserial,                                -- scheduling order, among equal deliver_at
+  PRIMARY KEY (topic_id, id)
+);
+CREATE INDEX scheduled_due ON ${s}.scheduled (topic_id, deliver_at);
+
+CREATE FUNCTION ${s}.schedule(p_topic text, p_ids text[], p_keys text[], p_headers text[], p_bodies bytea[],
+                              p_deliver_at bigint, p_now bigint, p_channel text)
+RETURNS void LANGUAGE plpgsql AS $fn$
+DECLARE
+  v_topic int;
+BEGIN
+  SELECT t.id INTO v_topic FROM ${s}.topics t WHERE t.name = p_topic;
+  IF NOT FOUND THEN
+    INSERT INTO ${s}.topics (name) VALUES (p_topic) ON CONFLICT (name) DO NOTHING;
+    SELECT t.id INTO v_topic FROM ${s}.topics t WHERE t.name = p_topic;
+  END IF;
+  -- Of ids repeated within the call the last wins, as a later call would replace an earlier one.
+  INSERT INTO ${s}.scheduled AS d (topic_id, id, key, headers, body, deliver_at, scheduled_at)
+  SELECT DISTINCT ON (x.i) v_topic, x.i, x.k, x.h, x.b, p_deliver_at, p_now
+    FROM unnest(p_ids, p_keys, p_headers, p_bodies) WITH ORDINALITY AS x(i, k, h, b, n)
+   ORDER BY x.i, x.n DESC
+  ON CONFLICT (topic_id, id) DO UPDATE SET key = EXCLUDED.key, headers = EXCLUDED.headers,
+     body = EXCLUDED.body, deliver_at = EXCLUDED.deliver_at, scheduled_at = EXCLUDED.scheduled_at,
+     ord = EXCLUDED.ord;
+  -- Wakes the members, which learn the new due time from their next fetch.
+  PERFORM pg_notify(p_channel, p_topic);
+END
+$fn$;
+
+-- Moves the topic's due scheduled messages into its log, earliest first; returns how many.
+CREATE FUNCTION ${s}.move_due(p_topic int, p_now bigint)
+RETURNS int LANGUAGE plpgsql AS $fn$
+DECLARE
+  v_n int;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM ${s}.scheduled d WHERE d.topic_id = p_topic AND d.deliver_at <= p_now) THEN
+    RETURN 0;
+  END IF;
+  PERFORM 1 FROM ${s}.topics t WHERE t.id = p_topic FOR NO KEY UPDATE;
+  WITH due AS (
+    DELETE FROM ${s}.scheduled d WHERE d.topic_id = p_topic AND d.deliver_at <= p_now
+    RETURNING d.topic_id, d.id, d.key, d.headers, d.body, d.deliver_at, d.ord
+  )
+  INSERT INTO ${s}.messages (topic_id, id, key, headers, body, published_at)
+  SELECT due.topic_id, due.id, due.key, due.headers, due.body, p_now FROM due ORDER BY due.deliver_at, due.ord;
+  GET DIAGNOSTICS v_n = ROW_COUNT;
+  UPDATE ${s}.topics SET retained = retained + v_n WHERE id = p_topic;
+  RETURN v_n;
+END
+$fn$;
+
+ALTER FUNCTION ${s}.fetch(int, int, int, boolean, text, bigint, bigint) RENAME TO fetch_log;
+
+-- The fetch of version 1 (now fetch_log), after moving the due scheduled messages into the log;
+-- the "nothing leased" row also tells when the topic's next scheduled message comes due.
+CREATE FUNCTION ${s}.fetch(p_group int, p_topic int, p_limit int, p_by_key boolean, p_token text,
+                           p_now bigint, p_lease_until bigint)
+RETURNS TABLE (seq bigint, attempt int, id text, key text, headers text, body bytea,
+               next_visible bigint, contended boolean)
+LANGUAGE plpgsql AS $fn$
+#variable_conflict use_column
+DECLARE
+  v_moved int;
+BEGIN
+  v_moved := ${s}.move_due(p_topic, p_now);
+  RETURN QUERY
+  SELECT f.seq, f.attempt, f.id, f.key, f.headers, f.body,
+         CASE WHEN f.seq IS NULL AND NOT f.contended THEN least(f.next_visible,
+           (SELECT min(d.deliver_at) FROM ${s}.scheduled d WHERE d.topic_id = p_topic AND d.deliver_at > p_now))
+         ELSE f.next_visible END,
+         f.contended
+    FROM ${s}.fetch_log(p_group, p_topic, p_limit, p_by_key, p_token, p_now, p_lease_until) f;
+  -- fetch_log commits asynchronously (a lost lease only means an earlier redelivery); a move lost
+  -- in a server crash after its delivery would let a cancel succeed too, so it commits durably.
+  IF v_moved > 0 THEN
+    PERFORM set_config('synchronous_commit', 'on', true);
+  END IF;
+END
+$fn$;
+`;
+
 /** MIGRATIONS[i] upgrades a schema at version i to version i + 1. Append only; never edit one. */
-export const MIGRATIONS: readonly ((schema: string) => string)[] = [V1, V2];
+export const MIGRATIONS: readonly ((schema: string) => string)[] = [V1, V2, V3];
 
 /** The schema version this code writes and understands. */
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -6,12 +6,18 @@ import type {
   DeliveryHandler,
   GroupStats,
   Message,
+  PublishOptions,
   SubscribeOptions,
   Subscription,
   Transport,
   TransportCapabilities,
 } from '../../transport/transport.js';
-import { validateDelay, validateSubscribeOptions } from '../../transport/validate.js';
+import {
+  scheduledTime,
+  validateCancelIds,
+  validateDelay,
+  validateSubscribeOptions,
+} from '../../transport/validate.js';
 import { decodeHeaders } from './codec.js';
 import { connect, num, withTimeout, type PostgresConnection } from './connection.js';
 import {
@@ -60,7 +66,7 @@ export class PostgresTransport implements Transport {
     consumerGroups: true,
     orderedByKey: true,
     delayedRedelivery: true,
-    scheduledPublish: false,
+    scheduledPublish: true,
   };
 
   private readonly instanceId = randomBytes(6).toString('base64url');
@@ -106,10 +112,16 @@ export class PostgresTransport implements Transport {
     return this.db.schema;
   }
 
-  async publish(topic: string, messages: readonly Message[]): Promise<void> {
+  /**
+   * One round trip, one transaction. With a future `deliverAt` the messages wait in the
+   * `scheduled` table and a member's fetch moves them into the log when due (ADR 0041).
+   */
+  async publish(topic: string, messages: readonly Message[], options?: PublishOptions): Promise<void> {
     this.assertOpen();
     if (typeof topic !== 'string' || topic.length === 0)
       throw new ConfigError('topic', 'must be a non-empty string');
+    const now = Date.now();
+    const deliverAt = scheduledTime(options, now);
     if (messages.length === 0) return;
     const n = messages.length;
     const ids = new Array<string>(n);
@@ -123,12 +135,34 @@ export class PostgresTransport implements Transport {
       headers[i] = JSON.stringify(m.headers);
       bodies[i] = Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength);
     }
-    await this.db.pool.query({
-      name: `herald-publish-${this.db.schema}`,
-      text: `SELECT ${this.db.s}.publish($1, $2, $3, $4, $5, $6, $7)`,
-      values: [topic, ids, keys, headers, bodies, Date.now(), this.channel],
-    });
+    if (deliverAt === undefined) {
+      await this.db.pool.query({
+        name: `herald-publish-${this.db.schema}`,
+        text: `SELECT ${this.db.s}.publish($1, $2, $3, $4, $5, $6, $7)`,
+        values: [topic, ids, keys, headers, bodies, now, this.channel],
+      });
+    } else {
+      await this.db.pool.query({
+        name: `herald-schedule-${this.db.schema}`,
+        text: `SELECT ${this.db.s}.schedule($1, $2, $3, $4, $5, $6, $7, $8)`,
+        values: [topic, ids, keys, headers, bodies, deliverAt, now, this.channel],
+      });
+    }
     for (const m of this.members) if (m.topic === topic) this.wake(m);
+  }
+
+  /** Deletes scheduled messages not yet moved into the log; see {@link Transport.cancelScheduled}. */
+  async cancelScheduled(topic: string, ids: readonly string[]): Promise<number> {
+    this.assertOpen();
+    validateCancelIds(topic, ids);
+    if (ids.length === 0) return 0;
+    const s = this.db.s;
+    const { rowCount } = await this.db.pool.query(
+      `DELETE FROM ${s}.scheduled d USING ${s}.topics t
+        WHERE t.name = $1 AND d.topic_id = t.id AND d.id = ANY($2::text[])`,
+      [topic, ids],
+    );
+    return rowCount ?? 0;
   }
 
   async subscribe(
@@ -166,6 +200,8 @@ export class PostgresTransport implements Transport {
     const s = this.db.s;
     const { rows } = await this.db.pool.query<{
       unread: string;
+      scheduled: string;
+      due: string;
       in_flight: string;
       delayed: string;
       waiting: string;
@@ -174,6 +210,8 @@ export class PostgresTransport implements Transport {
             g AS (SELECT g.id, g.cursor FROM ${s}.groups g JOIN t ON g.topic_id = t.id WHERE g.name = $2)
        SELECT (SELECT count(*) FROM ${s}.messages m, t
                 WHERE m.topic_id = t.id AND m.seq > coalesce((SELECT cursor FROM g), 0)) AS unread,
+              (SELECT count(*) FROM ${s}.scheduled d, t WHERE d.topic_id = t.id AND d.deliver_at > $3) AS scheduled,
+              (SELECT count(*) FROM ${s}.scheduled d, t WHERE d.topic_id = t.id AND d.deliver_at <= $3) AS due,
               count(*) FILTER (WHERE p.lease_until > $3) AS in_flight,
               count(*) FILTER (WHERE p.lease_until <= $3 AND p.visible_at > $3) AS delayed,
               count(*) FILTER (WHERE p.lease_until <= $3 AND p.visible_at <= $3) AS waiting
@@ -181,7 +219,13 @@ export class PostgresTransport implements Transport {
       [topic, group, Date.now()],
     );
     const r = rows[0]!;
-    return { lag: num(r.unread) + num(r.waiting), inFlight: num(r.in_flight), delayed: num(r.delayed) };
+    // Due but not yet moved into the log (no member has fetched since): counted as lag.
+    return {
+      lag: num(r.unread) + num(r.due) + num(r.waiting),
+      scheduled: num(r.scheduled),
+      inFlight: num(r.in_flight),
+      delayed: num(r.delayed),
+    };
   }
 
   /** Names of the topics in the schema (for tools such as `herald tail`). */

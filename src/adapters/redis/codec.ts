@@ -22,6 +22,19 @@ export function encodeFields(message: Message): (string | Buffer)[] {
 }
 
 /**
+ * The XADD arguments of a message as one binary string, each item written `<byte length>:<bytes>`,
+ * for a scheduled message stored until the fetch script adds it to the stream (scripts.ts MOVE_DUE).
+ */
+export function packFields(message: Message): Buffer {
+  const parts: Buffer[] = [];
+  for (const field of encodeFields(message)) {
+    const bytes = typeof field === 'string' ? Buffer.from(field, 'utf8') : field;
+    parts.push(Buffer.from(`${bytes.byteLength}:`, 'latin1'), bytes);
+  }
+  return Buffer.concat(parts);
+}
+
+/**
  * Rebuilds a message from the field/value list of a stream entry read with Buffer replies. An
  * entry Herald did not write (no id field, headers that are not a JSON object of strings) becomes
  * a malformed message carrying its raw bytes, which the consumer dead-letters with reason `decode`.

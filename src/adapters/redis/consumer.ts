@@ -147,6 +147,12 @@ export class GroupConsumer implements Subscription {
     this.armWakeTimer();
   }
 
+  /** {@link wakeAt} unless a wake-up is already set for about that time (the loop sees it each round). */
+  private wakeAtOnce(dueAt: number): void {
+    if (this.dueTimes.some((t) => Math.abs(t - dueAt) <= 2)) return;
+    this.wakeAt(dueAt);
+  }
+
   private armWakeTimer(): void {
     if (this.dueTimes.length === 0 || !this.active) return;
     const next = Math.min(...this.dueTimes);
@@ -202,15 +208,15 @@ export class GroupConsumer implements Subscription {
   }
 
   private async fetch(room: number, reclaim: boolean): Promise<FetchResult> {
-    const reply = (await this.ctx.scripts.fetch(this.keys.all(), [
+    const reply = (await this.ctx.scripts.fetch(this.keys.fetchKeys(), [
       this.group,
       this.name,
       room,
       this.ordering === 'key' ? '1' : '0',
       reclaim ? this.ctx.options.claimIdleMs : -1,
       this.cursor,
-    ])) as [Buffer, Buffer, Buffer, number, number, [Buffer, number, Buffer[]][]];
-    const [cursor, lastStream, lastWake, untilDue, read, entries] = reply;
+    ])) as [Buffer, Buffer, Buffer, Buffer, number, number, [Buffer, number, Buffer[]][]];
+    const [cursor, lastStream, lastWake, lastTopicWake, untilDue, read, entries] = reply;
     const deliveries: RedisDelivery[] = [];
     for (const [idBuf, attempt, fields] of entries) {
       const streamId = idBuf.toString('latin1');
@@ -222,6 +228,7 @@ export class GroupConsumer implements Subscription {
       cursor: cursor.toString('latin1'),
       lastStream: lastStream.toString('latin1'),
       lastWake: lastWake.toString('latin1'),
+      lastTopicWake: lastTopicWake.toString('latin1'),
       untilDue,
       read,
       deliveries,
@@ -263,13 +270,21 @@ export class GroupConsumer implements Subscription {
     void delivery.nack({ delayMs: 1000 }).catch(() => undefined);
   }
 
-  /** Blocks on the stream and the group's wake stream until something may be fetchable. */
+  /**
+   * Blocks on the stream, the group's wake stream and the topic's (bumped by a scheduled publish)
+   * until something may be fetchable, and no longer than until the next retry or scheduled
+   * message is due.
+   */
   private async waitForWork(result: FetchResult): Promise<void> {
     const blocking = this.blocking;
     if (!blocking || !this.active) return;
     let timeout = Math.min(this.ctx.options.blockMs, Math.max(1, this.nextReclaimAt - Date.now()));
     if (result.untilDue >= 0) timeout = Math.min(timeout, result.untilDue + 1);
     if (timeout <= 1 && result.untilDue === 0) return;
+    // Redis times out a blocked read only on its own cron (up to 100 ms late at the default hz),
+    // and a scheduled message's publisher may be long gone: whoever sees a due time coming keeps
+    // the ADR 0025 timer for it, which bumps the wake stream on time.
+    if (result.untilDue > 0 && timeout > result.untilDue) this.wakeAtOnce(Date.now() + result.untilDue);
     try {
       await blocking.xread(
         'COUNT',
@@ -279,8 +294,10 @@ export class GroupConsumer implements Subscription {
         'STREAMS',
         this.keys.stream,
         this.keys.wake,
+        this.keys.topicWake,
         result.lastStream,
         result.lastWake,
+        result.lastTopicWake,
       );
     } catch (err) {
       if (!this.active) return;
@@ -395,7 +412,8 @@ interface FetchResult {
   readonly cursor: string;
   readonly lastStream: string;
   readonly lastWake: string;
-  /** Milliseconds until the earliest retry is due; -1 when the retry queue is empty. */
+  readonly lastTopicWake: string;
+  /** Milliseconds until the earliest retry or scheduled message is due; -1 when there is none. */
   readonly untilDue: number;
   /** New stream entries read (delivered or held back by their key). */
   readonly read: number;

@@ -8,15 +8,32 @@ export class TopicKeys {
   readonly stream: string;
   /** Start of every group key of this topic; the trim script appends `<group>:pk`. */
   readonly groupPrefix: string;
+  /** Scheduled publish: message ids scored by the (Redis clock) time they enter the stream. */
+  readonly scheduled: string;
+  /** Scheduled publish: message id → `<20-digit order>` + the entry's fields, length-prefixed. */
+  readonly scheduledBodies: string;
+  /** Scheduled publish: the counter that orders messages scheduled for the same millisecond. */
+  readonly scheduledOrder: string;
+  /** A one-entry stream bumped by each scheduled publish, so blocked members learn the new due time. */
+  readonly topicWake: string;
 
   constructor(prefix: string, topic: string) {
     const base = `${prefix}:{${topic}}`;
     this.stream = `${base}:s`;
     this.groupPrefix = `${base}:g:`;
+    this.scheduled = `${base}:sc`;
+    this.scheduledBodies = `${base}:sb`;
+    this.scheduledOrder = `${base}:so`;
+    this.topicWake = `${base}:tw`;
   }
 
   group(name: string): GroupKeys {
-    return new GroupKeys(this.stream, `${this.groupPrefix}${name}:`);
+    return new GroupKeys(this.stream, `${this.groupPrefix}${name}:`, this);
+  }
+
+  /** The KEYS of the schedule script, in its order. */
+  scheduleKeys(): string[] {
+    return [this.scheduled, this.scheduledBodies, this.scheduledOrder, this.topicWake];
   }
 }
 
@@ -40,6 +57,7 @@ export class GroupKeys {
   constructor(
     readonly stream: string,
     base: string,
+    private readonly topic: TopicKeys,
   ) {
     this.delayed = `${base}dl`;
     this.ready = `${base}rd`;
@@ -50,7 +68,17 @@ export class GroupKeys {
     this.wake = `${base}wk`;
   }
 
-  /** The KEYS of the fetch and settle scripts, in their order. */
+  /** The KEYS of the fetch script: the settle script's, then the topic's scheduled messages. */
+  fetchKeys(): string[] {
+    return [...this.all(), this.topic.scheduled, this.topic.scheduledBodies, this.topic.topicWake];
+  }
+
+  /** The topic's wake stream (bumped by scheduled publishes), which blocked members also read. */
+  get topicWake(): string {
+    return this.topic.topicWake;
+  }
+
+  /** The KEYS of the settle script, in their order. */
   all(): string[] {
     return [
       this.stream,

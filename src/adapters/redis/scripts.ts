@@ -37,14 +37,50 @@ end
 `;
 
 /**
- * Hands out up to `room` messages to one consumer: reclaimed leases first, then due retries and
- * other ready messages, then new entries (holding back those whose key is taken).
- * KEYS: stream delayed ready locks held parked attempts wake.
- * ARGV: group consumer room keyed(1|0) claimIdleMs(-1 = no reclaim) cursor.
- * Returns { cursor, lastStreamId, lastWakeId, msUntilDue(-1 none), newEntriesRead, {id, attempt, fields}... }.
+ * Moves the due scheduled messages of a topic into its stream, earliest first (ties in scheduling
+ * order). A stored value is a 20-digit order number followed by the entry's field/value list,
+ * each item written as `<byte length>:<bytes>` (see codec.ts `packFields`).
  */
-export const FETCH = `${HELPERS}
+const MOVE_DUE = `
+local function moveDue(s, sc, sb, now)
+  local due = redis.call('ZRANGEBYSCORE', sc, '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1000)
+  if #due == 0 then return end
+  local items = {}
+  for i = 1, #due, 2 do
+    local v = redis.call('HGET', sb, due[i])
+    if v then items[#items + 1] = { tonumber(due[i + 1]), string.sub(v, 1, 20), string.sub(v, 21) } end
+    redis.call('HDEL', sb, due[i])
+    redis.call('ZREM', sc, due[i])
+  end
+  table.sort(items, function(a, b)
+    if a[1] ~= b[1] then return a[1] < b[1] end
+    return a[2] < b[2]
+  end)
+  for _, item in ipairs(items) do
+    local blob, fields, pos = item[3], {}, 1
+    while pos <= #blob do
+      local colon = string.find(blob, ':', pos, true)
+      local len = tonumber(string.sub(blob, pos, colon - 1))
+      fields[#fields + 1] = string.sub(blob, colon + 1, colon + len)
+      pos = colon + len + 1
+    end
+    redis.call('XADD', s, '*', unpack(fields))
+  end
+end
+`;
+
+/**
+ * Hands out up to `room` messages to one consumer: reclaimed leases first, then due retries and
+ * other ready messages, then new entries (holding back those whose key is taken). Due scheduled
+ * messages of the topic enter the stream first, so they are new entries like any other.
+ * KEYS: stream delayed ready locks held parked attempts wake scheduled scheduledBodies topicWake.
+ * ARGV: group consumer room keyed(1|0) claimIdleMs(-1 = no reclaim) cursor.
+ * Returns { cursor, lastStreamId, lastWakeId, lastTopicWakeId, msUntilDue(-1 none), newEntriesRead,
+ * {id, attempt, fields}... }; msUntilDue covers retries and scheduled messages.
+ */
+export const FETCH = `${HELPERS}${MOVE_DUE}
 local s, dl, rd, lk, hd, pk, at, wk = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local sc, sb, tw = KEYS[9], KEYS[10], KEYS[11]
 local group, consumer = ARGV[1], ARGV[2]
 local room = tonumber(ARGV[3])
 local keyed = ARGV[4] == '1'
@@ -81,6 +117,8 @@ if claimIdle >= 0 and room > 0 then
     end
   end
 end
+
+moveDue(s, sc, sb, now)
 
 local due = redis.call('ZRANGEBYSCORE', dl, '-inf', now, 'LIMIT', 0, 1000)
 if #due > 0 then
@@ -121,7 +159,7 @@ if room > 0 then
   end
 end
 
-local lastS, lastW, untilDue = '', '', -1
+local lastS, lastW, lastT, untilDue = '', '', '', -1
 if delivered == 0 and read == 0 then
   local l = redis.call('XREVRANGE', s, '+', '-', 'COUNT', 1)
   lastS = '0-0'
@@ -129,10 +167,18 @@ if delivered == 0 and read == 0 then
   local w = redis.call('XREVRANGE', wk, '+', '-', 'COUNT', 1)
   lastW = '0-0'
   if w[1] then lastW = w[1][1] end
-  local d = redis.call('ZRANGE', dl, 0, 0, 'WITHSCORES')
-  if d[2] then untilDue = math.max(0, tonumber(d[2]) - now) end
+  local t = redis.call('XREVRANGE', tw, '+', '-', 'COUNT', 1)
+  lastT = '0-0'
+  if t[1] then lastT = t[1][1] end
+  for _, z in ipairs({ dl, sc }) do
+    local d = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')
+    if d[2] then
+      local u = math.max(0, tonumber(d[2]) - now)
+      if untilDue < 0 or u < untilDue then untilDue = u end
+    end
+  end
 end
-return { cursor, lastS, lastW, untilDue, read, out }
+return { cursor, lastS, lastW, lastT, untilDue, read, out }
 `;
 
 /**
@@ -261,6 +307,42 @@ end
 return redis.call('XTRIM', s, 'MINID', cut)
 `;
 
+/**
+ * Schedules messages: each enters the stream `delayMs` from now on the Redis clock (so client and
+ * server clocks need not agree). An id already scheduled is replaced. Bumps the topic's wake
+ * stream so blocked members fetch and learn the new due time.
+ * KEYS: scheduled scheduledBodies scheduledOrder topicWake. ARGV: delayMs, then id packedFields...
+ */
+export const SCHEDULE = `${HELPERS}
+local sc, sb, so, tw = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local at = nowMs() + tonumber(ARGV[1])
+local n = (#ARGV - 1) / 2
+local last = redis.call('INCRBY', so, n)
+for i = 0, n - 1 do
+  local id = ARGV[2 + 2 * i]
+  redis.call('ZADD', sc, at, id)
+  redis.call('HSET', sb, id, string.format('%020d', last - n + 1 + i) .. ARGV[3 + 2 * i])
+end
+redis.call('XADD', tw, 'MAXLEN', 1, '*', 'w', 1)
+return n
+`;
+
+/**
+ * Removes scheduled messages that have not entered the stream. Atomic against the fetch script's
+ * move: a message is either removed here or moved there. KEYS: scheduled scheduledBodies.
+ * ARGV: ids. Returns how many were removed.
+ */
+export const CANCEL_SCHEDULED = `
+local n = 0
+for _, id in ipairs(ARGV) do
+  if redis.call('ZREM', KEYS[1], id) == 1 then
+    redis.call('HDEL', KEYS[2], id)
+    n = n + 1
+  end
+end
+return n
+`;
+
 /** Deletes a consumer that holds no lease (XGROUP DELCONSUMER would drop its leases). KEYS: stream. ARGV: group consumer. */
 export const FORGET_CONSUMER = `
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
@@ -296,6 +378,8 @@ export interface Scripts {
   /** Replies with Buffers, for message bodies. */
   fetch(keys: readonly string[], args: readonly Arg[]): Promise<unknown>;
   settle(keys: readonly string[], args: readonly Arg[]): Promise<number[]>;
+  schedule(keys: readonly string[], args: readonly Arg[]): Promise<number>;
+  cancelScheduled(keys: readonly string[], ids: readonly string[]): Promise<number>;
   touch(stream: string, args: readonly Arg[]): Promise<number>;
   trim(stream: string, args: readonly Arg[]): Promise<number>;
   forgetConsumer(stream: string, group: string, consumer: string): Promise<number>;
@@ -310,8 +394,10 @@ interface Definable {
 export function bindScripts(client: Definable): Scripts {
   const define = (name: string, lua: string, numberOfKeys: number): void =>
     client.defineCommand(`herald_${name}`, { lua, numberOfKeys });
-  define('fetch', FETCH, 8);
+  define('fetch', FETCH, 11);
   define('settle', SETTLE, 8);
+  define('schedule', SCHEDULE, 4);
+  define('cancel_scheduled', CANCEL_SCHEDULED, 2);
   define('touch', TOUCH, 1);
   define('trim', TRIM, 1);
   define('forget', FORGET_CONSUMER, 1);
@@ -323,6 +409,8 @@ export function bindScripts(client: Definable): Scripts {
   };
   const fetch = fn('herald_fetchBuffer');
   const settle = fn('herald_settle');
+  const schedule = fn('herald_schedule');
+  const cancelScheduled = fn('herald_cancel_scheduled');
   const touch = fn('herald_touch');
   const trim = fn('herald_trim');
   const forget = fn('herald_forget');
@@ -330,6 +418,8 @@ export function bindScripts(client: Definable): Scripts {
   return {
     fetch: (keys, args) => fetch(...keys, ...args),
     settle: (keys, args) => settle(...keys, ...args) as Promise<number[]>,
+    schedule: (keys, args) => schedule(...keys, ...args) as Promise<number>,
+    cancelScheduled: (keys, ids) => cancelScheduled(...keys, ...ids) as Promise<number>,
     touch: (stream, args) => touch(stream, ...args) as Promise<number>,
     trim: (stream, args) => trim(stream, ...args) as Promise<number>,
     forgetConsumer: (stream, group, consumer) => forget(stream, group, consumer) as Promise<number>,

@@ -3,6 +3,7 @@ import type {
   DeliveryHandler,
   GroupStats,
   Message,
+  PublishOptions,
   SubscribeOptions,
   Subscription,
   TopicTopology,
@@ -12,8 +13,8 @@ import type {
 } from '../../transport/transport.js';
 import { BackendUnreachableError } from '../../backends/registry.js';
 import { redisStores } from './stores/index.js';
-import { validateSubscribeOptions } from '../../transport/validate.js';
-import { encodeFields } from './codec.js';
+import { scheduledTime, validateCancelIds, validateSubscribeOptions } from '../../transport/validate.js';
+import { encodeFields, packFields } from './codec.js';
 import { Connections, type RedisHealth, type RedisStatus } from './connection.js';
 import { GroupConsumer } from './consumer.js';
 import { TopicKeys } from './keys.js';
@@ -55,7 +56,7 @@ export class RedisTransport implements Transport {
     consumerGroups: true,
     orderedByKey: true,
     delayedRedelivery: true,
-    scheduledPublish: false,
+    scheduledPublish: true,
   };
 
   private readonly options: ResolvedTransportOptions;
@@ -76,11 +77,18 @@ export class RedisTransport implements Transport {
     this.scripts = bindScripts(this.connections.client);
   }
 
-  /** Writes the batch atomically (MULTI/EXEC of XADDs); resolves once Redis has accepted all of it. */
-  async publish(topic: string, messages: readonly Message[]): Promise<void> {
+  /**
+   * Writes the batch atomically (MULTI/EXEC of XADDs); resolves once Redis has accepted all of it.
+   * With a future `deliverAt` the batch goes to the topic's scheduled set instead, in one script,
+   * and the fetch script adds it to the stream when due (ADR 0041).
+   */
+  async publish(topic: string, messages: readonly Message[], options?: PublishOptions): Promise<void> {
     if (this.closing) throw new ClosedError('RedisTransport');
     const keys = this.keys(topic);
+    const now = Date.now();
+    const deliverAt = scheduledTime(options, now);
     if (messages.length === 0) return;
+    if (deliverAt !== undefined) return this.schedule(topic, keys, messages, deliverAt - now);
     const tx = this.connections.client.multi();
     for (const m of messages) tx.xadd(keys.stream, '*', ...encodeFields(m));
     let results: [Error | null, unknown][] | null;
@@ -96,6 +104,31 @@ export class RedisTransport implements Transport {
       throw new RedisPublishError(topic, failed);
     }
     if (this.options.trim) this.maybeTrim(topic, keys);
+  }
+
+  /** Removes scheduled messages not yet in the stream; see {@link Transport.cancelScheduled}. */
+  async cancelScheduled(topic: string, ids: readonly string[]): Promise<number> {
+    if (this.closing) throw new ClosedError('RedisTransport');
+    validateCancelIds(topic, ids);
+    const keys = this.keys(topic);
+    if (ids.length === 0) return 0;
+    return this.scripts.cancelScheduled([keys.scheduled, keys.scheduledBodies], ids);
+  }
+
+  private async schedule(
+    topic: string,
+    keys: TopicKeys,
+    messages: readonly Message[],
+    delayMs: number,
+  ): Promise<void> {
+    const args: (string | number | Buffer)[] = [delayMs];
+    for (const m of messages) args.push(m.id, packFields(m));
+    try {
+      await this.scripts.schedule(keys.scheduleKeys(), args);
+    } catch (err) {
+      this.connections.report(err, `schedule on ${topic}`);
+      throw new RedisPublishError(topic, err);
+    }
   }
 
   async subscribe(
@@ -127,16 +160,22 @@ export class RedisTransport implements Transport {
     const keys = this.keys(topic);
     const g = keys.group(group);
     const client = this.connections.client;
-    const [groups, ready, held, delayed] = await Promise.all([
+    // Scheduled messages are scored on the Redis clock.
+    const [seconds, micros] = (await client.time()) as [string | number, string | number];
+    const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+    const [groups, ready, held, delayed, scheduled, due] = await Promise.all([
       client.xinfo('GROUPS', keys.stream).catch(() => [] as unknown[]),
       client.llen(g.ready),
       client.zcard(g.held),
       client.zcard(g.delayed),
+      client.zcount(keys.scheduled, `(${now}`, '+inf'),
+      client.zcount(keys.scheduled, '-inf', now),
     ]);
+    // Due but not yet in the stream (no member has fetched since): counted as lag.
     const info = (groups as unknown[][]).map(pairs).find((x) => x.name === group);
-    if (!info) return { lag: await client.xlen(keys.stream), inFlight: 0, delayed: 0 };
+    if (!info) return { lag: (await client.xlen(keys.stream)) + due, scheduled, inFlight: 0, delayed: 0 };
     const unread = typeof info.lag === 'number' ? info.lag : 0;
-    return { lag: unread + ready + held, inFlight: Number(info.pending ?? 0), delayed };
+    return { lag: unread + ready + held + due, scheduled, inFlight: Number(info.pending ?? 0), delayed };
   }
 
   /**

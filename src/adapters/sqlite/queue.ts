@@ -56,6 +56,62 @@ export class BrokerQueries {
     });
   }
 
+  /**
+   * Stores messages to enter the topic's log at `deliverAt`, in one transaction. An id already
+   * scheduled on the topic is replaced (rescheduled).
+   */
+  schedule(topic: string, messages: readonly Message[], deliverAt: number, now: number): void {
+    this.s.write('publish', () => {
+      const topicId = this.topicId(topic);
+      const insert = this.s.statement(
+        `INSERT OR REPLACE INTO herald_scheduled (topic_id, id, key, headers, body, deliver_at, scheduled_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      );
+      for (const m of messages) {
+        insert.run(
+          topicId,
+          m.id,
+          m.key ?? null,
+          JSON.stringify(m.headers),
+          Buffer.from(m.body),
+          deliverAt,
+          now,
+        );
+      }
+    });
+  }
+
+  /** Deletes scheduled messages not yet moved into the log; returns how many. */
+  cancelScheduled(topic: string, ids: readonly string[]): number {
+    return this.s.write('cancelScheduled', () => {
+      const row = this.s.statement('SELECT id FROM herald_topics WHERE name = ?').get(topic) as
+        { id: number } | undefined;
+      if (!row) return 0;
+      const remove = this.s.statement('DELETE FROM herald_scheduled WHERE topic_id = ? AND id = ?');
+      let n = 0;
+      for (const id of ids) n += remove.run(row.id, id).changes;
+      return n;
+    });
+  }
+
+  /**
+   * Moves the topic's due scheduled messages into its log (inside the caller's write
+   * transaction), earliest first: they get new sequence numbers, so they join their key's order
+   * behind whatever was published before they came due.
+   */
+  private moveDue(topicId: number, now: number): void {
+    const moved = this.s
+      .statement(
+        `INSERT INTO herald_messages (topic_id, id, key, headers, body, published_at)
+         SELECT topic_id, id, key, headers, body, @now FROM herald_scheduled
+          WHERE topic_id = @topicId AND deliver_at <= @now ORDER BY deliver_at, rowid`,
+      )
+      .run({ topicId, now }).changes;
+    if (moved === 0) return;
+    this.s.statement('DELETE FROM herald_scheduled WHERE topic_id = ? AND deliver_at <= ?').run(topicId, now);
+    this.s.statement('UPDATE herald_topics SET retained = retained + ? WHERE id = ?').run(moved, topicId);
+  }
+
   /** Id of a group, creating it at the start of the log (`earliest`) or at its end (`latest`). */
   groupId(topic: string, group: string, startFrom: 'earliest' | 'latest', now: number): number {
     return this.s.write('subscribe', () => {
@@ -106,13 +162,18 @@ export class BrokerQueries {
         .statement(
           `SELECT EXISTS (SELECT 1 FROM herald_pending WHERE group_id = @groupId AND visible_at <= @now AND lease_until <= @now)
                OR EXISTS (SELECT 1 FROM herald_messages WHERE topic_id = @topicId
-                            AND seq > (SELECT cursor FROM herald_groups WHERE id = @groupId)) AS work`,
+                            AND seq > (SELECT cursor FROM herald_groups WHERE id = @groupId))
+               OR EXISTS (SELECT 1 FROM herald_scheduled WHERE topic_id = @topicId AND deliver_at <= @now) AS work`,
         )
         .get({ groupId, topicId, now }),
     ) as { work: number };
     if (!work.work)
-      return { leased: [], nextVisibleAt: this.s.run('fetch', () => this.nextVisibleAt(groupId, now)) };
+      return {
+        leased: [],
+        nextVisibleAt: this.s.run('fetch', () => this.nextVisibleAt(topicId, groupId, now)),
+      };
     return this.s.write('fetch', () => {
+      this.moveDue(topicId, now);
       const leased: LeasedMessage[] = [];
       const ready = this.s
         .statement(
@@ -132,15 +193,24 @@ export class BrokerQueries {
         leased.push({ seq: row.seq, attempt: row.attempts + 1, message: toMessage(row) });
       }
       if (leased.length < limit) this.leaseNew(topicId, groupId, limit, byKey, token, leaseUntil, leased);
-      return { leased, nextVisibleAt: leased.length === 0 ? this.nextVisibleAt(groupId, now) : undefined };
+      return {
+        leased,
+        nextVisibleAt: leased.length === 0 ? this.nextVisibleAt(topicId, groupId, now) : undefined,
+      };
     });
   }
 
-  private nextVisibleAt(groupId: number, now: number): number | undefined {
+  /** The next time something becomes deliverable: a retry of the group or a scheduled message of the topic. */
+  private nextVisibleAt(topicId: number, groupId: number, now: number): number | undefined {
     const row = this.s
-      .statement('SELECT min(visible_at) AS t FROM herald_pending WHERE group_id = ? AND visible_at > ?')
-      .get(groupId, now) as { t: number | null };
-    return row.t ?? undefined;
+      .statement(
+        `SELECT min(
+           coalesce((SELECT min(visible_at) FROM herald_pending WHERE group_id = @groupId AND visible_at > @now), 9e18),
+           coalesce((SELECT min(deliver_at) FROM herald_scheduled WHERE topic_id = @topicId AND deliver_at > @now), 9e18)
+         ) AS t`,
+      )
+      .get({ topicId, groupId, now }) as { t: number };
+    return row.t >= 9e18 ? undefined : row.t;
   }
 
   /** Moves the group's cursor over new messages: leases the free ones, records the held-back ones. */
@@ -239,7 +309,14 @@ export class BrokerQueries {
     return this.s.run('stats', () => {
       const topicRow = this.s.statement('SELECT id FROM herald_topics WHERE name = ?').get(topic) as
         { id: number } | undefined;
-      if (!topicRow) return { lag: 0, inFlight: 0, delayed: 0 };
+      if (!topicRow) return { lag: 0, scheduled: 0, inFlight: 0, delayed: 0 };
+      // Due but not yet moved into the log (no member has fetched since): counted as lag.
+      const sched = this.s
+        .statement(
+          `SELECT coalesce(sum(deliver_at > @now), 0) AS future, coalesce(sum(deliver_at <= @now), 0) AS due
+             FROM herald_scheduled WHERE topic_id = @topicId`,
+        )
+        .get({ topicId: topicRow.id, now }) as { future: number; due: number };
       const g = this.s
         .statement('SELECT id, cursor FROM herald_groups WHERE topic_id = ? AND name = ?')
         .get(topicRow.id, group) as { id: number; cursor: number } | undefined;
@@ -250,7 +327,7 @@ export class BrokerQueries {
           n: number;
         }
       ).n;
-      if (!g) return { lag: unread, inFlight: 0, delayed: 0 };
+      if (!g) return { lag: unread + sched.due, scheduled: sched.future, inFlight: 0, delayed: 0 };
       const p = this.s
         .statement(
           `SELECT coalesce(sum(lease_until > @now), 0) AS inFlight,
@@ -259,7 +336,12 @@ export class BrokerQueries {
              FROM herald_pending WHERE group_id = @groupId`,
         )
         .get({ groupId: g.id, now }) as { inFlight: number; delayed: number; waiting: number };
-      return { lag: unread + p.waiting, inFlight: p.inFlight, delayed: p.delayed };
+      return {
+        lag: unread + sched.due + p.waiting,
+        scheduled: sched.future,
+        inFlight: p.inFlight,
+        delayed: p.delayed,
+      };
     });
   }
 

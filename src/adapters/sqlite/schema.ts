@@ -83,8 +83,28 @@ CREATE UNIQUE INDEX herald_events_by_aggregate ON herald_events(aggregate_id, se
 CREATE INDEX herald_events_by_type ON herald_events(type, position);
 `;
 
+/**
+ * Scheduled publish (ADR 0041): messages published with a future `deliverAt` wait here, outside
+ * the log, so no group cursor passes them and no key is held by them. A fetch moves the due ones
+ * into `herald_messages` (new seq, in due order) in its write transaction; a cancel deletes the
+ * row. Both are transactions on the one file, so exactly one of them gets a given row.
+ */
+const V2 = `
+CREATE TABLE herald_scheduled (
+  topic_id INTEGER NOT NULL,
+  id TEXT NOT NULL,                            -- message id: scheduling an id again replaces it
+  key TEXT,
+  headers TEXT NOT NULL,                       -- JSON object
+  body BLOB NOT NULL,
+  deliver_at INTEGER NOT NULL,                 -- epoch ms: enters the log at this time
+  scheduled_at INTEGER NOT NULL,
+  PRIMARY KEY (topic_id, id)
+) STRICT;
+CREATE INDEX herald_scheduled_due ON herald_scheduled(topic_id, deliver_at);
+`;
+
 /** MIGRATIONS[i] upgrades a file at schema version i to version i + 1. Append only; never edit one. */
-export const MIGRATIONS: readonly string[] = [V1];
+export const MIGRATIONS: readonly string[] = [V1, V2];
 
 /** The schema version this code writes and understands. */
 export const SCHEMA_VERSION = MIGRATIONS.length;

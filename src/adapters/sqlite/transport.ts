@@ -5,6 +5,7 @@ import type {
   DeliveryHandler,
   GroupStats,
   Message,
+  PublishOptions,
   SubscribeOptions,
   Subscription,
   TopicTopology,
@@ -12,7 +13,12 @@ import type {
   TransportCapabilities,
   TransportStores,
 } from '../../transport/transport.js';
-import { validateDelay, validateSubscribeOptions } from '../../transport/validate.js';
+import {
+  scheduledTime,
+  validateCancelIds,
+  validateDelay,
+  validateSubscribeOptions,
+} from '../../transport/validate.js';
 import { acquireDatabase, type DatabaseHandle } from './database.js';
 import { SqliteBusyError } from './errors.js';
 import { sqliteStores } from './stores.js';
@@ -46,7 +52,7 @@ export class SqliteTransport implements Transport {
     consumerGroups: true,
     orderedByKey: true,
     delayedRedelivery: true,
-    scheduledPublish: false,
+    scheduledPublish: true,
   };
   /** The database file. */
   readonly path: string;
@@ -84,14 +90,29 @@ export class SqliteTransport implements Transport {
     this.retentionTimer.unref();
   }
 
-  async publish(topic: string, messages: readonly Message[]): Promise<void> {
+  /**
+   * One transaction. With a future `deliverAt` the messages wait in `herald_scheduled` and enter
+   * the log when a member's fetch finds them due (ADR 0041); local members are woken either way,
+   * so they learn the due time at once.
+   */
+  async publish(topic: string, messages: readonly Message[], options?: PublishOptions): Promise<void> {
     this.assertOpen();
     if (typeof topic !== 'string' || topic.length === 0)
       throw new ConfigError('topic', 'must be a non-empty string');
+    const now = Date.now();
+    const deliverAt = scheduledTime(options, now);
     if (messages.length === 0) return;
-    this.queries.publish(topic, messages, Date.now());
+    if (deliverAt === undefined) this.queries.publish(topic, messages, now);
+    else this.queries.schedule(topic, messages, deliverAt, now);
     this.topicsSeen.add(topic);
     for (const m of this.members) if (m.topic === topic) this.wake(m);
+  }
+
+  /** Deletes scheduled messages not yet in the log; see {@link Transport.cancelScheduled}. */
+  async cancelScheduled(topic: string, ids: readonly string[]): Promise<number> {
+    this.assertOpen();
+    validateCancelIds(topic, ids);
+    return ids.length === 0 ? 0 : this.queries.cancelScheduled(topic, ids);
   }
 
   async subscribe(

@@ -23,12 +23,15 @@ export interface StatsRow {
   readonly inFlight: number | null;
   /** Waiting for a retry. */
   readonly delayed: number | null;
+  /** Published for a later time and not yet due (per topic); null when the transport cannot tell. */
+  readonly scheduled: number | null;
   readonly deadLetters: number;
 }
 
 export const statsCommand: Command = {
   name: 'stats',
-  summary: 'Queue depths per topic and group: lag, in flight, waiting for retry, dead letters.',
+  summary:
+    'Queue depths per topic and group: lag, in flight, waiting for retry, scheduled for later, dead letters.',
   usage: ['herald stats [--topic <t>]... [--group <g>]... [--json]'],
   options,
   details: [
@@ -71,6 +74,7 @@ export const statsCommand: Command = {
           lag: s?.lag ?? null,
           inFlight: s?.inFlight ?? null,
           delayed: s?.delayed ?? null,
+          scheduled: s?.scheduled ?? null,
           deadLetters: await herald.deadLetters.count({ topic, group }),
         });
       }
@@ -85,8 +89,9 @@ export const statsCommand: Command = {
           lag: r.lag ?? '?',
           inFlight: r.inFlight ?? '?',
           delayed: r.delayed ?? '?',
+          scheduled: r.scheduled ?? '?',
         })),
-        ['topic', 'group', 'lag', 'inFlight', 'delayed', 'deadLetters'],
+        ['topic', 'group', 'lag', 'inFlight', 'delayed', 'scheduled', 'deadLetters'],
       );
     return EXIT.ok;
   },

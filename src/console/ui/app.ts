@@ -123,6 +123,7 @@ interface FlowRow {
   lag?: number;
   inFlight?: number;
   retrying?: number;
+  scheduled?: number;
   deadLetters: number;
 }
 interface CheckResult {
@@ -440,6 +441,7 @@ function renderOverview(main: HTMLElement): void {
               'Lag',
               'In flight',
               'Retrying',
+              'Scheduled',
               'Dead letters',
             ].map((c) => h('th', {}, c)),
           ),
@@ -448,7 +450,7 @@ function renderOverview(main: HTMLElement): void {
           'tbody',
           {},
           o.flows.length === 0
-            ? h('tr', {}, h('td', { colspan: 12, class: 'muted' }, 'No topics yet.'))
+            ? h('tr', {}, h('td', { colspan: 13, class: 'muted' }, 'No topics yet.'))
             : o.flows.map((f) =>
                 h(
                   'tr',
@@ -464,6 +466,7 @@ function renderOverview(main: HTMLElement): void {
                   h('td', { class: 'n' }, num(f.lag)),
                   h('td', { class: 'n' }, num(f.inFlight)),
                   h('td', { class: 'n' }, num(f.retrying)),
+                  h('td', { class: 'n' }, num(f.scheduled)),
                   h(
                     'td',
                     { class: `n ${f.deadLetters > 0 ? 'bad' : ''}` },

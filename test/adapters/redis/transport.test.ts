@@ -161,7 +161,7 @@ describe('redis transport', await needs('redis'), () => {
     await waitUntil(() => held.length === 5, 'prefetch filled');
     await sleep(200);
     assert.equal(held.length, 5);
-    assert.deepEqual(await t.stats(topic, group), { lag: 1_995, inFlight: 5, delayed: 0 });
+    assert.deepEqual(await t.stats(topic, group), { lag: 1_995, scheduled: 0, inFlight: 5, delayed: 0 });
     await sub.close();
   });
 

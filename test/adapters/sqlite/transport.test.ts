@@ -123,7 +123,7 @@ describe('SqliteTransport', () => {
     await t.publish(topic, [msg('a')]);
     await until(() => nacked);
     const stats = await t.stats(topic, 'g');
-    assert.deepEqual(stats, { lag: 0, inFlight: 0, delayed: 1 });
+    assert.deepEqual(stats, { lag: 0, scheduled: 0, inFlight: 0, delayed: 1 });
     await until(() => got.length === 2);
     assert.equal(got[1]!.attempt, 2);
     assert.ok(got[1]!.at - got[0]!.at >= 145, `redelivered after ${got[1]!.at - got[0]!.at} ms`);
@@ -160,11 +160,11 @@ describe('SqliteTransport', () => {
     await until(() => second.length === 1);
     assert.equal(second[0]!.attempt, 2);
     await first[0]!.ack(); // stale: must not delete B's lease
-    assert.deepEqual(await b.stats(topic, 'g'), { lag: 0, inFlight: 1, delayed: 0 });
+    assert.deepEqual(await b.stats(topic, 'g'), { lag: 0, scheduled: 0, inFlight: 1, delayed: 0 });
     await first[0]!.nack({ delayMs: 10_000 }); // also a no-op
-    assert.deepEqual(await b.stats(topic, 'g'), { lag: 0, inFlight: 1, delayed: 0 });
+    assert.deepEqual(await b.stats(topic, 'g'), { lag: 0, scheduled: 0, inFlight: 1, delayed: 0 });
     await second[0]!.ack();
-    assert.deepEqual(await b.stats(topic, 'g'), { lag: 0, inFlight: 0, delayed: 0 });
+    assert.deepEqual(await b.stats(topic, 'g'), { lag: 0, scheduled: 0, inFlight: 0, delayed: 0 });
   });
 
   test('close() returns unsettled deliveries uncounted; settling them afterwards is a no-op', async () => {
@@ -275,14 +275,14 @@ describe('SqliteTransport', () => {
     const t = transport();
     const topic = unique('t');
     await t.publish(topic, [msg('1'), msg('2'), msg('3')]);
-    assert.deepEqual(await t.stats(topic, 'nobody'), { lag: 3, inFlight: 0, delayed: 0 });
+    assert.deepEqual(await t.stats(topic, 'nobody'), { lag: 3, scheduled: 0, inFlight: 0, delayed: 0 });
     const held: Delivery[] = [];
     await t.subscribe(topic, { group: 'g', prefetch: 2 }, (d) => void held.push(d));
     await until(() => held.length === 2);
-    assert.deepEqual(await t.stats(topic, 'g'), { lag: 1, inFlight: 2, delayed: 0 });
+    assert.deepEqual(await t.stats(topic, 'g'), { lag: 1, scheduled: 0, inFlight: 2, delayed: 0 });
     await held[0]!.nack({ delayMs: 60_000 });
     await until(() => held.length === 3);
-    assert.deepEqual(await t.stats(topic, 'g'), { lag: 0, inFlight: 2, delayed: 1 });
+    assert.deepEqual(await t.stats(topic, 'g'), { lag: 0, scheduled: 0, inFlight: 2, delayed: 1 });
   });
 
   test('options are validated at construction with a ConfigError naming the field', () => {
