@@ -1,5 +1,5 @@
 import { ConfigError } from '../contracts/errors.js';
-import type { SubscribeOptions } from './transport.js';
+import type { PublishOptions, SubscribeOptions } from './transport.js';
 
 /** Argument checks every transport applies the same way, so errors read the same everywhere. */
 export function validateSubscribeOptions(topic: string, options: SubscribeOptions): void {
@@ -21,4 +21,16 @@ export function validateDelay(delayMs: number | undefined): number {
   if (!Number.isFinite(d) || d < 0)
     throw new ConfigError('delayMs', `must be a finite number >= 0, got ${String(delayMs)}`);
   return d;
+}
+
+/** Checks `publish` options; returns `deliverAt` (undefined when absent). */
+export function validatePublishOptions(options: PublishOptions | undefined): number | undefined {
+  if (options === undefined) return undefined;
+  if (options === null || typeof options !== 'object') throw new ConfigError('options', 'must be an object');
+  const unknown = Object.keys(options).filter((k) => k !== 'deliverAt');
+  if (unknown.length > 0) throw new ConfigError(unknown[0]!, 'is not a publish option; known: deliverAt');
+  const at = options.deliverAt;
+  if (at !== undefined && !Number.isFinite(at))
+    throw new ConfigError('deliverAt', `must be epoch milliseconds (a finite number), got ${String(at)}`);
+  return at;
 }
