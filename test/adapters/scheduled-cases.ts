@@ -49,7 +49,7 @@ function allowed(delayMs: number, slackMs: number): number {
 export function runScheduledCases(name: string, h: ScheduledHarness): void {
   const wait = h.waitForDeliveryMs ?? 15_000;
 
-  test(`${name}: not delivered before deliverAt, on time after it; unscheduled messages flow meanwhile; stats count them`, async () => {
+  test(`${name}: not delivered before deliverAt, on time after it; unscheduled messages flow meanwhile; stats count them`, async (tc) => {
     const t = await h.create();
     try {
       const topic = unique('sched-time');
@@ -75,6 +75,12 @@ export function runScheduledCases(name: string, h: ScheduledHarness): void {
       );
       await waitUntil(() => got.length === 4, 'the scheduled messages', h.delayMs + wait);
       const bound = allowed(deliverAt - publishedAt, h.slackMs);
+      tc.diagnostic(
+        `lateness ms: ${got
+          .slice(1)
+          .map((r) => r.at - deliverAt)
+          .join(', ')} (bound ${bound})`,
+      );
       for (const r of got.slice(1)) {
         assert.ok(ids.includes(r.id));
         assert.ok(r.at >= deliverAt, `${r.id} arrived ${deliverAt - r.at} ms before deliverAt`);
@@ -121,7 +127,7 @@ export function runScheduledCases(name: string, h: ScheduledHarness): void {
     }
   });
 
-  test(`${name}: durable: scheduled by a closed transport, delivered on time by a new one, cancellable from it`, async () => {
+  test(`${name}: durable: scheduled by a closed transport, delivered on time by a new one, cancellable from it`, async (tc) => {
     const topic = unique('sched-durable');
     const first = await h.create();
     const deliverAt = Date.now() + h.delayMs;
@@ -143,6 +149,7 @@ export function runScheduledCases(name: string, h: ScheduledHarness): void {
         assert.equal(r.id, kept);
         assert.ok(r.at >= deliverAt, `arrived ${deliverAt - r.at} ms before deliverAt`);
         const bound = allowed(deliverAt - publishedAt, h.slackMs);
+        tc.diagnostic(`lateness ms: ${r.at - deliverAt} (bound ${bound})`);
         assert.ok(r.at - deliverAt <= bound, `arrived ${r.at - deliverAt} ms late (bound ${bound} ms)`);
         await sleep(1000);
         assert.deepEqual(
