@@ -139,11 +139,11 @@ export function runScheduledCases(name: string, h: ScheduledHarness): void {
 
       const second = await h.create();
       try {
+        const got: Received[] = [];
+        const stop = await listen(second, topic, unique('g'), got);
         assert.equal((await second.stats!(topic, 'anyone')).scheduled, 2);
         assert.equal(await second.cancelScheduled!(topic, [gone]), 1);
         assert.ok(Date.now() < deliverAt, 'the cancel ran before the due time');
-        const got: Received[] = [];
-        const stop = await listen(second, topic, unique('g'), got);
         await waitUntil(() => got.length >= 1, 'the scheduled message', h.delayMs + wait);
         const r = got[0]!;
         assert.equal(r.id, kept);

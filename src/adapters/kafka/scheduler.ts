@@ -120,6 +120,8 @@ export class Scheduler {
 
   /** Writes a cancel record per id, then replays each one's partition to count the ones that won. */
   async cancel(topic: string, ids: readonly string[]): Promise<number> {
+    // A process that cancels schedules too: join the group now rather than at the first publish.
+    const started = this.start();
     const placements = await this.ctx.produce(
       this.kafkaTopic,
       ids.map((id) => encode('cancel', topic, id, 0)),
@@ -132,6 +134,7 @@ export class Scheduler {
       const state = await this.replay(partition, committed, offset);
       if (state.get(keyOf(topic, ids[i]!))) count++;
     }
+    await started;
     return count;
   }
 
