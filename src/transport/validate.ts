@@ -1,5 +1,5 @@
 import { ConfigError } from '../contracts/errors.js';
-import type { SubscribeOptions } from './transport.js';
+import type { PublishOptions, SubscribeOptions } from './transport.js';
 
 /** Argument checks every transport applies the same way, so errors read the same everywhere. */
 export function validateSubscribeOptions(topic: string, options: SubscribeOptions): void {
@@ -25,13 +25,18 @@ export function validateDelay(delayMs: number | undefined): number {
 
 /**
  * The `deliverAt` of a publish as the transports store it: undefined (or a time already past) means
- * publish now. Rejects what is not a finite, non-negative epoch-milliseconds number.
+ * publish now. Rejects unknown options and what is not a finite, non-negative epoch-milliseconds
+ * number.
  */
 export function scheduledTime(
-  options: { readonly deliverAt?: number } | undefined,
+  options: PublishOptions | undefined,
   now: number,
 ): number | undefined {
-  const at = options?.deliverAt;
+  if (options === undefined) return undefined;
+  if (options === null || typeof options !== 'object') throw new ConfigError('options', 'must be an object');
+  const unknown = Object.keys(options).filter((k) => k !== 'deliverAt');
+  if (unknown.length > 0) throw new ConfigError(unknown[0]!, 'is not a publish option; known: deliverAt');
+  const at = options.deliverAt;
   if (at === undefined) return undefined;
   if (typeof at !== 'number' || !Number.isFinite(at) || at < 0)
     throw new ConfigError(

@@ -3,12 +3,13 @@ import type {
   DeliveryHandler,
   GroupStats,
   Message,
+  PublishOptions,
   SubscribeOptions,
   Subscription,
   Transport,
   TransportCapabilities,
 } from '../../transport/transport.js';
-import { validateSubscribeOptions } from '../../transport/validate.js';
+import { scheduledTime, validateSubscribeOptions } from '../../transport/validate.js';
 import { bodyBuffer, encodeHeaders } from './codec.js';
 import { GroupConsumer } from './consumer.js';
 import { KafkaConsumer, Producer, type KafkaConsumerClient, type ProducerClient } from './driver.js';
@@ -18,6 +19,7 @@ import {
   type KafkaTransportOptions,
   type ResolvedKafkaOptions,
 } from './options.js';
+import { Scheduler, SCHEDULE_TOPIC, SCHEDULER_GROUP, type Placement } from './scheduler.js';
 
 /** A publish was not acknowledged (or not all of it). Records acknowledged before the error stay. */
 export class KafkaPublishError extends HeraldError {
@@ -39,6 +41,8 @@ export class KafkaConnectError extends HeraldError {
 
 interface PendingBatch {
   remaining: number;
+  /** Where each record landed, by its index in the batch. */
+  readonly placements: Placement[];
   error: unknown;
   resolve(): void;
   reject(err: unknown): void;
@@ -60,7 +64,7 @@ export class KafkaTransport implements Transport {
     consumerGroups: true,
     orderedByKey: true,
     delayedRedelivery: true,
-    scheduledPublish: false,
+    scheduledPublish: true,
   };
 
   readonly options: ResolvedKafkaOptions;
@@ -70,27 +74,60 @@ export class KafkaTransport implements Transport {
   private readonly admins = new Map<string, Promise<KafkaConsumerClient>>();
   private readonly lastReported = new Map<string, number>();
   private closing: Promise<void> | undefined;
+  private readonly scheduler: Scheduler;
 
   constructor(options: KafkaTransportOptions) {
     this.options = resolveKafkaOptions(options);
+    this.scheduler = new Scheduler({
+      options: this.options,
+      report: (err, context) => this.report(err, context),
+      produce: (kafkaTopic, messages) => this.produce(kafkaTopic, messages),
+      offsets: () => this.partitionLag(SCHEDULE_TOPIC, SCHEDULER_GROUP),
+    });
   }
 
-  /** Resolves once every record of the batch is acknowledged as configured by `acks`. */
-  async publish(topic: string, messages: readonly Message[]): Promise<void> {
+  /**
+   * Resolves once every record of the batch is acknowledged as configured by `acks`. With a
+   * future `deliverAt` the records go to the schedule topic instead (ADR 0923).
+   */
+  async publish(topic: string, messages: readonly Message[], options?: PublishOptions): Promise<void> {
     if (this.closing) throw new ClosedError('KafkaTransport');
     const kafkaTopic = kafkaName(this.options.namespace, topic, 'topic');
+    const deliverAt = scheduledTime(options, Date.now());
     if (messages.length === 0) return;
-    let producer: ProducerClient;
     try {
-      producer = await this.connectProducer();
+      if (deliverAt !== undefined && deliverAt > Date.now())
+        await this.scheduler.publish(topic, messages, deliverAt);
+      else await this.produce(kafkaTopic, messages);
     } catch (err) {
       throw new KafkaPublishError(topic, err);
     }
-    const batch = await new Promise<void>((resolve, reject) => {
-      const pending: PendingBatch = { remaining: messages.length, error: undefined, resolve, reject };
+  }
+
+  /**
+   * Cancels scheduled messages not moved to their topic yet. Resolves once the cancel records are
+   * written and read back in order: the count is exact (ADR 0923).
+   */
+  async cancelScheduled(topic: string, ids: readonly string[]): Promise<number> {
+    if (this.closing) throw new ClosedError('KafkaTransport');
+    kafkaName(this.options.namespace, topic, 'topic');
+    if (ids.length === 0) return 0;
+    return this.scheduler.cancel(topic, ids);
+  }
+
+  /** Produces a batch; resolves with where each record landed once all are acknowledged. */
+  private async produce(kafkaTopic: string, messages: readonly Message[]): Promise<readonly Placement[]> {
+    const producer = await this.connectProducer();
+    return new Promise<readonly Placement[]>((resolve, reject) => {
+      const pending: PendingBatch = {
+        remaining: messages.length,
+        placements: [],
+        error: undefined,
+        resolve: () => resolve(pending.placements),
+        reject,
+      };
       void this.produceAll(producer, kafkaTopic, messages, pending);
-    }).catch((err: unknown) => err);
-    if (batch !== undefined) throw new KafkaPublishError(topic, batch);
+    });
   }
 
   private async produceAll(
@@ -109,7 +146,7 @@ export class KafkaTransport implements Transport {
             bodyBuffer(m.body),
             m.key ?? null,
             Date.now(),
-            pending,
+            { pending, index: i },
             encodeHeaders(m),
           );
           break;
@@ -144,8 +181,9 @@ export class KafkaTransport implements Transport {
         dr_cb: true,
       });
       producer.on('delivery-report', (err, report) => {
-        const pending = report.opaque as PendingBatch;
+        const { pending, index } = report.opaque as { pending: PendingBatch; index: number };
         if (err) pending.error ??= err;
+        else pending.placements[index] = { partition: report.partition, offset: report.offset };
         if (--pending.remaining === 0) {
           if (pending.error) pending.reject(pending.error);
           else pending.resolve();
@@ -175,6 +213,10 @@ export class KafkaTransport implements Transport {
     if (this.closing) throw new ClosedError('KafkaTransport');
     validateSubscribeOptions(topic, options);
     const kafkaTopic = kafkaName(this.options.namespace, topic, 'topic');
+    // Every process that consumes also moves due scheduled messages, so they flow without a publisher.
+    await this.scheduler.start().catch((err: unknown) => {
+      throw new KafkaConnectError(this.options.brokers, err);
+    });
     const consumer = new GroupConsumer(
       {
         options: this.options,
@@ -214,7 +256,7 @@ export class KafkaTransport implements Transport {
       inFlight += local.inFlight;
       delayed += local.delayed;
     }
-    return { lag, inFlight, delayed };
+    return { lag, scheduled: await this.scheduler.count(topic), inFlight, delayed };
   }
 
   /** Lag of one group on each partition of a topic. */
@@ -295,6 +337,7 @@ export class KafkaTransport implements Transport {
   }
 
   private async shutdown(): Promise<void> {
+    await this.scheduler.close().catch((err: unknown) => this.report(err, 'close scheduler'));
     await Promise.all(
       [...this.consumers].map((c) => c.releaseAll().catch((err: unknown) => this.report(err, 'close'))),
     );

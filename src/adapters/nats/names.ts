@@ -9,6 +9,8 @@ import { ConfigError } from '../../core/errors.js';
  *   KV       <ns>-keyorder  <group>.<topic>.<key hash> -> last settled stream sequence of the key
  *   KV       <ns>-retries   <group>.<topic>.<stream seq> -> {r: releases, due: epoch ms}
  *   KV       <ns>-dlq, <ns>-idempotency; stream <ns>-events
+ *   stream   <ns>-scheduled  subjects <ns>.sched.<topic>.<id>   (one message per subject)
+ *   consumer scheduler on it                                    (moves due messages to their topic)
  *
  * `<topic>` and `<group>` are tokens: letters, digits and `-` as they are, every other UTF-8
  * byte as `=XX`. A token is valid in subjects, stream, consumer and KV key names, and two
@@ -58,6 +60,7 @@ export class Names {
   readonly deadLetterBucket: string;
   readonly idempotencyBucket: string;
   readonly eventsStream: string;
+  readonly scheduledStream: string;
   private readonly subjectRoot: string;
   private readonly topicTokens = new Map<string, string>();
 
@@ -70,6 +73,21 @@ export class Names {
     this.idempotencyBucket = `${namespace}-idempotency`;
     this.eventsStream = `${namespace}-events`;
     this.subjectRoot = `${namespace}.topics`;
+    this.scheduledStream = `${namespace}-scheduled`;
+  }
+
+  get scheduledSubjects(): string {
+    return `${this.namespace}.sched.>`;
+  }
+
+  /** `<ns>.sched.<topic>`: every scheduled message of the topic is on a subject below it. */
+  scheduledTopicSubject(topic: string): string {
+    return `${this.namespace}.sched.${token(topic)}`;
+  }
+
+  /** The subject of one scheduled message: its topic and id, so a cancel finds it by name. */
+  scheduledSubject(topic: string, id: string): string {
+    return `${this.scheduledTopicSubject(topic)}.${token(id)}`;
   }
 
   /** Subjects of the topics stream. */

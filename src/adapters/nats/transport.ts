@@ -3,12 +3,13 @@ import type {
   DeliveryHandler,
   GroupStats,
   Message,
+  PublishOptions,
   SubscribeOptions,
   Subscription,
   Transport,
   TransportCapabilities,
 } from '../../transport/transport.js';
-import { validateSubscribeOptions } from '../../transport/validate.js';
+import { scheduledTime, validateSubscribeOptions } from '../../transport/validate.js';
 import { encodeHeaders, msgId } from './codec.js';
 import { Connection, type NatsStatus } from './connection.js';
 import { GroupConsumer } from './consumer.js';
@@ -18,6 +19,7 @@ import {
   type NatsTransportOptions,
   type ResolvedTransportOptions,
 } from './options.js';
+import { Scheduler } from './scheduler.js';
 import { Broker, isNotFound } from './state.js';
 
 /**
@@ -48,7 +50,7 @@ export class NatsTransport implements Transport {
     consumerGroups: true,
     orderedByKey: true,
     delayedRedelivery: true,
-    scheduledPublish: false,
+    scheduledPublish: true,
   };
 
   readonly options: ResolvedTransportOptions;
@@ -56,6 +58,7 @@ export class NatsTransport implements Transport {
   private readonly connection: Connection;
   private readonly broker: Broker;
   private readonly consumers = new Set<GroupConsumer>();
+  private readonly scheduler: Scheduler;
   private closing: Promise<void> | undefined;
 
   constructor(options: NatsTransportOptions = {}) {
@@ -63,6 +66,11 @@ export class NatsTransport implements Transport {
     this.names = new Names(this.options.namespace);
     this.connection = new Connection(options, 'herald nats transport');
     this.broker = new Broker(this.connection, this.names, this.options.stream);
+    this.scheduler = new Scheduler({
+      broker: this.broker,
+      connection: this.connection,
+      options: this.options,
+    });
   }
 
   /** Connects and creates the stream and buckets; fails within the connect timeout. Optional: every call does it. */
@@ -70,13 +78,21 @@ export class NatsTransport implements Transport {
     await this.broker.handles();
   }
 
-  /** Resolves once JetStream acknowledged every message of the batch (stored per the stream's settings). */
-  async publish(topic: string, messages: readonly Message[]): Promise<void> {
+  /**
+   * Resolves once JetStream acknowledged every message of the batch (stored per the stream's
+   * settings). With a future `deliverAt` they go to the scheduled stream instead (ADR 0904).
+   */
+  async publish(topic: string, messages: readonly Message[], options?: PublishOptions): Promise<void> {
     if (this.closing) throw new ClosedError('NatsTransport');
     checkTopic(topic);
+    const deliverAt = scheduledTime(options, Date.now());
     if (messages.length === 0) return;
     const { js } = await this.broker.handles();
     try {
+      if (deliverAt !== undefined && deliverAt > Date.now()) {
+        await this.scheduler.publish(topic, messages, deliverAt);
+        return;
+      }
       await Promise.all(
         messages.map((m) =>
           js.publish(this.names.messageSubject(topic, m.key), m.body, {
@@ -91,6 +107,17 @@ export class NatsTransport implements Transport {
     }
   }
 
+  /**
+   * Removes scheduled messages that were not moved to their topic yet. The count is exact: a
+   * cancel and the move at the due time race by compare-and-set on the message's subject.
+   */
+  async cancelScheduled(topic: string, ids: readonly string[]): Promise<number> {
+    if (this.closing) throw new ClosedError('NatsTransport');
+    checkTopic(topic);
+    if (ids.length === 0) return 0;
+    return this.scheduler.cancel(topic, ids);
+  }
+
   async subscribe(
     topic: string,
     options: SubscribeOptions,
@@ -98,6 +125,8 @@ export class NatsTransport implements Transport {
   ): Promise<Subscription> {
     if (this.closing) throw new ClosedError('NatsTransport');
     validateSubscribeOptions(topic, options);
+    // Every process that consumes also moves due scheduled messages, so they flow without a publisher.
+    await this.scheduler.start();
     const consumer = new GroupConsumer(
       {
         broker: this.broker,
@@ -129,7 +158,7 @@ export class NatsTransport implements Transport {
     if (!info) {
       const s = await jsm.streams.info(stream, { subjects_filter: `${this.names.topicSubject(topic)}.>` });
       const lag = Object.values(s.state.subjects ?? {}).reduce((a, b) => a + b, 0);
-      return { lag, inFlight: 0, delayed: 0 };
+      return { lag, scheduled: await this.scheduler.count(topic), inFlight: 0, delayed: 0 };
     }
     let delayed = 0;
     const now = Date.now();
@@ -146,7 +175,8 @@ export class NatsTransport implements Transport {
     }
     await Promise.all(pending);
     delayed = Math.min(delayed, info.num_ack_pending);
-    return { lag: info.num_pending, inFlight: info.num_ack_pending - delayed, delayed };
+    const scheduled = await this.scheduler.count(topic);
+    return { lag: info.num_pending, scheduled, inFlight: info.num_ack_pending - delayed, delayed };
   }
 
   /** Connection state and the last error; cheap, for health checks and dashboards. */
@@ -160,6 +190,7 @@ export class NatsTransport implements Transport {
   }
 
   private async shutdown(): Promise<void> {
+    await this.scheduler.close().catch((err: unknown) => this.connection.report(err, 'close scheduler'));
     const consumers = [...this.consumers];
     // Bounded: a broker that does not answer leaves the unsettled messages to their leases.
     const released = Promise.all(
