@@ -33,3 +33,20 @@ export type {
 /** librdkafka's rebalance event codes. */
 export const ASSIGN_PARTITIONS = -175;
 export const REVOKE_PARTITIONS = -174;
+
+/**
+ * Disconnects a client, resolving when it is closed. The client throws synchronously ("not
+ * connected") when it never connected, e.g. after a failed connect to a dead cluster: there is
+ * nothing to close then, and the throw must not escape from a callback as an uncaught exception.
+ */
+export function disconnectQuietly(client: {
+  disconnect(cb?: (err: unknown) => void): unknown;
+}): Promise<void> {
+  return new Promise<void>((resolve) => {
+    try {
+      client.disconnect(() => resolve());
+    } catch {
+      resolve();
+    }
+  });
+}

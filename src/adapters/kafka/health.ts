@@ -1,7 +1,7 @@
 import { ConfigError } from '../../core/errors.js';
 import type { CheckSettings } from '../../health/checks.js';
 import type { HealthCheck } from '../../health/types.js';
-import { Producer } from './driver.js';
+import { disconnectQuietly, Producer } from './driver.js';
 
 export interface KafkaHealthCheckOptions extends CheckSettings {
   /** Bootstrap brokers, `host:port[,host:port]`. */
@@ -32,7 +32,7 @@ export function kafkaHealthCheck(options: KafkaHealthCheckOptions): HealthCheck 
         'socket.connection.setup.timeout.ms': Math.max(1000, timeoutMs),
       });
       client.on('event.error', () => undefined); // reported through the failed connect
-      const onAbort = (): void => void client.disconnect();
+      const onAbort = (): void => void disconnectQuietly(client);
       signal.addEventListener('abort', onAbort, { once: true });
       try {
         await new Promise<void>((resolve, reject) =>
@@ -46,7 +46,7 @@ export function kafkaHealthCheck(options: KafkaHealthCheckOptions): HealthCheck 
         if (brokers === 0) throw new Error('the cluster reported no brokers');
       } finally {
         signal.removeEventListener('abort', onAbort);
-        await new Promise<void>((resolve) => client.disconnect(() => resolve()));
+        await disconnectQuietly(client);
       }
     },
   };

@@ -2,7 +2,7 @@ import { HeraldError, toError } from '../../core/errors.js';
 import type { Delivery, Message } from '../../transport/transport.js';
 import { decodeRecord } from './codec.js';
 import { GroupConsumer } from './consumer.js';
-import { KafkaConsumer, type KafkaConsumerClient, type KafkaRecord } from './driver.js';
+import { disconnectQuietly, KafkaConsumer, type KafkaConsumerClient, type KafkaRecord } from './driver.js';
 import { kafkaName, type ResolvedKafkaOptions } from './options.js';
 
 /*
@@ -282,7 +282,7 @@ export class Scheduler {
       client.connect({ timeout: o.connectTimeoutMs }, (err) => {
         if (err) {
           this.reader = undefined;
-          client.disconnect();
+          void disconnectQuietly(client);
           reject(toError(err));
           return;
         }

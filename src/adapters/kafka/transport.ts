@@ -12,7 +12,13 @@ import type {
 import { scheduledTime, validateSubscribeOptions } from '../../transport/validate.js';
 import { bodyBuffer, encodeHeaders } from './codec.js';
 import { GroupConsumer } from './consumer.js';
-import { KafkaConsumer, Producer, type KafkaConsumerClient, type ProducerClient } from './driver.js';
+import {
+  disconnectQuietly,
+  KafkaConsumer,
+  Producer,
+  type KafkaConsumerClient,
+  type ProducerClient,
+} from './driver.js';
 import {
   kafkaName,
   resolveKafkaOptions,
@@ -194,7 +200,7 @@ export class KafkaTransport implements Transport {
       producer.connect({ timeout: o.connectTimeoutMs }, (err) => {
         if (err) {
           this.connecting = undefined;
-          producer.disconnect();
+          void disconnectQuietly(producer);
           reject(new KafkaConnectError(o.brokers, err));
           return;
         }
@@ -321,7 +327,7 @@ export class KafkaTransport implements Transport {
         client.connect({ timeout: this.options.connectTimeoutMs }, (err) => {
           if (err) {
             this.admins.delete(groupId);
-            client.disconnect();
+            void disconnectQuietly(client);
             reject(new KafkaConnectError(this.options.brokers, err));
           } else resolve(client);
         });

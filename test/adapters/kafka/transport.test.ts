@@ -154,6 +154,22 @@ describe('kafka transport', kafkaAvailable(), () => {
     assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
   });
 
+  test('a publish or subscribe against a dead cluster rejects naming the brokers, and nothing throws behind it', async () => {
+    // The client throws "not connected" when a client that never connected is closed; that once
+    // escaped from the connect callback as an uncaught exception (the runner fails this test then).
+    const dead = testTransport('127.0.0.1:1', namespace, { connectTimeoutMs: 500 });
+    await assert.rejects(
+      dead.publish(unique('dead'), [{ id: '1', headers: {}, body: new Uint8Array([1]) }]),
+      /127\.0\.0\.1:1/,
+    );
+    await assert.rejects(
+      dead.subscribe(unique('dead'), { group: unique('g'), prefetch: 1 }, () => undefined),
+      /127\.0\.0\.1:1/,
+    );
+    await dead.close();
+    await sleep(200); // an exception thrown after the rejection would land here
+  });
+
   test(
     'mock cluster restart: publishes fail loudly while it is down; clients of the new cluster work',
     { skip: REAL_BROKERS ? 'needs the mock cluster (KAFKA_BROKERS names a real one)' : false },

@@ -1,0 +1,3 @@
+import { kafkaConformance } from './conformance.js';
+
+kafkaConformance(2);
