@@ -32,7 +32,10 @@ export function kafkaHealthCheck(options: KafkaHealthCheckOptions): HealthCheck 
         'socket.connection.setup.timeout.ms': Math.max(1000, timeoutMs),
       });
       client.on('event.error', () => undefined); // reported through the failed connect
-      const onAbort = (): void => void client.disconnect();
+      const onAbort = (): void => {
+        // Still connecting: the client throws "not connected"; the failed connect ends the check.
+        if (client.isConnected()) client.disconnect();
+      };
       signal.addEventListener('abort', onAbort, { once: true });
       try {
         await new Promise<void>((resolve, reject) =>
@@ -46,7 +49,7 @@ export function kafkaHealthCheck(options: KafkaHealthCheckOptions): HealthCheck 
         if (brokers === 0) throw new Error('the cluster reported no brokers');
       } finally {
         signal.removeEventListener('abort', onAbort);
-        await new Promise<void>((resolve) => client.disconnect(() => resolve()));
+        if (client.isConnected()) await new Promise<void>((resolve) => client.disconnect(() => resolve()));
       }
     },
   };
