@@ -20,6 +20,7 @@ import {
 } from './driver.js';
 import type { ResolvedKafkaOptions } from './options.js';
 import { PartitionState, type Entry } from './partition.js';
+import { consumerClosed, consumerOpened } from './pool.js';
 
 /** What a member needs from its transport. */
 export interface ConsumerContext {
@@ -61,6 +62,8 @@ export class GroupConsumer implements Subscription {
   private commitTimer: NodeJS.Timeout | undefined;
   private assigned: (() => void) | undefined;
   private idleWake: (() => void) | undefined;
+  /** Counted among the process's open consumers (threadpool warning). */
+  private counted = false;
 
   constructor(
     private readonly ctx: ConsumerContext,
@@ -122,6 +125,8 @@ export class GroupConsumer implements Subscription {
     await new Promise<void>((resolve, reject) => {
       this.client.connect({ timeout: o.connectTimeoutMs }, (err) => (err ? reject(toError(err)) : resolve()));
     });
+    this.counted = true;
+    consumerOpened((err, context) => this.ctx.report(err, context));
     this.client.setDefaultConsumeTimeout(o.pollTimeoutMs);
     this.client.setDefaultIsTimeoutOnlyForFirstMessage(true);
     const assigned = new Promise<void>((resolve) => (this.assigned = resolve));
@@ -429,6 +434,8 @@ export class GroupConsumer implements Subscription {
       await new Promise<void>((resolve) => {
         this.client.disconnect(() => resolve());
       });
+      if (this.counted) consumerClosed();
+      this.counted = false;
       this.released = true;
       this.partitions.clear();
       this.ctx.retired(this);

@@ -7,7 +7,13 @@ import kafka, {
   type KafkaConsumer as RdKafkaConsumer,
 } from '@confluentinc/kafka-javascript';
 
-export const { Producer } = kafka;
+export const { Producer, AdminClient } = kafka;
+
+/**
+ * What this build of librdkafka was compiled with (its `builtin.features`: `gzip`, `snappy`,
+ * `lz4`, `zstd`, `ssl`...), and its version.
+ */
+export const { features: librdkafkaFeatures, librdkafkaVersion } = kafka;
 
 /** Methods the client has at run time that its type declarations leave out. */
 export interface KafkaConsumerClient extends RdKafkaConsumer {
@@ -22,6 +28,7 @@ export const KafkaConsumer = kafka.KafkaConsumer as unknown as new (
 ) => KafkaConsumerClient;
 
 export type {
+  IAdminClient as AdminClientHandle,
   Producer as ProducerClient,
   LibrdKafkaError,
   Message as KafkaRecord,

@@ -188,6 +188,27 @@ export function resolveKafkaOptions(options: KafkaTransportOptions): ResolvedKaf
   };
 }
 
+/**
+ * Fails when this librdkafka build cannot compress with `compression` (librdkafka itself would
+ * only fail the first publish). `features` is librdkafka's `builtin.features`.
+ */
+export function checkCompression(
+  compression: KafkaCompression,
+  features: readonly string[],
+  version: string,
+): void {
+  if (compression === 'none' || features.includes(compression)) return;
+  const supported = COMPRESSIONS.filter((c) => c === 'none' || features.includes(c));
+  throw new ConfigError(
+    'compression',
+    `${JSON.stringify(compression)} is not compiled into this librdkafka ${version} (builtin.features: ${features.join(',')}); ` +
+      `this build supports ${supported.map((c) => JSON.stringify(c)).join(', ')}` +
+      (compression === 'zstd'
+        ? '; rebuild the client with libzstd-dev installed (CKJS_LINKING=dynamic npm rebuild @confluentinc/kafka-javascript)'
+        : ''),
+  );
+}
+
 /** Checks a Herald topic name against Kafka's rules once the namespace is added. */
 export function kafkaName(namespace: string | undefined, name: string, field: 'topic' | 'group'): string {
   if (typeof name !== 'string' || name.length === 0)

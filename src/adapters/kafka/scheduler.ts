@@ -2,8 +2,9 @@ import { HeraldError, toError } from '../../core/errors.js';
 import type { Delivery, Message } from '../../transport/transport.js';
 import { decodeRecord } from './codec.js';
 import { GroupConsumer } from './consumer.js';
-import { disconnectQuietly, KafkaConsumer, type KafkaConsumerClient, type KafkaRecord } from './driver.js';
+import type { KafkaConsumerClient, KafkaRecord } from './driver.js';
 import { kafkaName, type ResolvedKafkaOptions } from './options.js';
+import { openReader } from './reader.js';
 
 /*
  * Scheduled publish on Kafka, which has no delayed delivery (ADR 0923). Everything is a record
@@ -267,28 +268,9 @@ export class Scheduler {
   }
 
   private openReader(): Promise<KafkaConsumerClient> {
-    this.reader ??= new Promise<KafkaConsumerClient>((resolve, reject) => {
-      const o = this.ctx.options;
-      const client = new KafkaConsumer({
-        ...o.librdkafka,
-        'bootstrap.servers': o.brokers,
-        'client.id': `${o.clientId}-schedule-reader`,
-        // Never subscribes nor commits: assign() reads without joining any group.
-        'group.id': kafkaName(o.namespace, `${SCHEDULER_GROUP}-reader`, 'group'),
-        'enable.auto.commit': false,
-        'fetch.wait.max.ms': 50,
-      });
-      client.on('event.error', (err) => this.ctx.report(err, 'schedule reader'));
-      client.connect({ timeout: o.connectTimeoutMs }, (err) => {
-        if (err) {
-          this.reader = undefined;
-          void disconnectQuietly(client);
-          reject(toError(err));
-          return;
-        }
-        client.setDefaultConsumeTimeout(100);
-        resolve(client);
-      });
+    this.reader ??= openReader(this.ctx.options, 'schedule-reader', this.ctx.report).catch((err: unknown) => {
+      this.reader = undefined;
+      throw err;
     });
     return this.reader;
   }

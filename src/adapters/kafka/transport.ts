@@ -6,6 +6,7 @@ import type {
   PublishOptions,
   SubscribeOptions,
   Subscription,
+  TopicTopology,
   Transport,
   TransportCapabilities,
 } from '../../transport/transport.js';
@@ -15,17 +16,21 @@ import { GroupConsumer } from './consumer.js';
 import {
   disconnectQuietly,
   KafkaConsumer,
+  librdkafkaFeatures,
+  librdkafkaVersion,
   Producer,
   type KafkaConsumerClient,
   type ProducerClient,
 } from './driver.js';
 import {
+  checkCompression,
   kafkaName,
   resolveKafkaOptions,
   type KafkaTransportOptions,
   type ResolvedKafkaOptions,
 } from './options.js';
 import { Scheduler, SCHEDULE_TOPIC, SCHEDULER_GROUP, type Placement } from './scheduler.js';
+import { Topology } from './topology.js';
 
 /** A publish was not acknowledged (or not all of it). Records acknowledged before the error stay. */
 export class KafkaPublishError extends HeraldError {
@@ -81,14 +86,21 @@ export class KafkaTransport implements Transport {
   private readonly lastReported = new Map<string, number>();
   private closing: Promise<void> | undefined;
   private readonly scheduler: Scheduler;
+  private readonly topologyView: Topology;
 
   constructor(options: KafkaTransportOptions) {
     this.options = resolveKafkaOptions(options);
+    checkCompression(this.options.compression, librdkafkaFeatures, librdkafkaVersion);
     this.scheduler = new Scheduler({
       options: this.options,
       report: (err, context) => this.report(err, context),
       produce: (kafkaTopic, messages) => this.produce(kafkaTopic, messages),
       offsets: () => this.partitionLag(SCHEDULE_TOPIC, SCHEDULER_GROUP),
+    });
+    this.topologyView = new Topology({
+      options: this.options,
+      report: (err, context) => this.report(err, context),
+      produce: (kafkaTopic, messages) => this.produce(kafkaTopic, messages),
     });
   }
 
@@ -242,7 +254,22 @@ export class KafkaTransport implements Transport {
       throw new KafkaConnectError(this.options.brokers, err);
     }
     this.consumers.add(consumer);
+    // Recorded for topology() in every process (ADR 0924); a failure costs only the listing.
+    await this.topologyView
+      .register(topic, options.group)
+      .catch((err: unknown) => this.report(err, 'group registry'));
     return consumer;
+  }
+
+  /**
+   * Every topic of the namespace (Herald's own schedule and registry topics left out) and the
+   * groups that read it: the groups Herald subscribed (its group registry topic, any process)
+   * and, where the brokers implement ListGroups, every group with committed offsets on it
+   * (ADR 0924).
+   */
+  async topology(): Promise<readonly TopicTopology[]> {
+    if (this.closing) throw new ClosedError('KafkaTransport');
+    return this.topologyView.list();
   }
 
   /**
@@ -344,6 +371,7 @@ export class KafkaTransport implements Transport {
 
   private async shutdown(): Promise<void> {
     await this.scheduler.close().catch((err: unknown) => this.report(err, 'close scheduler'));
+    await this.topologyView.close().catch((err: unknown) => this.report(err, 'close topology'));
     await Promise.all(
       [...this.consumers].map((c) => c.releaseAll().catch((err: unknown) => this.report(err, 'close'))),
     );
