@@ -14,6 +14,9 @@ import {
 } from './dead-letter-index.js';
 import { LiveMetrics, type FlowNumbers } from './live-metrics.js';
 import { Masker } from './masking.js';
+import { HttpProblem } from './problem.js';
+import { SagaConsole } from './sagas.js';
+import type { SagaStore } from '../saga/store.js';
 
 /** Health probes as `herald/health`'s HealthProbes has them (structural, so any source fits). */
 export interface ProbesLike {
@@ -52,6 +55,8 @@ export interface ConsoleOptions {
   readonly auditFile?: string;
   /** Shown in the page title. */
   readonly title?: string;
+  /** A saga store: the Sagas view lists its sagas and retries or aborts them. */
+  readonly sagas?: SagaStore;
 }
 
 /** A replay or purge target: entry ids, or everything matching a filter (a failure group, a time range...). */
@@ -91,17 +96,11 @@ export interface Overview {
   readonly ready?: { status: number; body: unknown };
   readonly breakers?: readonly { name: string; state: string }[];
   readonly degradation?: string;
+  /** Sagas per status (of the newest `SUMMARY_LIMIT`), when the console has a saga store. */
+  readonly sagas?: Partial<Record<string, number>>;
 }
 
-export class HttpProblem extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly details?: unknown,
-  ) {
-    super(message);
-  }
-}
+export { HttpProblem };
 
 const REPLAY_CHUNK = 500;
 
@@ -113,6 +112,8 @@ export class ConsoleService {
   readonly audit: AuditLog;
   readonly masker: Masker;
   readonly live = new LiveMetrics();
+  /** Present when the console was given a saga store. */
+  readonly sagas: SagaConsole | undefined;
   private readonly heralds: readonly Herald[];
   private readonly events = new Map<string, EventDefinition>();
   private readonly detach: (() => void)[] = [];
@@ -128,6 +129,7 @@ export class ConsoleService {
     this.index = new DeadLetterIndex(dlq.store);
     this.audit = new AuditLog(options.auditFile ? { file: options.auditFile } : {});
     this.masker = new Masker(options.mask);
+    this.sagas = options.sagas ? new SagaConsole(options.sagas, this.audit, this.masker) : undefined;
     this.heralds = [...(options.herald ? [options.herald] : []), ...(options.observe ?? [])];
     for (const h of new Set(this.heralds)) this.detach.push(h.observe(this.live.observer));
     for (const e of options.events ?? []) this.events.set(e.type, e);
@@ -178,7 +180,7 @@ export class ConsoleService {
   async overview(): Promise<Overview> {
     await this.index.fresh().catch(() => undefined);
     const pairs = this.pairs();
-    const [stats, health, ready] = await Promise.all([
+    const [stats, health, ready, sagas] = await Promise.all([
       this.stats(pairs),
       this.options.probes
         ?.health()
@@ -186,6 +188,7 @@ export class ConsoleService {
       this.options.probes
         ?.ready()
         .catch((e: unknown) => ({ status: 503, body: { error: toError(e).message } })),
+      this.sagas?.summary().catch(() => undefined),
     ]);
     const dl = this.index.pairs();
     const now = Date.now();
@@ -221,6 +224,7 @@ export class ConsoleService {
         ? { breakers: Object.entries(breakers).map(([name, b]) => ({ name, state: String(b.state) })) }
         : {}),
       ...(this.options.degradation ? { degradation: String(this.options.degradation.level) } : {}),
+      ...(sagas ? { sagas: sagas.totals } : {}),
     };
   }
 
