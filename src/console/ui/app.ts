@@ -1389,7 +1389,11 @@ async function renderSaga(main: HTMLElement, params: URLSearchParams): Promise<v
             h(
               'tr',
               { 'data-test': 'timeline-entry' },
-              h('td', { title: time(t.at) }, `${time(t.at)}.${String(t.at % 1000).padStart(3, '0')}`),
+              h(
+                'td',
+                { title: time(t.at), class: 'mono small' },
+                `${new Date(t.at).toLocaleTimeString([], { hour12: false })}.${String(t.at % 1000).padStart(3, '0')}`,
+              ),
               h(
                 'td',
                 {},
