@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { backends, type OpenedBackend } from '../../src/backends/index.js';
 import { DeadLetterIndex } from '../../src/console/index.js';
+import { groupsFromCounts } from '../../src/console/dead-letter-index.js';
 import type { DeadLetterEntry, DeadLetterStore } from '../../src/store/dead-letter-store.js';
 
 const N = Number(process.env['CONSOLE_BENCH_N'] ?? 100_000);
@@ -119,6 +120,25 @@ async function measure(name: string, opened: OpenedBackend): Promise<string[]> {
     ['groups: all 100,000 by fingerprint', await time(() => index.groups({}))],
     ['groups: one consumer group', await time(() => index.groups({ group: 'analytics' }))],
     ['dry run: one failure group', await time(() => index.select({ fingerprint: biggest }))],
+  );
+  const counts = store.failureCounts?.bind(store);
+  if (counts) {
+    // What the console does on a store that counts failure groups itself: no index at all.
+    const cold = await time(async () => groupsFromCounts(await counts()), 1);
+    rows.push(
+      ['store-side groups: first call after start', cold],
+      [
+        'store-side groups: all 100,000 by fingerprint',
+        await time(async () => groupsFromCounts(await counts())),
+      ],
+      [
+        'store-side groups: one consumer group',
+        await time(async () => groupsFromCounts(await counts({ group: 'analytics' }))),
+      ],
+      ['store-side overview: dead letters per topic/group', await time(() => counts())],
+    );
+  }
+  rows.push(
     ['store: count()', await time(() => store.count())],
     ['store: list() first page of 100', await time(() => store.list(undefined, { limit: 100 }))],
     ['store: list() filtered (group)', await time(() => store.list({ group: 'billing' }, { limit: 100 }))],
@@ -142,9 +162,11 @@ export async function run(): Promise<string> {
     '## Console: dead letters at 100,000 entries',
     '',
     'Command: `npm run bench -- console`. The console keeps an in-memory index of dead-letter summaries',
-    '(no bodies), built once through `DeadLetterStore.summaries` (SQLite: JSON fields picked by SQL) or',
-    '`list`, and kept fresh by reading only entries after its last cursor; every page, filter, search,',
-    'group and dry run is answered from it.',
+    '(no bodies), built through `DeadLetterStore.summaries` (SQLite: JSON fields picked by SQL) or',
+    '`list`, and kept fresh by reading only entries after its last cursor; pages, search and dry runs',
+    'are answered from it. A store with `failureCounts` (SQLite: fingerprint column and covering',
+    'index, ADR 0973) answers failure groups and the overview itself: the "store-side" rows; the',
+    'console then builds the index only when a page needs it, not at start.',
     '',
     `Load average at the start of the run: ${os
       .loadavg()

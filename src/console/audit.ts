@@ -7,18 +7,18 @@ export interface AuditRecord {
   /** Who: the name the operator gave (`x-herald-actor`), else `token`, with the client address. */
   readonly actor: string;
   readonly address?: string;
-  readonly action: 'replay' | 'replay-edited' | 'purge';
+  readonly action: 'replay' | 'replay-edited' | 'purge' | 'saga-retry' | 'saga-abort';
   /** What was selected: ids (the first 20 and how many) or the filter. */
   readonly selection: unknown;
   /** How many entries the mutation touched. */
   readonly count: number;
   readonly failed?: number;
-  /** Entries per consumer group. */
+  /** Entries per consumer group (sagas: per saga type). */
   readonly groups?: Readonly<Record<string, number>>;
 }
 
 /**
- * Every replay and purge: kept in memory (the newest `capacity`) for the console's audit view and,
+ * Every replay, purge, saga retry and saga abort: kept in memory (the newest `capacity`) for the console's audit view and,
  * with `file`, appended to a JSON-lines file that outlives the process.
  */
 export class AuditLog {

@@ -3,6 +3,7 @@ import {
   encodeCursor,
   type DeadLetterFilter,
   type DeadLetterStore,
+  type FailureCounts,
 } from '../store/dead-letter-store.js';
 import { summarizeDeadLetters, type DeadLetterSummary } from '../store/dead-letter-summary.js';
 import { fingerprint } from './fingerprint.js';
@@ -29,6 +30,7 @@ export interface FailureGroup {
   readonly errorName: string;
   /** The message of the most recent failure in the group. */
   readonly sample: string;
+  /** The top stack frame of that same failure. */
   readonly stackTop?: string;
   readonly count: number;
   readonly firstSeen: number;
@@ -211,20 +213,16 @@ export class DeadLetterIndex {
       if (l.deadLetteredAt >= g.lastSeen) {
         g.lastSeen = l.deadLetteredAt;
         g.sample = l.errorMessage;
+        // The stack top of the same (newest) failure as the sample; it can differ only by line.
+        if (l.stackTop !== undefined) g.stackTop = l.stackTop;
+        else delete g.stackTop;
       }
       if (l.deadLetteredAt < g.firstSeen) g.firstSeen = l.deadLetteredAt;
       bump(g.byGroup, l.group);
       bump(g.byType, l.eventType ?? '(unknown)');
       bump(g.byReason, l.reason);
     }
-    return [...out.values()]
-      .map(({ byGroup, byType, byReason, ...g }) => ({
-        ...g,
-        groups: Object.fromEntries(byGroup),
-        eventTypes: Object.fromEntries(byType),
-        reasons: Object.fromEntries(byReason),
-      }))
-      .sort((a, b) => b.count - a.count || b.lastSeen - a.lastSeen);
+    return finish(out.values());
   }
 
   /** Distinct (topic, group) pairs with dead letters, and how many each. */
@@ -245,8 +243,71 @@ type MutableGroup = { -readonly [K in keyof GroupBase]: GroupBase[K] } & {
   byReason: Map<string, number>;
 };
 
-function bump(map: Map<string, number>, key: string): void {
-  map.set(key, (map.get(key) ?? 0) + 1);
+function bump(map: Map<string, number>, key: string, n = 1): void {
+  map.set(key, (map.get(key) ?? 0) + n);
+}
+
+function finish(groups: Iterable<MutableGroup>): FailureGroup[] {
+  return [...groups]
+    .map(({ byGroup, byType, byReason, ...g }) => ({
+      ...g,
+      groups: Object.fromEntries(byGroup),
+      eventTypes: Object.fromEntries(byType),
+      reasons: Object.fromEntries(byReason),
+    }))
+    .sort((a, b) => b.count - a.count || b.lastSeen - a.lastSeen);
+}
+
+/** The filter fields a store's `failureCounts` answers; any other one needs the index. */
+const STORE_FIELDS = new Set([
+  'group',
+  'topic',
+  'eventType',
+  'handler',
+  'reason',
+  'since',
+  'until',
+  'fingerprint',
+]);
+
+/** True when `failureCounts` of the store can answer this filter without the index. */
+export function storeCanGroup(store: DeadLetterStore, filter: ConsoleFilter): boolean {
+  return (
+    typeof store.failureCounts === 'function' &&
+    Object.entries(filter).every(([k, v]) => v === undefined || STORE_FIELDS.has(k))
+  );
+}
+
+/** Failure groups from a store's counts: the same answer as `DeadLetterIndex.groups`. */
+export function groupsFromCounts(result: FailureCounts): FailureGroup[] {
+  const samples = new Map(result.samples.map((s) => [s.fingerprint, s]));
+  const out = new Map<string, MutableGroup>();
+  for (const c of result.counts) {
+    let g = out.get(c.fingerprint);
+    if (!g) {
+      const sample = samples.get(c.fingerprint);
+      g = {
+        fingerprint: c.fingerprint,
+        errorName: sample?.errorName ?? '',
+        sample: sample?.message ?? '',
+        ...(sample?.stackTop !== undefined ? { stackTop: sample.stackTop } : {}),
+        count: 0,
+        firstSeen: c.firstSeen,
+        lastSeen: c.lastSeen,
+        byGroup: new Map(),
+        byType: new Map(),
+        byReason: new Map(),
+      };
+      out.set(c.fingerprint, g);
+    }
+    g.count += c.count;
+    g.firstSeen = Math.min(g.firstSeen, c.firstSeen);
+    g.lastSeen = Math.max(g.lastSeen, c.lastSeen);
+    bump(g.byGroup, c.group, c.count);
+    bump(g.byType, c.eventType ?? '(unknown)', c.count);
+    bump(g.byReason, c.reason, c.count);
+  }
+  return finish(out.values());
 }
 
 function toRow(s: DeadLetterSummary): Row {

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ConfigError, HeraldError, toError } from '../core/errors.js';
 import { parseFilter, parseLimit, parseSelection, readJson } from './request.js';
+import { parseSagaFilter, type SagaConsole } from './sagas.js';
 import { ConsoleService, HttpProblem, type ConsoleOptions, type Who } from './service.js';
 
 export interface ConsoleHandlerOptions extends ConsoleOptions {
@@ -140,6 +141,8 @@ export function consoleHandler(options: ConsoleHandlerOptions): ConsoleHandler {
       if ([...q.keys()].length > 0) throw new HttpProblem(400, `${path} takes no query parameters`);
     };
     const dl = /^\/api\/dead-letters\/([^/]+)(\/replay-edited)?$/.exec(path);
+    if (path === '/api/sagas' || path === '/api/saga-types' || path.startsWith('/api/sagas/'))
+      return sagaRoute(req, res, path, q);
     if (get) {
       switch (path) {
         case '/api/session':
@@ -150,6 +153,7 @@ export function consoleHandler(options: ConsoleHandlerOptions): ConsoleHandler {
             masking: service.masker.enabled,
             traceUrl: options.traceUrl ?? null,
             authorised: authorised(req),
+            sagas: service.sagas !== undefined,
           });
         case '/api/overview':
           noQuery();
@@ -241,6 +245,67 @@ export function consoleHandler(options: ConsoleHandlerOptions): ConsoleHandler {
       );
     }
     throw new HttpProblem(404, `no such endpoint: ${method} ${path}`);
+  };
+
+  const sagaRoute = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    q: URLSearchParams,
+  ): Promise<true> => {
+    const sagas: SagaConsole | undefined = service.sagas;
+    if (!sagas) throw new HttpProblem(404, 'this console has no saga store (pass `sagas` to consoleHandler)');
+    const method = req.method ?? 'GET';
+    const one = /^\/api\/sagas\/([^/]+)(?:\/(retry|abort))?$/.exec(path);
+    if (method === 'GET' || method === 'HEAD') {
+      if (path === '/api/sagas') {
+        const known = ['type', 'status', 'limit', 'cursor'];
+        const unknown = [...q.keys()].find((k) => !known.includes(k));
+        if (unknown !== undefined)
+          throw new HttpProblem(
+            400,
+            `unknown parameter ${JSON.stringify(unknown)}; known: ${known.join(', ')}`,
+          );
+        const cursor = q.get('cursor');
+        return send(
+          res,
+          200,
+          await sagas.list(parseSagaFilter(q.get('type'), q.get('status')), {
+            limit: parseLimit(q.get('limit')),
+            ...(cursor ? { cursor } : {}),
+          }),
+        );
+      }
+      if ([...q.keys()].length > 0) throw new HttpProblem(400, `${path} takes no query parameters`);
+      if (path === '/api/saga-types') return send(res, 200, await sagas.summary());
+      if (one && !one[2]) return send(res, 200, await sagas.detail(decode(one[1]!)));
+      throw new HttpProblem(404, `no such endpoint: ${method} ${path}`);
+    }
+    if (method !== 'POST')
+      throw new HttpProblem(405, `${method} is not supported here; the API uses GET and POST`);
+    if ([...q.keys()].length > 0) throw new HttpProblem(400, `${path} takes no query parameters`);
+    if (!one?.[2]) throw new HttpProblem(404, `no such endpoint: ${method} ${path}`);
+    const who = guard(req);
+    const body = await readJson(req);
+    if (body === null || typeof body !== 'object' || Array.isArray(body))
+      throw new HttpProblem(400, 'body must be a JSON object');
+    const { reason, ...rest } = body as Record<string, unknown>;
+    const extra = Object.keys(rest)[0];
+    if (extra !== undefined)
+      throw new HttpProblem(
+        400,
+        `unknown field ${JSON.stringify(extra)}; known: ${one[2] === 'abort' ? 'reason' : 'none'}`,
+      );
+    if (reason !== undefined && (one[2] !== 'abort' || typeof reason !== 'string' || reason.length > 500))
+      throw new HttpProblem(400, '`reason` is a string of at most 500 characters, for abort only');
+    const id = decode(one[1]!);
+    return send(
+      res,
+      200,
+      one[2] === 'retry'
+        ? await sagas.retry(id, who)
+        : await sagas.abort(id, reason as string | undefined, who),
+    );
   };
 
   const handler = ((req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void): void => {

@@ -8,12 +8,19 @@ import type { GroupStats, Transport } from '../transport/transport.js';
 import { AuditLog, type AuditRecord } from './audit.js';
 import {
   DeadLetterIndex,
+  groupsFromCounts,
+  storeCanGroup,
   type ConsoleFilter,
   type FailureGroup,
   type IndexedLetter,
 } from './dead-letter-index.js';
 import { LiveMetrics, type FlowNumbers } from './live-metrics.js';
 import { Masker } from './masking.js';
+import { fingerprint } from '../store/dead-letter-fingerprint.js';
+import { stackTop } from '../store/dead-letter-summary.js';
+import { HttpProblem } from './problem.js';
+import { SagaConsole } from './sagas.js';
+import type { SagaStore } from '../saga/store.js';
 
 /** Health probes as `herald/health`'s HealthProbes has them (structural, so any source fits). */
 export interface ProbesLike {
@@ -52,6 +59,8 @@ export interface ConsoleOptions {
   readonly auditFile?: string;
   /** Shown in the page title. */
   readonly title?: string;
+  /** A saga store: the Sagas view lists its sagas and retries or aborts them. */
+  readonly sagas?: SagaStore;
 }
 
 /** A replay or purge target: entry ids, or everything matching a filter (a failure group, a time range...). */
@@ -91,17 +100,11 @@ export interface Overview {
   readonly ready?: { status: number; body: unknown };
   readonly breakers?: readonly { name: string; state: string }[];
   readonly degradation?: string;
+  /** Sagas per status (of the newest `SUMMARY_LIMIT`), when the console has a saga store. */
+  readonly sagas?: Partial<Record<string, number>>;
 }
 
-export class HttpProblem extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly details?: unknown,
-  ) {
-    super(message);
-  }
-}
+export { HttpProblem };
 
 const REPLAY_CHUNK = 500;
 
@@ -113,6 +116,8 @@ export class ConsoleService {
   readonly audit: AuditLog;
   readonly masker: Masker;
   readonly live = new LiveMetrics();
+  /** Present when the console was given a saga store. */
+  readonly sagas: SagaConsole | undefined;
   private readonly heralds: readonly Herald[];
   private readonly events = new Map<string, EventDefinition>();
   private readonly detach: (() => void)[] = [];
@@ -128,11 +133,14 @@ export class ConsoleService {
     this.index = new DeadLetterIndex(dlq.store);
     this.audit = new AuditLog(options.auditFile ? { file: options.auditFile } : {});
     this.masker = new Masker(options.mask);
+    this.sagas = options.sagas ? new SagaConsole(options.sagas, this.audit, this.masker) : undefined;
     this.heralds = [...(options.herald ? [options.herald] : []), ...(options.observe ?? [])];
     for (const h of new Set(this.heralds)) this.detach.push(h.observe(this.live.observer));
     for (const e of options.events ?? []) this.events.set(e.type, e);
-    // Build the index now, so the first page a person opens does not wait for a large DLQ's scan.
-    this.index.fresh().catch(() => undefined);
+    // A store that counts failure groups itself (SQLite) serves the overview and the groups without
+    // the index, which is then built only when a page needs it (a search, the list). Otherwise build
+    // it now, so the first page a person opens does not wait for a large DLQ's scan.
+    if (typeof dlq.store.failureCounts !== 'function') this.index.fresh().catch(() => undefined);
   }
 
   close(): void {
@@ -141,13 +149,28 @@ export class ConsoleService {
 
   // ---- overview -------------------------------------------------------------------------------
 
-  private pairs(): { topic: string; group: string }[] {
+  /** Dead letters per topic and group: from the store's counts when it has them, else from the index. */
+  private async deadLetterPairs(): Promise<Map<string, number>> {
+    const store = this.dlq.store;
+    if (typeof store.failureCounts !== 'function') {
+      await this.index.fresh().catch(() => undefined);
+      return this.index.pairs();
+    }
+    const out = new Map<string, number>();
+    for (const c of (await store.failureCounts()).counts) {
+      const k = `${c.topic}\u0000${c.group}`;
+      out.set(k, (out.get(k) ?? 0) + c.count);
+    }
+    return out;
+  }
+
+  private pairs(dl: Map<string, number>): { topic: string; group: string }[] {
     const keys = new Set<string>();
     for (const f of this.options.flows ?? []) keys.add(`${f.topic}\u0000${f.group}`);
     for (const h of this.heralds)
       for (const c of h.subscriptions) for (const t of c.topics) keys.add(`${t}\u0000${c.group}`);
     for (const [t, groups] of this.live.groupsByTopic) for (const g of groups) keys.add(`${t}\u0000${g}`);
-    for (const k of this.index.pairs().keys()) keys.add(k);
+    for (const k of dl.keys()) keys.add(k);
     return [...keys].sort().map((k) => {
       const [topic, group] = k.split('\u0000') as [string, string];
       return { topic, group };
@@ -176,9 +199,9 @@ export class ConsoleService {
   }
 
   async overview(): Promise<Overview> {
-    await this.index.fresh().catch(() => undefined);
-    const pairs = this.pairs();
-    const [stats, health, ready] = await Promise.all([
+    const dl = await this.deadLetterPairs().catch(() => new Map<string, number>());
+    const pairs = this.pairs(dl);
+    const [stats, health, ready, sagas] = await Promise.all([
       this.stats(pairs),
       this.options.probes
         ?.health()
@@ -186,8 +209,8 @@ export class ConsoleService {
       this.options.probes
         ?.ready()
         .catch((e: unknown) => ({ status: 503, body: { error: toError(e).message } })),
+      this.sagas?.summary().catch(() => undefined),
     ]);
-    const dl = this.index.pairs();
     const now = Date.now();
     const flows: FlowRow[] = pairs.map(({ topic, group }) => {
       const key = `${topic}\u0000${group}`;
@@ -213,7 +236,7 @@ export class ConsoleService {
         rateIn: round([...topicsIn.values()].reduce((a, b) => a + b, 0)),
         rateOut: round(flows.reduce((a, f) => a + f.rateOut, 0)),
         failRate: round(flows.reduce((a, f) => a + f.failRate, 0)),
-        deadLetters: this.index.size,
+        deadLetters: [...dl.values()].reduce((a, b) => a + b, 0),
       },
       ...(health ? { health } : {}),
       ...(ready ? { ready } : {}),
@@ -221,6 +244,7 @@ export class ConsoleService {
         ? { breakers: Object.entries(breakers).map(([name, b]) => ({ name, state: String(b.state) })) }
         : {}),
       ...(this.options.degradation ? { degradation: String(this.options.degradation.level) } : {}),
+      ...(sagas ? { sagas: sagas.totals } : {}),
     };
   }
 
@@ -232,6 +256,9 @@ export class ConsoleService {
   }
 
   async groups(filter: ConsoleFilter): Promise<FailureGroup[]> {
+    const store = this.dlq.store;
+    if (storeCanGroup(store, filter) && store.failureCounts)
+      return groupsFromCounts(await store.failureCounts(filter));
     await this.index.fresh();
     return this.index.groups(filter);
   }
@@ -250,7 +277,7 @@ export class ConsoleService {
     const { body, ...message } = entry.message;
     const decoded = decodeBody(entry);
     const traceId = /^[\da-f]{2}-([\da-f]{32})-/.exec(message.headers['traceparent'] ?? '')?.[1];
-    const indexed = this.index.get(entry.id);
+    const failure = fingerprint(entry.error.name, entry.error.message, stackTop(entry.error.stack));
     return {
       ...entry,
       message: {
@@ -265,7 +292,7 @@ export class ConsoleService {
               }
             : { body: Buffer.from(body).toString('base64'), bodyEncoding: 'base64' }),
       },
-      ...(indexed ? { fingerprint: indexed.fingerprint } : {}),
+      fingerprint: failure,
       ...(traceId ? { traceId } : {}),
       ...(traceId && this.options.traceUrl
         ? { traceUrl: this.options.traceUrl.replace('{traceId}', traceId) }

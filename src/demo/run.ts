@@ -125,6 +125,8 @@ export async function runDemo(options: DemoRunOptions): Promise<DemoSummary> {
       metrics: { defaultMetrics: true },
     });
     for (const h of services.all) observability.instrument(h);
+    // Opened before the console, which lists the order sagas from it.
+    const sagaStore = await demoSagaStore(options.transportUrl, runNamespace, note);
     if (options.port !== false) {
       const table = routes(tally, services, observability, probes);
       // The web console answers `/`, its assets and `/api/*`; everything else falls through to the table.
@@ -133,6 +135,7 @@ export async function runDemo(options: DemoRunOptions): Promise<DemoSummary> {
         observe: services.all,
         probes,
         events: DEMO_EVENTS,
+        sagas: sagaStore,
         title: 'Herald demo',
       });
       server = await startDemoServer(table, {
@@ -155,7 +158,7 @@ export async function runDemo(options: DemoRunOptions): Promise<DemoSummary> {
       runId,
       transport: opened.transport,
       ...(opened.stores.deadLetters ? { deadLetters: opened.stores.deadLetters } : {}),
-      store: await demoSagaStore(options.transportUrl, runNamespace, note),
+      store: sagaStore,
     });
     await registerDemoChecks(probes, options.transportUrl, opened, services);
     probes.markReady();

@@ -76,7 +76,36 @@ export interface DeadLetterStore {
    * implement it; callers fall back to `list` (see `summarizeDeadLetters`).
    */
   summaries?(filter?: DeadLetterFilter, page?: PageRequest): Promise<Page<DeadLetterSummary>>;
+  /**
+   * Optional: entries counted per failure fingerprint (see `fingerprint` in
+   * `dead-letter-fingerprint.ts`), topic, group, event type and reason, with the newest error of
+   * each fingerprint. Stores that keep the fingerprint at write time answer it without reading
+   * entries, so a console groups a large DLQ without loading it.
+   */
+  failureCounts?(filter?: DeadLetterFilter & { readonly fingerprint?: string }): Promise<FailureCounts>;
   close?(): Promise<void>;
+}
+
+/** Dead letters per failure fingerprint and place: the answer of `DeadLetterStore.failureCounts`. */
+export interface FailureCounts {
+  readonly counts: readonly {
+    readonly fingerprint: string;
+    readonly topic: string;
+    readonly group: string;
+    readonly eventType?: string;
+    readonly reason: DeadLetterReason;
+    readonly count: number;
+    /** deadLetteredAt of the oldest and newest entry counted. */
+    readonly firstSeen: number;
+    readonly lastSeen: number;
+  }[];
+  /** The newest matching entry's error, one per fingerprint. */
+  readonly samples: readonly {
+    readonly fingerprint: string;
+    readonly errorName: string;
+    readonly message: string;
+    readonly stackTop?: string;
+  }[];
 }
 
 /** Clamps a page request to the documented bounds; shared by every store implementation. */

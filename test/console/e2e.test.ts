@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { chromium, selectors, type Browser, type Page } from 'playwright-core';
 import { waitUntil } from '../support/wait.js';
+import { startOrderSagas } from '../../src/demo/saga.js';
 import { startHarness, type Harness } from './harness.js';
 
 /**
@@ -36,10 +37,13 @@ let page: Page;
 before(async () => {
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`);
   mkdirSync(SHOTS, { recursive: true });
-  harness = await startHarness({
-    traceUrl: 'http://localhost:16686/trace/{traceId}',
-    title: 'Herald · billing',
-  });
+  harness = await startHarness(
+    {
+      traceUrl: 'http://localhost:16686/trace/{traceId}',
+      title: 'Herald · billing',
+    },
+    { sagas: true },
+  );
   selectors.setTestIdAttribute('data-test');
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
   page = await browser.newPage({ viewport: { width: 1360, height: 860 } });
@@ -118,5 +122,91 @@ test(
     await shot('audit');
     const elapsed = Date.now() - started;
     assert.ok(elapsed < 120_000, `took ${elapsed} ms`);
+  },
+);
+
+test(
+  "the demo's order sagas: completed and compensated ones per type, a timeline, a parked saga aborted",
+  { timeout: 120_000 },
+  async () => {
+    // The demo's own saga (payment declined for half the orders) on the console's saga store.
+    const sagas = await startOrderSagas({
+      runId: 'e2e',
+      transport: harness.opened.transport,
+      deadLetters: harness.opened.stores.deadLetters!,
+      store: harness.sagas!,
+      declineRate: 0.5,
+      everyMs: 100,
+    });
+    try {
+      await waitUntil(
+        () => sagas.summary().completed >= 3 && sagas.summary().compensated >= 3,
+        'completed and compensated order sagas',
+        60_000,
+      );
+      // A saga of a type no runner here knows, parked after a compensation kept failing.
+      const now = Date.now();
+      await harness.sagas!.create({
+        id: 'refund-7',
+        type: 'refund',
+        status: 'compensation-failed',
+        input: { orderId: 'o-7' },
+        cursor: 0,
+        steps: [
+          {
+            name: 'credit-card',
+            status: 'compensation-failed',
+            attempts: 1,
+            compensations: 3,
+            error: 'gateway down',
+          },
+        ],
+        pivotPassed: false,
+        error: { step: 'credit-card', message: 'gateway down' },
+        wakeAt: null,
+        version: 0,
+        createdAt: now,
+        updatedAt: now,
+        metadata: {},
+        timeline: [{ at: now, event: 'compensation.failed', step: 'credit-card', detail: 'gateway down' }],
+      });
+
+      await page.goto(`${harness.url}#/sagas`);
+      const order = page.locator('[data-test=saga-type][data-type=order]');
+      await order.waitFor({ timeout: 10_000 });
+      const counts = (await order.textContent()) ?? '';
+      assert.ok(/order/.test(counts), counts);
+      await page.locator('[data-test=saga-row][data-status=compensated]').first().waitFor();
+      await page.locator('[data-test=saga-row][data-status=completed]').first().waitFor();
+      await shot('sagas');
+
+      // A compensated saga's timeline: the declined payment, then the stock released.
+      await page.goto(`${harness.url}#/sagas?type=order&status=compensated`);
+      await page.locator('[data-test=saga-row]').first().click();
+      await page.getByTestId('saga-timeline').waitFor();
+      assert.equal(await page.getByTestId('saga-status').textContent(), 'compensated');
+      const timeline = (await page.getByTestId('saga-timeline').textContent()) ?? '';
+      assert.match(timeline, /command\.sent/);
+      assert.match(timeline, /compensation\.completed/);
+      assert.match(timeline, /saga\.compensated/);
+      assert.match((await page.getByTestId('saga-steps').textContent()) ?? '', /reserve-stock.*compensated/s);
+      await shot('saga-timeline');
+
+      // The parked one: abort it, with the confirmation, and the store and the audit log say so.
+      await page.goto(`${harness.url}#/sagas?status=compensation-failed`);
+      await page.locator('[data-test=saga-row]', { hasText: 'refund-7' }).click();
+      await page.getByTestId('saga-abort').click();
+      await page.getByTestId('abort-reason').fill('refunded by hand');
+      await page.getByTestId('confirm').click();
+      await page.getByTestId('saga-status').getByText('aborted').waitFor();
+      assert.equal((await harness.sagas!.get('refund-7'))!.status, 'aborted');
+      await page.goto(`${harness.url}#/audit`);
+      await page.getByTestId('audit-row').getByText('saga-abort').waitFor();
+    } finally {
+      await sagas.stop(10_000);
+    }
+    const s = sagas.summary();
+    assert.equal(s.parked, 0);
+    assert.equal(s.stockLeaked, 0);
   },
 );

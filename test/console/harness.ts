@@ -9,6 +9,7 @@ import { consoleHandler, type ConsoleHandler, type ConsoleHandlerOptions } from 
 import { defineEvent } from '../../src/core/event.js';
 import { createHerald, type Herald } from '../../src/core/herald.js';
 import { silentLogger } from '../../src/core/logger.js';
+import type { SagaStore } from '../../src/saga/store.js';
 
 export const InvoiceRequested = defineEvent('billing.invoice.requested', {
   schema: z.object({ orderId: z.string().min(1), amount: z.number().positive(), email: z.string() }),
@@ -24,14 +25,21 @@ export interface Harness {
   readonly handler: ConsoleHandler;
   readonly url: string;
   readonly handled: Set<string>;
+  /** The console's saga store (the same SQLite file), when started with `{ sagas: true }`. */
+  readonly sagas?: SagaStore;
+  readonly dir: string;
   fix(): void;
   publish(n: number): Promise<void>;
   close(): Promise<void>;
 }
 
-export async function startHarness(options: Partial<ConsoleHandlerOptions> = {}): Promise<Harness> {
+export async function startHarness(
+  options: Partial<ConsoleHandlerOptions> = {},
+  extra: { sagas?: boolean } = {},
+): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'herald-console-'));
   const opened = await backends.open(`sqlite://${join(dir, 'events.db')}`, { mustExist: false });
+  const sagas = extra.sagas ? await backends.openSagaStore(`sqlite://${join(dir, 'events.db')}`) : undefined;
   const herald = await createHerald({
     service: 'billing',
     transport: opened.transport,
@@ -52,7 +60,13 @@ export async function startHarness(options: Partial<ConsoleHandlerOptions> = {})
     },
   });
   await herald.start();
-  const handler = consoleHandler({ herald, events: [InvoiceRequested], mask: ['email'], ...options });
+  const handler = consoleHandler({
+    herald,
+    events: [InvoiceRequested],
+    mask: ['email'],
+    ...(sagas ? { sagas } : {}),
+    ...options,
+  });
   const server: Server = createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
@@ -63,6 +77,8 @@ export async function startHarness(options: Partial<ConsoleHandlerOptions> = {})
     handler,
     url,
     handled,
+    ...(sagas ? { sagas } : {}),
+    dir,
     fix: () => void (broken = false),
     publish: async (n) => {
       for (let i = 0; i < n; i++) {
@@ -81,6 +97,7 @@ export async function startHarness(options: Partial<ConsoleHandlerOptions> = {})
         server.closeAllConnections();
       });
       await herald.stop();
+      await sagas?.close().catch(() => undefined);
       await opened.close();
       rmSync(dir, { recursive: true, force: true });
     },

@@ -13,6 +13,8 @@ import { resolveConnectionOptions, type SqliteConnectionOptions } from './option
 import { ClosedError } from '../../core/errors.js';
 import type { DeadLetterSummary } from '../../store/dead-letter-summary.js';
 import { listSummaries } from './dead-letter-summaries.js';
+import { backfillFingerprints, entryFingerprint, failureCounts } from './dead-letter-failures.js';
+import type { FailureCounts } from '../../store/dead-letter-store.js';
 import { sqlWhere, whereClause } from './dead-letter-where.js';
 
 interface Row {
@@ -27,6 +29,8 @@ type StoredEntry = Omit<DeadLetterEntry, 'message'> & { message: Omit<DeadLetter
 export class SqliteDeadLetterStore implements DeadLetterStore {
   private readonly handle: DatabaseHandle;
   private closed = false;
+  /** Rows from before schema version 3 got their fingerprint (once per store; new rows always have one). */
+  private backfilled = false;
 
   constructor(options: SqliteConnectionOptions) {
     this.handle = acquireDatabase(resolveConnectionOptions(options));
@@ -44,8 +48,8 @@ export class SqliteDeadLetterStore implements DeadLetterStore {
     db.run('dead-letter add', () =>
       db
         .statement(
-          `INSERT OR REPLACE INTO herald_dead_letters (id, reason, topic, grp, handler, event_type, dead_lettered_at, entry, body)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT OR REPLACE INTO herald_dead_letters (id, reason, topic, grp, handler, event_type, dead_lettered_at, entry, body, fingerprint)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
         .run(
           entry.id,
@@ -57,6 +61,7 @@ export class SqliteDeadLetterStore implements DeadLetterStore {
           entry.deadLetteredAt,
           JSON.stringify(stored),
           Buffer.from(body),
+          entryFingerprint(entry.error),
         ),
     );
   }
@@ -126,6 +131,16 @@ export class SqliteDeadLetterStore implements DeadLetterStore {
   /** Reads only the indexed columns and a few JSON fields: no bodies, no full entry parse. */
   async summaries(filter?: DeadLetterFilter, page?: PageRequest): Promise<Page<DeadLetterSummary>> {
     return listSummaries(this.db, filter, page);
+  }
+
+  /** Counts per failure fingerprint from the covering index; no entry is read (ADR 0973). */
+  async failureCounts(filter?: DeadLetterFilter & { readonly fingerprint?: string }): Promise<FailureCounts> {
+    const db = this.db;
+    if (!this.backfilled) {
+      backfillFingerprints(db);
+      this.backfilled = true;
+    }
+    return failureCounts(db, filter);
   }
 
   async close(): Promise<void> {

@@ -103,8 +103,20 @@ CREATE TABLE herald_scheduled (
 CREATE INDEX herald_scheduled_due ON herald_scheduled(topic_id, deliver_at);
 `;
 
+/**
+ * Failure groups answered by the index (ADR 0973): each dead letter keeps its failure fingerprint,
+ * written by the store at dead-letter time, and one covering index holds everything the console
+ * groups and counts by, so grouping 100,000 entries reads the index, never the entries. Rows written
+ * before this version have a NULL fingerprint; the store fills them in on first use.
+ */
+const V3 = `
+ALTER TABLE herald_dead_letters ADD COLUMN fingerprint TEXT;
+CREATE INDEX herald_dead_letters_by_failure
+  ON herald_dead_letters(fingerprint, topic, grp, event_type, reason, dead_lettered_at);
+`;
+
 /** MIGRATIONS[i] upgrades a file at schema version i to version i + 1. Append only; never edit one. */
-export const MIGRATIONS: readonly string[] = [V1, V2];
+export const MIGRATIONS: readonly string[] = [V1, V2, V3];
 
 /** The schema version this code writes and understands. */
 export const SCHEMA_VERSION = MIGRATIONS.length;

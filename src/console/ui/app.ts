@@ -62,7 +62,13 @@ function toast(text: string, bad = false): void {
 
 const TOKEN_KEY = 'herald-console-token';
 const ACTOR_KEY = 'herald-console-actor';
-let session: { title: string; readOnly: boolean; masking: boolean; traceUrl: string | null } = {
+let session: {
+  title: string;
+  readOnly: boolean;
+  masking: boolean;
+  traceUrl: string | null;
+  sagas?: boolean;
+} = {
   title: 'Herald',
   readOnly: false,
   masking: false,
@@ -144,6 +150,7 @@ interface Overview {
   ready?: { status: number; body: { ready?: boolean; reason?: string } & Record<string, unknown> };
   breakers?: { name: string; state: string }[];
   degradation?: string;
+  sagas?: Partial<Record<SagaStatus, number>>;
 }
 interface Letter {
   id: string;
@@ -178,6 +185,55 @@ interface DryRun {
   topics: Record<string, number>;
   failureGroups: Record<string, number>;
   notFound: number;
+}
+type SagaStatus =
+  'running' | 'compensating' | 'completed' | 'compensated' | 'failed' | 'compensation-failed' | 'aborted';
+const SAGA_STATUSES: SagaStatus[] = [
+  'running',
+  'compensating',
+  'completed',
+  'compensated',
+  'failed',
+  'compensation-failed',
+  'aborted',
+];
+interface SagaRow {
+  id: string;
+  type: string;
+  status: SagaStatus;
+  step?: string;
+  stepStatus?: string;
+  attempts: number;
+  error?: string;
+  createdAt: number;
+  updatedAt: number;
+}
+interface SagaDetail {
+  id: string;
+  type: string;
+  status: SagaStatus;
+  input: unknown;
+  cursor: number;
+  pivotPassed: boolean;
+  steps: {
+    name: string;
+    status: string;
+    attempts: number;
+    compensations: number;
+    result?: unknown;
+    error?: string;
+    startedAt?: number;
+    endedAt?: number;
+  }[];
+  waiting?: { step: number; commandId: string; sent: boolean; until: number };
+  error?: { step?: string; message: string; code?: string };
+  deadline?: number;
+  lease?: { owner: string; until: number };
+  createdAt: number;
+  updatedAt: number;
+  timeline: { at: number; event: string; step?: string; detail?: string }[];
+  canRetry: boolean;
+  canAbort: boolean;
 }
 type Selection = { ids: string[] } | { filter: Record<string, string | number> };
 
@@ -409,6 +465,7 @@ function renderOverview(main: HTMLElement): void {
         o.ready ? (o.ready.status === 200 ? 'ready' : 'not ready') : 'not reported',
         o.ready ? (o.ready.status === 200 ? 'ok' : 'bad') : '',
       ),
+      o.sagas && sagaKpi(o.sagas),
     ),
     h(
       'section',
@@ -995,6 +1052,368 @@ async function showEntry(id: string, after: () => void): Promise<void> {
   if (!d.open) d.showModal();
 }
 
+// ---- sagas ---------------------------------------------------------------------------------------
+
+function sagaClass(status: string): string {
+  if (status === 'completed' || status === 'compensated') return 'ok';
+  if (status === 'failed' || status === 'compensation-failed') return 'bad';
+  return status === 'aborted' || status === 'compensating' ? 'warn' : '';
+}
+
+/** The overview's saga tile: how many move now, and how many wait for an operator. */
+function sagaKpi(c: Partial<Record<SagaStatus, number>>): HTMLElement {
+  const moving = (c.running ?? 0) + (c.compensating ?? 0);
+  const parked = (c.failed ?? 0) + (c['compensation-failed'] ?? 0);
+  const done = (c.completed ?? 0) + (c.compensated ?? 0) + (c.aborted ?? 0);
+  return h(
+    'a',
+    { class: `kpi ${parked > 0 ? 'bad' : ''}`, href: '#/sagas', 'data-test': 'saga-kpi' },
+    h('span', { class: 'label' }, 'Sagas'),
+    h('span', { class: 'value' }, `${num(moving)} running`),
+    h('span', { class: 'label' }, `${num(done)} finished · ${num(parked)} parked`),
+  );
+}
+
+async function renderSagas(main: HTMLElement, params: URLSearchParams): Promise<void> {
+  const type = params.get('type') ?? '';
+  const status = params.get('status') ?? '';
+  const cursor = params.get('cursor') ?? undefined;
+  const [summary, page] = await Promise.all([
+    api<{
+      types: { type: string; counts: Partial<Record<SagaStatus, number>> }[];
+      totals: Partial<Record<SagaStatus, number>>;
+      scanned: number;
+      truncated: boolean;
+    }>('saga-types'),
+    api<{ items: SagaRow[]; nextCursor?: string }>(`sagas${query({ type, status, cursor, limit: 50 })}`),
+  ]);
+  const link = (q: Record<string, string | undefined>): string => `#/sagas${query(q)}`;
+  const countCell = (t: string | undefined, st: SagaStatus, n: number | undefined): HTMLElement =>
+    h(
+      'td',
+      { class: `n ${n && sagaClass(st) === 'bad' ? 'bad' : ''}` },
+      n ? h('a', { href: link({ type: t, status: st }) }, num(n)) : '·',
+    );
+  const form = h(
+    'form',
+    { class: 'filters', 'data-test': 'saga-filters' },
+    h('label', {}, 'Saga type', h('input', { name: 'type', value: type })),
+    h(
+      'label',
+      {},
+      'Status',
+      h(
+        'select',
+        { name: 'status' },
+        ...['', ...SAGA_STATUSES].map((v) =>
+          h('option', { value: v, ...(status === v ? { selected: true } : {}) }, v || 'any'),
+        ),
+      ),
+    ),
+    h(
+      'div',
+      { class: 'formbuttons' },
+      h('button', { class: 'primary', type: 'submit' }, 'Apply'),
+      h('a', { class: 'button ghost', href: '#/sagas' }, 'Clear'),
+    ),
+  ) as HTMLFormElement;
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const data = new FormData(form);
+    location.hash = link({
+      type: String(data.get('type') ?? '').trim(),
+      status: String(data.get('status') ?? ''),
+    });
+  });
+  main.replaceChildren(
+    h(
+      'section',
+      { class: 'card' },
+      h('h3', {}, 'Sagas by type'),
+      h(
+        'p',
+        { class: 'muted' },
+        summary.truncated
+          ? `Counted over the newest ${summary.scanned.toLocaleString()} sagas.`
+          : `${summary.scanned.toLocaleString()} sagas in the store. Failed and compensation-failed sagas wait for an operator.`,
+      ),
+      h(
+        'table',
+        { class: 'grid', 'data-test': 'saga-types' },
+        h('thead', {}, h('tr', {}, h('th', {}, 'Type'), ...SAGA_STATUSES.map((st) => h('th', {}, st)))),
+        h(
+          'tbody',
+          {},
+          summary.types.length === 0
+            ? h('tr', {}, h('td', { colspan: 8, class: 'empty' }, 'No sagas yet.'))
+            : summary.types.map((t) =>
+                h(
+                  'tr',
+                  { 'data-test': 'saga-type', 'data-type': t.type },
+                  h('td', {}, h('a', { href: link({ type: t.type }) }, t.type)),
+                  ...SAGA_STATUSES.map((st) => countCell(t.type, st, t.counts[st])),
+                ),
+              ),
+        ),
+      ),
+    ),
+    h('section', { class: 'card' }, form),
+    h(
+      'section',
+      { class: 'card' },
+      h(
+        'table',
+        { class: 'grid', 'data-test': 'sagas' },
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            ...['Saga', 'Type', 'Status', 'Step', 'Attempts', 'Error', 'Started', 'Updated'].map((c) =>
+              h('th', {}, c),
+            ),
+          ),
+        ),
+        h(
+          'tbody',
+          {},
+          page.items.length === 0
+            ? h('tr', {}, h('td', { colspan: 8, class: 'empty' }, 'No sagas match.'))
+            : page.items.map((r) =>
+                h(
+                  'tr',
+                  {
+                    class: 'clickable',
+                    'data-test': 'saga-row',
+                    'data-status': r.status,
+                    onclick: () => (location.hash = `#/saga?id=${encodeURIComponent(r.id)}`),
+                  },
+                  h('td', { class: 'mono' }, r.id),
+                  h('td', {}, r.type),
+                  h('td', {}, h('span', { class: `tag ${sagaClass(r.status)}` }, r.status)),
+                  h('td', {}, r.step ? `${r.step} (${r.stepStatus})` : '—'),
+                  h('td', { class: 'n' }, r.attempts),
+                  h('td', { class: 'err' }, r.error ?? ''),
+                  h('td', { title: time(r.createdAt) }, ago(r.createdAt)),
+                  h('td', { title: time(r.updatedAt) }, ago(r.updatedAt)),
+                ),
+              ),
+        ),
+      ),
+      h(
+        'div',
+        { class: 'toolbar' },
+        cursor ? h('a', { class: 'button ghost', href: link({ type, status }) }, 'First page') : null,
+        page.nextCursor
+          ? h(
+              'a',
+              { class: 'button ghost', href: link({ type, status, cursor: page.nextCursor }) },
+              'Next page',
+            )
+          : null,
+      ),
+    ),
+  );
+}
+
+async function renderSaga(main: HTMLElement, params: URLSearchParams): Promise<void> {
+  const id = params.get('id') ?? '';
+  const s = await api<SagaDetail>(`sagas/${encodeURIComponent(id)}`);
+  const again = (): void => void route();
+  const row = (k: string, v: Child): HTMLElement => h('tr', {}, h('th', {}, k), h('td', {}, v));
+  const act = (action: 'retry' | 'abort'): void =>
+    needToken(() => {
+      const reason = h('input', {
+        type: 'text',
+        placeholder: 'why (kept in the timeline)',
+        'data-test': 'abort-reason',
+      }) as HTMLInputElement;
+      modal(
+        action === 'retry' ? `Retry saga ${s.id}` : `Abort saga ${s.id}`,
+        action === 'retry'
+          ? [
+              h(
+                'p',
+                {},
+                s.status === 'compensation-failed'
+                  ? 'The saga compensates again, from the compensation that failed.'
+                  : 'The saga runs its failed step again and goes on.',
+              ),
+              h('p', { class: 'muted' }, 'A runner on the same store picks it up on its next poll.'),
+            ]
+          : [
+              h(
+                'p',
+                {},
+                s.status === 'running'
+                  ? 'The saga stops and compensates the steps it completed.'
+                  : 'The saga is closed as aborted; nothing more is run or compensated.',
+              ),
+              reason,
+            ],
+        action === 'retry' ? 'Retry' : 'Abort',
+        async () => {
+          const r = await api<SagaDetail>(
+            `sagas/${encodeURIComponent(s.id)}/${action}`,
+            action === 'abort' && reason.value.trim() ? { reason: reason.value.trim() } : {},
+          );
+          toast(`Saga ${r.id}: ${r.status}`);
+          again();
+        },
+        action === 'abort',
+      );
+    });
+  main.replaceChildren(
+    h(
+      'section',
+      { class: 'card' },
+      h(
+        'div',
+        { class: 'toolbar' },
+        h(
+          'h3',
+          {},
+          `${s.type} · `,
+          h('code', {}, s.id),
+          ' ',
+          h('span', { class: `tag ${sagaClass(s.status)}`, 'data-test': 'saga-status' }, s.status),
+        ),
+        h('span', { class: 'spacer' }),
+        h(
+          'a',
+          { class: 'button ghost', href: `#/sagas?type=${encodeURIComponent(s.type)}` },
+          'All of this type',
+        ),
+        !session.readOnly &&
+          s.canRetry &&
+          h('button', { class: 'primary', 'data-test': 'saga-retry', onclick: () => act('retry') }, 'Retry'),
+        !session.readOnly &&
+          s.canAbort &&
+          h(
+            'button',
+            { class: 'ghost danger-text', 'data-test': 'saga-abort', onclick: () => act('abort') },
+            'Abort',
+          ),
+      ),
+      h(
+        'table',
+        { class: 'kv' },
+        row('Started', time(s.createdAt)),
+        row('Updated', time(s.updatedAt)),
+        row('Pivot passed', s.pivotPassed ? 'yes: it only goes forward now' : 'no'),
+        s.error &&
+          row(
+            'Error',
+            h(
+              'span',
+              { class: 'err' },
+              `${s.error.step ? `${s.error.step}: ` : ''}${s.error.message}`,
+              s.error.code ? ` (${s.error.code})` : '',
+            ),
+          ),
+        s.waiting && row('Waiting', `reply to ${s.waiting.commandId} until ${time(s.waiting.until)}`),
+        s.deadline !== undefined && row('Deadline', time(s.deadline)),
+        s.lease && row('Lease', `${s.lease.owner} until ${time(s.lease.until)}`),
+      ),
+    ),
+    h(
+      'section',
+      { class: 'card' },
+      h('h3', {}, 'Steps'),
+      h(
+        'table',
+        { class: 'grid', 'data-test': 'saga-steps' },
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            ...[
+              '#',
+              'Step',
+              'Status',
+              'Attempts',
+              'Compensations',
+              'Started',
+              'Ended',
+              'Result or error',
+            ].map((c) => h('th', {}, c)),
+          ),
+        ),
+        h(
+          'tbody',
+          {},
+          s.steps.map((st, i) =>
+            h(
+              'tr',
+              { 'data-test': 'saga-step' },
+              h('td', { class: 'n' }, i + 1),
+              h('td', {}, st.name),
+              h(
+                'td',
+                {},
+                h(
+                  'span',
+                  { class: `tag ${sagaClass(st.status === 'done' ? 'completed' : st.status)}` },
+                  st.status,
+                ),
+              ),
+              h('td', { class: 'n' }, st.attempts),
+              h('td', { class: 'n' }, st.compensations),
+              h('td', {}, st.startedAt ? time(st.startedAt) : '—'),
+              h('td', {}, st.endedAt ? time(st.endedAt) : '—'),
+              h(
+                'td',
+                { class: st.error ? 'err' : 'mono small' },
+                st.error ?? (st.result !== undefined ? JSON.stringify(st.result) : ''),
+              ),
+            ),
+          ),
+        ),
+      ),
+    ),
+    h(
+      'section',
+      { class: 'card' },
+      h('h3', {}, 'Timeline'),
+      h(
+        'table',
+        { class: 'grid', 'data-test': 'saga-timeline' },
+        h('thead', {}, h('tr', {}, ...['When', 'Event', 'Step', 'Detail'].map((c) => h('th', {}, c)))),
+        h(
+          'tbody',
+          {},
+          s.timeline.map((t) =>
+            h(
+              'tr',
+              { 'data-test': 'timeline-entry' },
+              h(
+                'td',
+                { title: time(t.at), class: 'mono small' },
+                `${new Date(t.at).toLocaleTimeString([], { hour12: false })}.${String(t.at % 1000).padStart(3, '0')}`,
+              ),
+              h(
+                'td',
+                {},
+                h(
+                  'span',
+                  { class: `tag ${/fail|declin|timeout|abort/i.test(t.event) ? 'bad' : ''}` },
+                  t.event,
+                ),
+              ),
+              h('td', {}, t.step ?? ''),
+              h('td', { class: 'err' }, t.detail ?? ''),
+            ),
+          ),
+        ),
+      ),
+    ),
+    h('section', { class: 'card' }, h('h3', {}, 'Input'), h('pre', {}, JSON.stringify(s.input, null, 2))),
+  );
+}
+
 // ---- audit ---------------------------------------------------------------------------------------
 
 async function renderAudit(main: HTMLElement): Promise<void> {
@@ -1018,7 +1437,7 @@ async function renderAudit(main: HTMLElement): Promise<void> {
       h(
         'p',
         { class: 'muted' },
-        'Every replay and purge made through the console: who, what, when, how many.',
+        'Every replay, purge, saga retry and saga abort made through the console: who, what, when, how many.',
       ),
       h(
         'table',
@@ -1064,13 +1483,15 @@ async function route(): Promise<void> {
   const [name = 'overview', search = ''] = hash.split('?');
   view = name || 'overview';
   for (const a of document.querySelectorAll('nav a'))
-    a.classList.toggle('active', a.getAttribute('data-view') === view);
+    a.classList.toggle('active', a.getAttribute('data-view') === (view === 'saga' ? 'sagas' : view));
   const main = $('main');
   const params = new URLSearchParams(search);
   try {
     if (view === 'groups') await renderGroups(main, params);
     else if (view === 'dead-letters') await renderDeadLetters(main, params);
     else if (view === 'audit') await renderAudit(main);
+    else if (view === 'sagas') await renderSagas(main, params);
+    else if (view === 'saga') await renderSaga(main, params);
     else renderOverview(main);
   } catch (e) {
     main.replaceChildren(h('p', { class: 'error' }, (e as Error).message));
@@ -1132,6 +1553,7 @@ async function start(): Promise<void> {
   document.title = session.title;
   $('title').textContent = session.title;
   renderAuth();
+  if (session.sagas) $('nav-sagas').hidden = false;
   $('auth').addEventListener('click', () => {
     if (!session.readOnly) askToken();
   });
