@@ -28,10 +28,7 @@ export function validateDelay(delayMs: number | undefined): number {
  * publish now. Rejects unknown options and what is not a finite, non-negative epoch-milliseconds
  * number.
  */
-export function scheduledTime(
-  options: PublishOptions | undefined,
-  now: number,
-): number | undefined {
+export function scheduledTime(options: PublishOptions | undefined, now: number): number | undefined {
   if (options === undefined) return undefined;
   if (options === null || typeof options !== 'object') throw new ConfigError('options', 'must be an object');
   const unknown = Object.keys(options).filter((k) => k !== 'deliverAt');

@@ -20,7 +20,7 @@ import {
 } from './driver.js';
 import type { ResolvedKafkaOptions } from './options.js';
 import { PartitionState, type Entry } from './partition.js';
-import { consumerClosed, consumerOpened } from './pool.js';
+import { consumerClosed, consumerOpened, oneCloseAtATime } from './pool.js';
 
 /** What a member needs from its transport. */
 export interface ConsumerContext {
@@ -355,7 +355,11 @@ export class GroupConsumer implements Subscription {
   }
 
   private rebalanced(err: LibrdKafkaError, assignment: Assignment[]): void {
-    const cooperative = this.client.rebalanceProtocol() === 'COOPERATIVE';
+    // From the configured assignor, not client.rebalanceProtocol(): while disconnect() closes the
+    // consumer that answers "NONE", the eager unassign() below is then refused by a cooperative
+    // group without an error reaching us, and librdkafka's close waits for the unassign forever,
+    // holding one of the four libuv pool threads for good (four such closes stall the process).
+    const cooperative = this.ctx.options.rebalance === 'cooperative';
     try {
       if (err.code === ASSIGN_PARTITIONS) {
         for (const a of assignment) {
@@ -417,9 +421,18 @@ export class GroupConsumer implements Subscription {
     }
   }
 
-  /** Commits the settled prefixes, leaves the group and disconnects. */
+  /** How long a close may take before it is abandoned: the session timeout plus a margin. */
+  private closeBoundMs(): number {
+    return this.ctx.options.sessionTimeoutMs + 5_000;
+  }
+
+  /**
+   * Commits the settled prefixes, leaves the group and disconnects, one consumer of the process at
+   * a time (see pool.ts). Until its turn the poll loop goes on, paused, so that this member keeps
+   * answering the rebalances that the closes before it cause.
+   */
   private leave(): Promise<void> {
-    this.leaving ??= (async () => {
+    this.leaving ??= oneCloseAtATime(this.closeBoundMs(), async () => {
       this.active = false;
       this.polling = false;
       this.idleWake?.();
@@ -431,15 +444,28 @@ export class GroupConsumer implements Subscription {
         for (const entry of state.unsettled()) if (entry.timer) clearTimeout(entry.timer);
       }
       this.delayed = 0;
-      await new Promise<void>((resolve) => {
-        this.client.disconnect(() => resolve());
-      });
+      // Bounded: a close that librdkafka never finishes (a hung coordinator) must not hang stop().
+      // Its pool thread stays taken; the warning says so.
+      let bound: NodeJS.Timeout | undefined;
+      const closed = await Promise.race([
+        new Promise<boolean>((resolve) => this.client.disconnect(() => resolve(true))),
+        new Promise<boolean>((resolve) => (bound = setTimeout(() => resolve(false), this.closeBoundMs()))),
+      ]);
+      clearTimeout(bound);
+      if (!closed)
+        this.ctx.report(
+          new Error(
+            `consumer close of ${this.label} did not finish within ${this.closeBoundMs()} ms; abandoned ` +
+              '(the group takes its partitions back after the session timeout; one libuv pool thread stays blocked)',
+          ),
+          `close ${this.label}`,
+        );
       if (this.counted) consumerClosed();
       this.counted = false;
       this.released = true;
       this.partitions.clear();
       this.ctx.retired(this);
-    })();
+    });
     return this.leaving;
   }
 }

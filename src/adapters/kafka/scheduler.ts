@@ -123,11 +123,15 @@ export class Scheduler {
   async cancel(topic: string, ids: readonly string[]): Promise<number> {
     // A process that cancels schedules too: join the group now rather than at the first publish.
     const started = this.start();
+    // The group's commit points are read before the cancels are written: afterwards the scheduler
+    // may already have acted on a cancel and committed past it, and a replay starting there would
+    // miss the schedule record and count 0 for a message that this cancel did remove. A commit
+    // point read first never lies past a record that was still pending.
+    const offsets = await this.ctx.offsets();
     const placements = await this.ctx.produce(
       this.kafkaTopic,
       ids.map((id) => encode('cancel', topic, id, 0)),
     );
-    const offsets = await this.ctx.offsets();
     let count = 0;
     for (let i = 0; i < ids.length; i++) {
       const { partition, offset } = placements[i]!;

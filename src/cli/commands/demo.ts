@@ -92,8 +92,13 @@ export const demoCommand: Command = {
       else printSummary(io, summary);
       return summary.lost === 0 && summary.orderViolations === 0 ? EXIT.ok : EXIT.failure;
     } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      // After a Ctrl-C the handler stays: the runner's forwarded copy of that same signal may
+      // arrive only after the demo has finished, and must not kill the process (exit by signal)
+      // while it is writing its summary and exiting 0.
+      if (firstSignalAt === undefined) {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
     }
   },
 };

@@ -37,6 +37,9 @@ export function kafkaConformance(index: number): void {
       cleanup: () => cluster.stop(),
       unsupported: MOCK_LIMITS,
       shard: { index, count: SHARDS },
+      // The scheduler is a consumer group (ADR 0923): the first scheduled publish of an instance
+      // waits for its group join, about 3 s on a real broker and 3-6 s on the mock.
+      scheduleLeadMs: 8000,
     });
   });
 }
