@@ -72,6 +72,10 @@ test(
           headers: { 'content-type': 'application/json', ...(auth ? { authorization: auth } : {}) },
           body: JSON.stringify({ filter: { group: 'billing' } }),
         });
+      const session = (await (await fetch(new URL('/api/session', printed))).json()) as { sagas: boolean };
+      assert.equal(session.sagas, true, 'the Sagas view reads the saga store of the same SQLite file');
+      const sagas = await fetch(new URL('/api/sagas', printed));
+      assert.equal(sagas.status, 200);
       assert.equal((await replay()).status, 401);
       const ok = await replay(`Bearer ${token}`);
       assert.equal(ok.status, 200);

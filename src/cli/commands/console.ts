@@ -8,9 +8,13 @@ import {
   numberOption,
   parseCommand,
   stringOption,
+  transportChoice,
   type OptionSpecs,
 } from '../args.js';
 import { withHerald, type Command } from '../command.js';
+import { backends } from '../../backends/index.js';
+import { ConfigError } from '../../contracts/errors.js';
+import type { SagaStore } from '../../saga/store.js';
 
 const options = {
   port: {
@@ -71,8 +75,16 @@ export const consoleCommand: Command = {
     const traceUrl = stringOption(values, 'trace-url');
     const auditFile = stringOption(values, 'audit-file');
     await withHerald(values, io, async (herald, opened) => {
+      // The Sagas view, where the backend keeps sagas (a backend without a saga store has none).
+      const sagas = await backends
+        .openSagaStore((await transportChoice(values, io.env)).url, { mustExist: true })
+        .catch((err: unknown): SagaStore | undefined => {
+          if (err instanceof ConfigError) return undefined;
+          throw err;
+        });
       const handler = consoleHandler({
         herald,
+        ...(sagas ? { sagas } : {}),
         title: `Herald · ${opened.backend}`,
         readOnly,
         ...(token ? { token } : {}),
@@ -111,6 +123,7 @@ export const consoleCommand: Command = {
         server.close(() => resolve());
         server.closeAllConnections();
       });
+      await sagas?.close();
     });
     return EXIT.ok;
   },
