@@ -6,7 +6,7 @@
  * Each factory call must return a fresh, empty store.
  */
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
+import { after, afterEach, describe, test } from 'node:test';
 import {
   ConcurrencyError,
   uuidv7,
@@ -72,6 +72,11 @@ export function runStoreSuite(name: string, harness: StoreHarness): void {
       open.push(store);
       return store;
     };
+    // Each case's stores close when it ends, so a backend with a connection pool per store does
+    // not hold every case's connections until the suite is over.
+    afterEach(async () => {
+      await Promise.all(open.splice(0).map((s) => s.close?.().catch(() => undefined)));
+    });
     after(async () => {
       await Promise.all(open.map((s) => s.close?.().catch(() => undefined)));
       await harness.cleanup?.();

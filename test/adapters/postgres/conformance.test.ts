@@ -49,10 +49,20 @@ async function fresh(): Promise<PostgresStores> {
   opened.push(stores);
   return stores;
 }
+/** One store of a fresh set, whose close ends the whole set and its pool (the suite closes each case's stores). */
+async function freshStore<K extends 'deadLetters' | 'idempotency' | 'events'>(
+  kind: K,
+): Promise<PostgresStores[K]> {
+  const stores = await fresh();
+  return new Proxy(stores[kind], {
+    get: (target, property, receiver) =>
+      property === 'close' ? () => stores.close() : (Reflect.get(target, property, receiver) as unknown),
+  });
+}
 runStoreSuite('postgres', {
-  deadLetters: async (): Promise<PostgresDeadLetterStore> => (await fresh()).deadLetters,
-  idempotency: async (): Promise<PostgresIdempotencyStore> => (await fresh()).idempotency,
-  events: async (): Promise<PostgresEventStore> => (await fresh()).events,
+  deadLetters: async (): Promise<PostgresDeadLetterStore> => freshStore('deadLetters'),
+  idempotency: async (): Promise<PostgresIdempotencyStore> => freshStore('idempotency'),
+  events: async (): Promise<PostgresEventStore> => freshStore('events'),
   cleanup: async () => {
     await Promise.all(opened.map((s) => s.close()));
     await dropSchemas(SHARED_URL, storeSchemas);
