@@ -146,10 +146,15 @@ export class Names {
     return `${token(group)}_${token(topic)}`;
   }
 
-  /** The topic token of a subject of the topics stream (`<ns>.topics.<topic>.…`), if it is one. */
+  /**
+   * The topic token of a subject of the topics stream (`<ns>.topics.<topic>.…`) or of the
+   * scheduled stream (`<ns>.sched.<topic>.…`), if it is one.
+   */
   topicTokenOf(subject: string): string | undefined {
     const parts = subject.split('.');
-    return parts.length >= 4 && `${parts[0]}.${parts[1]}` === this.subjectRoot ? parts[2] : undefined;
+    return parts.length >= 4 && parts[0] === this.namespace && (parts[1] === 'topics' || parts[1] === 'sched')
+      ? parts[2]
+      : undefined;
   }
 
   /**
@@ -158,7 +163,7 @@ export class Names {
    * narrower filter, a name that does not end in the filter's topic).
    */
   groupConsumerTokens(name: string, filter: string): { group: string; topic: string } | undefined {
-    const topic = filter.endsWith('.>') ? this.topicTokenOf(filter) : undefined;
+    const topic = filter.endsWith('.>') ? filter.split('.')[2] : undefined;
     if (topic === undefined || filter !== `${this.subjectRoot}.${topic}.>` || /[*>]/.test(topic))
       return undefined;
     const suffix = `_${topic}`;

@@ -181,12 +181,13 @@ export class NatsTransport implements Transport {
   }
 
   /**
-   * Every topic of the namespace and the groups that read it: the topics with messages in the
-   * topics stream (one listing of its subjects, which has one per key) and the durable consumers
-   * Herald made on it (named `<group>_<topic>`, filter `<ns>.topics.<topic>.>`). Other consumers
-   * (other tools', ephemeral and ordered ones) are left out; Herald's scheduler reads another
-   * stream. A name shortened to a hash is read from its consumer's description; a topic with such a
-   * name and no consumer that knows it is left out, as `stats()` could not be asked about it.
+   * Every topic of the namespace and the groups that read it: the durable consumers Herald made
+   * on the topics stream (named `<group>_<topic>`, filter `<ns>.topics.<topic>.>`) and the topics
+   * with messages in the topics or scheduled stream (listings of their subjects: one per key, one
+   * per scheduled id). Other consumers (other tools', ephemeral and ordered ones) are left out;
+   * Herald's scheduler reads the scheduled stream. A name shortened to a hash is read from its
+   * consumer's description; a topic with such a name and no consumer that knows it is left out, as
+   * `stats()` could not be asked about it (ADR 0905).
    */
   async topology(): Promise<readonly TopicTopology[]> {
     if (this.closing) throw new ClosedError('NatsTransport');
@@ -216,8 +217,18 @@ export class NatsTransport implements Transport {
       topicNames.set(tokens.topic, topic);
       groupsOf(tokens.topic).add(group);
     }
-    const info = await jsm.streams.info(stream, { subjects_filter: this.names.topicsSubjects });
-    for (const subject of Object.keys(info.state.subjects ?? {})) {
+    const subjects = async (name: string, filter: string): Promise<string[]> => {
+      const info = await jsm.streams.info(name, { subjects_filter: filter }).catch((err: unknown) => {
+        if (isNotFound(err)) return undefined; // nothing was ever scheduled in this namespace
+        throw err;
+      });
+      return Object.keys(info?.state.subjects ?? {});
+    };
+    for (const subject of [
+      ...(await subjects(stream, this.names.topicsSubjects)),
+      // Scheduled and not yet due: listed like the other transports list a topic once scheduled on.
+      ...(await subjects(this.names.scheduledStream, this.names.scheduledSubjects)),
+    ]) {
       const t = this.names.topicTokenOf(subject);
       if (t === undefined || topicNames.has(t)) continue;
       const topic = untoken(t);

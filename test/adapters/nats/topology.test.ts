@@ -52,8 +52,10 @@ test('another transport lists the topics and their groups; internals, foreign co
   for (const group of groups)
     await (await writer.subscribe(topic, { group, prefetch: 1 }, (d) => d.ack())).close();
   await writer.publish(topic, [{ id: '1', key: 'k', headers: {}, body }]);
-  // A scheduled publish starts the scheduler's consumer (on the scheduled stream).
+  // A scheduled publish starts the scheduler's consumer (on the scheduled stream); a topic with
+  // only scheduled messages is listed, as on the other transports.
   await writer.publish(topic, [{ id: '2', headers: {}, body }], { deliverAt: Date.now() + 3_600_000 });
+  await writer.publish('later', [{ id: '3', headers: {}, body }], { deliverAt: Date.now() + 3_600_000 });
 
   // Written with the NATS client: a topic with messages nobody reads, a topic whose long name
   // only a hash in the subject shows, and consumers that are not Herald groups.
@@ -86,6 +88,7 @@ test('another transport lists the topics and their groups; internals, foreign co
 
   const reader = transport(ns);
   assert.deepEqual(await reader.topology(), [
+    { topic: 'later', groups: [] },
     { topic: 'quiet', groups: ['copied'] },
     { topic, groups },
   ]);
