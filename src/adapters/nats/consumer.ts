@@ -16,7 +16,7 @@ import type {
 import { validateDelay } from '../../transport/validate.js';
 import { decodeMessage } from './codec.js';
 import type { Connection } from './connection.js';
-import { token } from './names.js';
+import { consumerDescription, token } from './names.js';
 import type { ResolvedTransportOptions } from './options.js';
 import { isNotFound, type Broker, type Handles } from './state.js';
 
@@ -482,9 +482,12 @@ export class GroupConsumer implements Subscription {
     if (!info) {
       const latest = this.options.startFrom === 'latest';
       const last = latest ? (await jsm.streams.info(stream)).state.last_seq : 0;
+      const description = consumerDescription(this.topic, this.group);
       info = await jsm.consumers
         .add(stream, {
           durable_name: this.durable,
+          // The names in full, for topology() when a token is shortened to a hash.
+          ...(description === undefined ? {} : { description }),
           ack_policy: AckPolicy.Explicit,
           filter_subject: `${this.ctx.broker.names.topicSubject(this.topic)}.>`,
           ack_wait: this.ctx.options.ackWaitMs * 1_000_000,

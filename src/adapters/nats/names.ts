@@ -47,6 +47,35 @@ export function token(name: string): string {
   return `${out.slice(0, MAX_TOKEN - 17)}=${hash(name)}`;
 }
 
+/** The tail of a token shortened by `token`: `=` and 16 characters of a hash. */
+const HASHED_TAIL = /=[A-Za-z0-9_-]{16}$/;
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * The name a token was made from, or undefined when it cannot be told: a token shortened to a
+ * hash (or one of the maximum length that looks like one), or a string `token` never returns.
+ * Undefined rather than a guess, so a listing never shows a name that is not the real one.
+ */
+export function untoken(t: string): string | undefined {
+  if (t.length === 0 || (t.length === MAX_TOKEN && HASHED_TAIL.test(t))) return undefined;
+  const bytes: number[] = [];
+  for (let i = 0; i < t.length; i++) {
+    if (t[i] !== '=') bytes.push(t.charCodeAt(i));
+    else {
+      bytes.push(Number.parseInt(t.slice(i + 1, i + 3), 16));
+      i += 2;
+    }
+  }
+  let name: string;
+  try {
+    name = STRICT_UTF8.decode(Uint8Array.from(bytes));
+  } catch {
+    return undefined;
+  }
+  // Round trip: rejects lower-case or missing hex, escaped plain characters, foreign characters.
+  return token(name) === t ? name : undefined;
+}
+
 /** 16 characters of the SHA-256 of `value` in base64url: a subject token of 96 bits. */
 export function hash(value: string): string {
   return createHash('sha256').update(value).digest('base64url').slice(0, 16);
@@ -115,6 +144,62 @@ export class Names {
 
   consumer(topic: string, group: string): string {
     return `${token(group)}_${token(topic)}`;
+  }
+
+  /**
+   * The topic token of a subject of the topics stream (`<ns>.topics.<topic>.…`) or of the
+   * scheduled stream (`<ns>.sched.<topic>.…`), if it is one.
+   */
+  topicTokenOf(subject: string): string | undefined {
+    const parts = subject.split('.');
+    return parts.length >= 4 && parts[0] === this.namespace && (parts[1] === 'topics' || parts[1] === 'sched')
+      ? parts[2]
+      : undefined;
+  }
+
+  /**
+   * The tokens of the group and topic a consumer of the topics stream was made for by `consumer`,
+   * from its name and filter subject; undefined for any other consumer (another tool's, a wider or
+   * narrower filter, a name that does not end in the filter's topic).
+   */
+  groupConsumerTokens(name: string, filter: string): { group: string; topic: string } | undefined {
+    const topic = filter.endsWith('.>') ? filter.split('.')[2] : undefined;
+    if (topic === undefined || filter !== `${this.subjectRoot}.${topic}.>` || /[*>]/.test(topic))
+      return undefined;
+    const suffix = `_${topic}`;
+    if (!name.endsWith(suffix) || name.length === suffix.length) return undefined;
+    return { group: name.slice(0, -suffix.length), topic };
+  }
+}
+
+/** Longest consumer description the server takes. */
+const MAX_DESCRIPTION = 4096;
+const DESCRIPTION_PREFIX = 'herald ';
+
+/**
+ * The description of a group's consumer: the group and topic names in full, which `topology()`
+ * reads back where a token was shortened to a hash. Undefined when it would be too long.
+ */
+export function consumerDescription(topic: string, group: string): string | undefined {
+  const d = `${DESCRIPTION_PREFIX}${JSON.stringify({ group, topic })}`;
+  return Buffer.byteLength(d) <= MAX_DESCRIPTION ? d : undefined;
+}
+
+/** The names in a consumer description, if it is one `consumerDescription` wrote. */
+export function namesInDescription(
+  description: string | undefined,
+): { group: string; topic: string } | undefined {
+  if (!description?.startsWith(DESCRIPTION_PREFIX)) return undefined;
+  try {
+    const v = JSON.parse(description.slice(DESCRIPTION_PREFIX.length)) as {
+      group?: unknown;
+      topic?: unknown;
+    };
+    return typeof v.group === 'string' && typeof v.topic === 'string'
+      ? { group: v.group, topic: v.topic }
+      : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -6,6 +6,7 @@ import type {
   PublishOptions,
   SubscribeOptions,
   Subscription,
+  TopicTopology,
   Transport,
   TransportCapabilities,
 } from '../../transport/transport.js';
@@ -13,7 +14,7 @@ import { scheduledTime, validateSubscribeOptions } from '../../transport/validat
 import { encodeHeaders, msgId } from './codec.js';
 import { Connection, type NatsStatus } from './connection.js';
 import { GroupConsumer } from './consumer.js';
-import { Names, token } from './names.js';
+import { Names, namesInDescription, token, untoken } from './names.js';
 import {
   resolveTransportOptions,
   type NatsTransportOptions,
@@ -177,6 +178,65 @@ export class NatsTransport implements Transport {
     delayed = Math.min(delayed, info.num_ack_pending);
     const scheduled = await this.scheduler.count(topic);
     return { lag: info.num_pending, scheduled, inFlight: info.num_ack_pending - delayed, delayed };
+  }
+
+  /**
+   * Every topic of the namespace and the groups that read it: the durable consumers Herald made
+   * on the topics stream (named `<group>_<topic>`, filter `<ns>.topics.<topic>.>`) and the topics
+   * with messages in the topics or scheduled stream (listings of their subjects: one per key, one
+   * per scheduled id). Other consumers (other tools', ephemeral and ordered ones) are left out;
+   * Herald's scheduler reads the scheduled stream. A name shortened to a hash is read from its
+   * consumer's description; a topic with such a name and no consumer that knows it is left out, as
+   * `stats()` could not be asked about it (ADR 0905).
+   */
+  async topology(): Promise<readonly TopicTopology[]> {
+    if (this.closing) throw new ClosedError('NatsTransport');
+    const { jsm } = await this.broker.handles();
+    const stream = this.names.topicsStream;
+    const topicNames = new Map<string, string>(); // topic token -> topic name
+    const groups = new Map<string, Set<string>>(); // topic token -> group names
+    const groupsOf = (t: string): Set<string> => {
+      let set = groups.get(t);
+      if (!set) groups.set(t, (set = new Set()));
+      return set;
+    };
+    for await (const c of jsm.consumers.list(stream)) {
+      const { durable_name: durable, filter_subject: filter, description } = c.config;
+      if (durable !== c.name || filter === undefined) continue;
+      const tokens = this.names.groupConsumerTokens(c.name, filter);
+      if (!tokens) continue;
+      const described = namesInDescription(description);
+      // The description counts only where it names this very consumer (not copied or edited).
+      const full =
+        described && token(described.group) === tokens.group && token(described.topic) === tokens.topic
+          ? described
+          : undefined;
+      const topic = full?.topic ?? untoken(tokens.topic);
+      const group = full?.group ?? untoken(tokens.group);
+      if (topic === undefined || group === undefined) continue;
+      topicNames.set(tokens.topic, topic);
+      groupsOf(tokens.topic).add(group);
+    }
+    const subjects = async (name: string, filter: string): Promise<string[]> => {
+      const info = await jsm.streams.info(name, { subjects_filter: filter }).catch((err: unknown) => {
+        if (isNotFound(err)) return undefined; // nothing was ever scheduled in this namespace
+        throw err;
+      });
+      return Object.keys(info?.state.subjects ?? {});
+    };
+    for (const subject of [
+      ...(await subjects(stream, this.names.topicsSubjects)),
+      // Scheduled and not yet due: listed like the other transports list a topic once scheduled on.
+      ...(await subjects(this.names.scheduledStream, this.names.scheduledSubjects)),
+    ]) {
+      const t = this.names.topicTokenOf(subject);
+      if (t === undefined || topicNames.has(t)) continue;
+      const topic = untoken(t);
+      if (topic !== undefined) topicNames.set(t, topic);
+    }
+    return [...topicNames]
+      .map(([t, topic]) => ({ topic, groups: [...(groups.get(t) ?? [])].sort() }))
+      .sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : 0));
   }
 
   /** Connection state and the last error; cheap, for health checks and dashboards. */

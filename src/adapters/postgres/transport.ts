@@ -9,6 +9,7 @@ import type {
   PublishOptions,
   SubscribeOptions,
   Subscription,
+  TopicTopology,
   Transport,
   TransportCapabilities,
 } from '../../transport/transport.js';
@@ -234,6 +235,22 @@ export class PostgresTransport implements Transport {
       `SELECT name FROM ${this.db.s}.topics ORDER BY name`,
     );
     return rows.map((r) => r.name);
+  }
+
+  /**
+   * Every topic in the schema (published to, scheduled on or subscribed to) and the groups that
+   * read it, sorted by name in byte order like the other transports (not the database collation).
+   */
+  async topology(): Promise<readonly TopicTopology[]> {
+    this.assertOpen();
+    const s = this.db.s;
+    const { rows } = await this.db.pool.query<{ topic: string; groups: string[] }>(
+      `SELECT t.name AS topic,
+              coalesce(array_agg(g.name ORDER BY g.name COLLATE "C") FILTER (WHERE g.name IS NOT NULL), '{}') AS groups
+         FROM ${s}.topics t LEFT JOIN ${s}.groups g ON g.topic_id = t.id
+        GROUP BY t.name ORDER BY t.name COLLATE "C"`,
+    );
+    return rows.map((r) => ({ topic: r.topic, groups: r.groups }));
   }
 
   /**
