@@ -18,7 +18,7 @@ import type { RedisClient } from '../connection.js';
  * The scripts that add and remove entries move the id between zsets in the same call.
  */
 
-/** Lua: drops id ARGV-style `id` from its dimension; the dimension's registry entry goes with its last id. */
+/** Lua `unindex(d, fr, prefix, id)`: takes `id` out of its dimension; the registry entry goes with the dimension's last id. */
 export const UNINDEX_LUA = `
 local function unindex(d, fr, prefix, id)
   local dim = redis.call('HGET', d, id)
