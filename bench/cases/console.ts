@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Redis } from 'ioredis';
 import { backends, type OpenedBackend } from '../../src/backends/index.js';
 import { DeadLetterIndex } from '../../src/console/index.js';
 import { groupsFromCounts } from '../../src/console/dead-letter-index.js';
@@ -81,7 +82,15 @@ async function time(fn: () => unknown, runs = 5): Promise<number> {
 
 const ms = (v: number): string => (v < 10 ? v.toFixed(2) : v.toFixed(0));
 
-async function measure(name: string, opened: OpenedBackend): Promise<string[]> {
+/**
+ * `dropCounts` deletes the store's failure counts (keeping the entries), as a DLQ written by a
+ * Herald without them looks: the next `failureCounts` indexes every entry once.
+ */
+async function measure(
+  name: string,
+  opened: OpenedBackend,
+  dropCounts?: () => Promise<void>,
+): Promise<string[]> {
   const store = opened.stores.deadLetters!;
   await store.purge();
   const fillMs = await fill(store, N);
@@ -137,6 +146,13 @@ async function measure(name: string, opened: OpenedBackend): Promise<string[]> {
       ],
       ['store-side overview: dead letters per topic/group', await time(() => counts())],
     );
+    if (dropCounts) {
+      await dropCounts();
+      rows.push([
+        `store-side groups: first call after upgrade (indexes ${N.toLocaleString('en-US')} entries)`,
+        await time(async () => groupsFromCounts(await counts()), 1),
+      ]);
+    }
   }
   rows.push(
     ['store: count()', await time(() => store.count())],
@@ -165,8 +181,9 @@ export async function run(): Promise<string> {
     '(no bodies), built through `DeadLetterStore.summaries` (SQLite: JSON fields picked by SQL) or',
     '`list`, and kept fresh by reading only entries after its last cursor; pages, search and dry runs',
     'are answered from it. A store with `failureCounts` (SQLite: fingerprint column and covering',
-    'index, ADR 0973) answers failure groups and the overview itself: the "store-side" rows; the',
-    'console then builds the index only when a page needs it, not at start.',
+    'index; Redis: a zset of ids per failure dimension kept by the add/remove scripts; ADR 0973)',
+    'answers failure groups and the overview itself: the "store-side" rows; the console then builds',
+    'the index only when a page needs it, not at start.',
     '',
     `Load average at the start of the run: ${os
       .loadavg()
@@ -185,12 +202,20 @@ export async function run(): Promise<string> {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  const redis = await backends.open('redis://127.0.0.1:6379', {
-    namespace: `bench-console-${randomBytes(3).toString('hex')}`,
-  });
+  const namespace = `bench-console-${randomBytes(3).toString('hex')}`;
+  const redis = await backends.open('redis://127.0.0.1:6379', { namespace });
+  const raw = new Redis('redis://127.0.0.1:6379');
   try {
-    out.push(...(await measure('Redis', redis)));
+    out.push(
+      ...(await measure('Redis', redis, async () => {
+        // The keys of the failure counts (src/adapters/redis/stores/dead-letter-failures.ts).
+        const base = `{${namespace}:dlq}`;
+        const dims = await raw.hkeys(`${base}:fr`);
+        await raw.unlink(`${base}:d`, `${base}:fr`, ...dims.map((d) => `${base}:f:${d}`));
+      })),
+    );
   } finally {
+    raw.disconnect();
     await redis.close();
   }
   return out.join('\n');

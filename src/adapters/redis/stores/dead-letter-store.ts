@@ -6,31 +6,42 @@ import {
   type DeadLetterEntry,
   type DeadLetterFilter,
   type DeadLetterStore,
+  type FailureCounts,
   type Page,
   type PageRequest,
 } from '../../../store/dead-letter-store.js';
 import type { RedisClient } from '../connection.js';
+import { dimensionOf, RedisFailureCounts, UNINDEX_LUA } from './dead-letter-failures.js';
 
 /*
- * Layout (one hash tag, so the scripts can touch all three keys in a cluster):
+ * Layout (one hash tag, so the scripts can touch every key in a cluster):
  *   <base>:e  hash  id -> entry JSON (body base64)
  *   <base>:m  hash  id -> its index member
  *   <base>:z  zset  members `<deadLetteredAt, 15 digits>\0<id>`, all score 0: lexical order is the
  *             listing order (deadLetteredAt, then id), and a page cursor maps to an exclusive
  *             ZRANGE BYLEX bound, so paging is keyset-based and stable under inserts and removals.
+ *   <base>:d, <base>:fr, <base>:f:<dim>  the failure counts (see dead-letter-failures.ts), moved in
+ *             the same script as the entry.
+ * KEYS of the add and remove scripts: e, m, z, d, fr (add: then the entry's dimension zset); the
+ * zset of an entry's previous dimension is named from `d` inside the script (same hash tag, so the
+ * same slot).
  */
-const ADD = `
+const ADD = `${UNINDEX_LUA}
 local old = redis.call('HGET', KEYS[2], ARGV[1])
 if old then redis.call('ZREM', KEYS[3], old) end
+if redis.call('HGET', KEYS[4], ARGV[1]) ~= ARGV[4] then unindex(KEYS[4], KEYS[5], ARGV[7], ARGV[1]) end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('ZADD', KEYS[3], 0, ARGV[3])
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[4])
+redis.call('HSET', KEYS[5], ARGV[4], ARGV[5])
+redis.call('ZADD', KEYS[6], ARGV[6], ARGV[1])
 return 1
 `;
 
-const REMOVE = `
+const REMOVE = `${UNINDEX_LUA}
 local n = 0
-for i = 1, #ARGV do
+for i = 2, #ARGV do
   local m = redis.call('HGET', KEYS[2], ARGV[i])
   if m then
     redis.call('ZREM', KEYS[3], m)
@@ -38,13 +49,21 @@ for i = 1, #ARGV do
     redis.call('HDEL', KEYS[1], ARGV[i])
     n = n + 1
   end
+  unindex(KEYS[4], KEYS[5], ARGV[1], ARGV[i])
 end
 return n
 `;
 
+/** Every dimension zset goes too, UNLINKed in slices (Lua's unpack has a stack limit). */
 const PURGE_ALL = `
 local n = redis.call('HLEN', KEYS[1])
-redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3])
+local dims = redis.call('HKEYS', KEYS[5])
+for i = 1, #dims, 500 do
+  local slice = {}
+  for j = i, math.min(i + 499, #dims) do slice[#slice + 1] = ARGV[1] .. dims[j] end
+  redis.call('UNLINK', unpack(slice))
+end
+redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 return n
 `;
 
@@ -76,6 +95,10 @@ export class RedisDeadLetterStore implements DeadLetterStore {
   private readonly entries: string;
   private readonly members: string;
   private readonly index: string;
+  private readonly dims: string;
+  private readonly registry: string;
+  private readonly dimPrefix: string;
+  private readonly failures: RedisFailureCounts;
   private readonly addScript: Script;
   private readonly removeScript: Script;
   private readonly purgeScript: Script;
@@ -88,23 +111,42 @@ export class RedisDeadLetterStore implements DeadLetterStore {
     this.entries = `${base}:e`;
     this.members = `${base}:m`;
     this.index = `${base}:z`;
-    client.defineCommand('herald_dlq_add', { lua: ADD, numberOfKeys: 3 });
-    client.defineCommand('herald_dlq_remove', { lua: REMOVE, numberOfKeys: 3 });
-    client.defineCommand('herald_dlq_purge', { lua: PURGE_ALL, numberOfKeys: 3 });
+    this.dims = `${base}:d`;
+    this.registry = `${base}:fr`;
+    this.dimPrefix = `${base}:f:`;
+    client.defineCommand('herald_dlq_add', { lua: ADD, numberOfKeys: 6 });
+    client.defineCommand('herald_dlq_remove', { lua: REMOVE, numberOfKeys: 5 });
+    client.defineCommand('herald_dlq_purge', { lua: PURGE_ALL, numberOfKeys: 5 });
     const commands = client as unknown as Record<string, Script>;
     this.addScript = commands.herald_dlq_add!.bind(client);
     this.removeScript = commands.herald_dlq_remove!.bind(client);
     this.purgeScript = commands.herald_dlq_purge!.bind(client);
+    this.failures = new RedisFailureCounts(client, {
+      entries: this.entries,
+      index: this.index,
+      dims: this.dims,
+      registry: this.registry,
+      dimPrefix: this.dimPrefix,
+    });
+  }
+
+  /** The keys every add, remove and purge script takes, in their order. */
+  private keys(): [string, string, string, string, string] {
+    return [this.entries, this.members, this.index, this.dims, this.registry];
   }
 
   async add(entry: DeadLetterEntry): Promise<void> {
+    const dim = dimensionOf(entry);
     await this.addScript(
-      this.entries,
-      this.members,
-      this.index,
+      ...this.keys(),
+      this.dimPrefix + dim.id,
       entry.id,
       encode(entry),
       member(entry.deadLetteredAt, entry.id),
+      dim.id,
+      dim.descriptor,
+      entry.deadLetteredAt,
+      this.dimPrefix,
     );
   }
 
@@ -137,23 +179,27 @@ export class RedisDeadLetterStore implements DeadLetterStore {
   async remove(ids: readonly string[]): Promise<number> {
     let n = 0;
     for (let i = 0; i < ids.length; i += CHUNK) {
-      n += (await this.removeScript(
-        this.entries,
-        this.members,
-        this.index,
-        ...ids.slice(i, i + CHUNK),
-      )) as number;
+      n += (await this.removeScript(...this.keys(), this.dimPrefix, ...ids.slice(i, i + CHUNK))) as number;
     }
     return n;
   }
 
   async purge(filter?: DeadLetterFilter): Promise<number> {
     if (!filter || Object.values(filter).every((v) => v === undefined)) {
-      return (await this.purgeScript(this.entries, this.members, this.index)) as number;
+      return (await this.purgeScript(...this.keys(), this.dimPrefix)) as number;
     }
     const ids: string[] = [];
     for await (const e of this.scan(filter)) ids.push(e.id);
     return this.remove(ids);
+  }
+
+  /**
+   * Counts per failure dimension kept by the add and remove scripts; reads one entry per
+   * fingerprint (its newest, for the sample error). Entries written before these counts existed are
+   * indexed on first use, 1,000 per script call (ADR 0973).
+   */
+  async failureCounts(filter?: DeadLetterFilter & { readonly fingerprint?: string }): Promise<FailureCounts> {
+    return this.failures.counts(filter);
   }
 
   /** Entries matching `filter` in listing order, strictly after the index member `afterMember`. */
