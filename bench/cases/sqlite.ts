@@ -240,14 +240,6 @@ async function latency(
   return [pct(50), pct(99), samples.length];
 }
 
-/** Median of the rates of `rounds` runs of `measure`. */
-async function median(rounds: number, measure: (round: number) => Promise<number>): Promise<number> {
-  const rates: number[] = [];
-  for (let r = 0; r < rounds; r++) rates.push(await measure(r));
-  rates.sort((a, b) => a - b);
-  return rates[Math.floor(rates.length / 2)]!;
-}
-
 export async function run(): Promise<string> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'herald-bench-sqlite-'));
   let files = 0;

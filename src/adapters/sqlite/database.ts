@@ -12,7 +12,7 @@ import {
 import type { ResolvedConnectionOptions } from './options.js';
 import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from './schema.js';
 
-type Statement = Database.Statement<unknown[], unknown>;
+export type Statement = Database.Statement<unknown[], unknown>;
 
 /**
  * One open connection to a Herald database file, with a statement cache and error translation.

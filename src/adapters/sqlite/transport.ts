@@ -27,11 +27,9 @@ import {
   type ResolvedTransportOptions,
   type SqliteTransportOptions,
 } from './options.js';
-import type { LeasedMessage, Settlement } from './leases.js';
-import { BrokerQueries } from './queue.js';
+import type { FetchRequest, FetchResult, LeasedMessage, Settlement } from './leases.js';
+import { BrokerQueries, MAX_LEASES } from './queue.js';
 
-/** Most messages leased by one poll, so one fetch transaction stays short. */
-const MAX_FETCH = 256;
 /** First idle back-off step; it doubles up to `pollIntervalMs`. */
 const FIRST_IDLE_MS = 5;
 const RETENTION_EVERY_MS = 5_000;
@@ -246,31 +244,49 @@ export class SqliteTransport implements Transport {
     if (m.immediate === undefined) this.schedule(m, 0);
   }
 
+  /** A fetch of the member's free prefetch slots (plus `freed` about to be settled), or undefined when it has none. */
+  private fetchRequest(m: Member, now: number, freed = 0): FetchRequest | undefined {
+    const room = m.prefetch - m.outstanding + freed;
+    if (room <= 0) return undefined;
+    return {
+      topicId: m.topicId,
+      groupId: m.groupId,
+      limit: Math.min(room, MAX_LEASES), // so one fetch transaction stays short
+      byKey: m.byKey,
+      token: `${this.instanceId}.${++this.fetches}`,
+      leaseUntil: now + this.options.visibilityTimeoutMs,
+    };
+  }
+
   private poll(m: Member): void {
     if (!m.active || this.closed) return;
-    const room = m.prefetch - m.outstanding;
-    if (room <= 0) return; // a settle wakes it
     const now = Date.now();
-    let leased: LeasedMessage[];
-    let nextVisibleAt: number | undefined;
+    const request = this.fetchRequest(m, now);
+    if (request === undefined) return; // a settle wakes it
+    let result: FetchResult;
     try {
-      const token = `${this.instanceId}.${++this.fetches}`;
-      const result = this.queries.fetch(
-        m.topicId,
-        m.groupId,
-        Math.min(room, MAX_FETCH),
-        m.byKey,
-        token,
-        now,
-        now + this.options.visibilityTimeoutMs,
-      );
-      leased = result.leased;
-      nextVisibleAt = result.nextVisibleAt;
-      for (const l of leased) this.deliver(m, l, token);
+      // A member that was idle looks before it takes the write lock; one that just found work does not.
+      result = this.queries.fetch(request, now, m.idleMs !== 0);
     } catch (err) {
-      // A busy file is expected under contention now and then; anything else is worth reporting.
-      if (!(err instanceof SqliteBusyError)) this.options.onError(err as Error);
-      this.schedule(m, this.options.pollIntervalMs);
+      this.fetchFailed(m, err);
+      return;
+    }
+    this.fetched(m, request, result, now);
+  }
+
+  private fetchFailed(m: Member, err: unknown): void {
+    // A busy file is expected under contention now and then; anything else is worth reporting.
+    if (!(err instanceof SqliteBusyError)) this.options.onError(err as Error);
+    this.schedule(m, this.options.pollIntervalMs);
+  }
+
+  /** Hands out what a fetch leased and decides when the member polls next. */
+  private fetched(m: Member, request: FetchRequest, result: FetchResult, now: number): void {
+    const { leased, nextVisibleAt } = result;
+    try {
+      for (const l of leased) this.deliver(m, l, request.token);
+    } catch (err) {
+      this.fetchFailed(m, err);
       return;
     }
     if (leased.length > 0) {
@@ -331,27 +347,44 @@ export class SqliteTransport implements Transport {
       for (const item of batch) item.resolve();
       return;
     }
+    // Settling frees prefetch slots and may unblock a key (or make a nacked message visible again):
+    // the members of the settled groups fetch in the same transaction (group commit).
+    const now = Date.now();
+    const fetches: { member: Member; request: FetchRequest }[] = [];
+    if (!closing) {
+      const freed = new Map<Member, number>();
+      for (const { delivery } of batch) freed.set(delivery.member, (freed.get(delivery.member) ?? 0) + 1);
+      const groups = new Set(batch.map((item) => item.delivery.groupId));
+      for (const m of this.members) {
+        if (!m.active || !groups.has(m.groupId)) continue;
+        const request = this.fetchRequest(m, now, freed.get(m) ?? 0);
+        if (request) fetches.push({ member: m, request });
+      }
+    }
+    let fetched: FetchResult[];
     try {
-      // A false result means the lease expired and was taken over: the new holder's state is left alone.
-      this.queries.settle(batch.map((item) => item.settlement));
+      // A false settle result means the lease expired and was taken over: the new holder's state is left alone.
+      fetched = this.queries.settleAndFetch(
+        batch.map((item) => item.settlement),
+        fetches.map((f) => f.request),
+        now,
+      ).fetched;
     } catch (err) {
       // Still leased to us: the caller may settle again, or the lease expires and the message returns.
       for (const item of batch) {
         item.delivery.settling = false;
         item.reject(err);
       }
+      for (const { member } of fetches) this.fetchFailed(member, err);
       return;
     }
-    const groups = new Set<number>();
     for (const { delivery, resolve } of batch) {
       delivery.done = true;
       this.unsettled.delete(delivery);
       delivery.member.outstanding--;
-      groups.add(delivery.groupId);
       resolve();
     }
-    // Settling frees prefetch slots and may unblock a key (or make a nacked message visible again).
-    if (!closing) for (const m of this.members) if (groups.has(m.groupId)) this.wake(m);
+    fetches.forEach(({ member, request }, i) => this.fetched(member, request, fetched[i]!, now));
   }
 
   private renewLeases(): void {
