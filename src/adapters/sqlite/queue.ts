@@ -1,7 +1,7 @@
 import type { GroupStats, Message } from '../../transport/transport.js';
 import type { FetchRequest, FetchResult, LeasedMessage, Settlement } from './leases.js';
 import { malformedMessage, parseHeaders } from '../../transport/malformed.js';
-import type { SqliteDatabase, Statement } from './database.js';
+import type { BUSY, SqliteDatabase, Statement } from './database.js';
 
 /** Most rows a single fetch transaction reads from the log, so one poll never blocks for long. */
 const SCAN_LIMIT = 512;
@@ -148,8 +148,9 @@ export class BrokerQueries {
    * Leases messages for one member (see {@link FetchRequest}). With `look`, it first checks with a
    * read whether anything may be leasable, so idle members polling never queue up for the write
    * lock; a member that just found work skips that check, since it would only repeat the answer.
+   * Unless `wait`, it returns BUSY at once when another connection holds the write lock.
    */
-  fetch(request: FetchRequest, now: number, look: boolean): FetchResult {
+  fetch(request: FetchRequest, now: number, look: boolean, wait: boolean): FetchResult | typeof BUSY {
     if (look) {
       const work = this.s.run('fetch', () =>
         this.s
@@ -167,7 +168,8 @@ export class BrokerQueries {
           nextVisibleAt: this.s.run('fetch', () => this.nextVisibleAt(request.topicId, request.groupId, now)),
         };
     }
-    return this.s.write('fetch', () => this.fetchInTransaction(request, now));
+    const fetch = (): FetchResult => this.fetchInTransaction(request, now);
+    return wait ? this.s.write('fetch', fetch) : this.s.writeUnlessBusy('fetch', fetch);
   }
 
   /**
@@ -175,17 +177,21 @@ export class BrokerQueries {
    * member that acks a batch and wants the next one pays for one transaction and one lock
    * acquisition instead of two. The settlements come first, so the keys and prefetch slots they
    * free are already free for the fetches. All or nothing: if the transaction fails, no settlement
-   * is applied and nothing is leased.
+   * is applied and nothing is leased. Unless `wait`, it returns BUSY at once when another
+   * connection holds the write lock.
    */
   settleAndFetch(
     settlements: readonly Settlement[],
     fetches: readonly FetchRequest[],
     now: number,
-  ): { settled: boolean[]; fetched: FetchResult[] } {
-    return this.s.write(fetches.length === 0 ? 'settle' : 'settle and fetch', () => ({
+    wait: boolean,
+  ): { settled: boolean[]; fetched: FetchResult[] } | typeof BUSY {
+    const operation = fetches.length === 0 ? 'settle' : 'settle and fetch';
+    const both = (): { settled: boolean[]; fetched: FetchResult[] } => ({
       settled: this.settleInTransaction(settlements),
       fetched: fetches.map((f) => this.fetchInTransaction(f, now)),
-    }));
+    });
+    return wait ? this.s.write(operation, both) : this.s.writeUnlessBusy(operation, both);
   }
 
   /**

@@ -19,7 +19,7 @@ import {
   validateDelay,
   validateSubscribeOptions,
 } from '../../transport/validate.js';
-import { acquireDatabase, type DatabaseHandle } from './database.js';
+import { acquireDatabase, BUSY, type DatabaseHandle } from './database.js';
 import { SqliteBusyError } from './errors.js';
 import { sqliteStores } from './stores.js';
 import {
@@ -35,6 +35,8 @@ const FIRST_IDLE_MS = 5;
 const RETENTION_EVERY_MS = 5_000;
 const RETENTION_BATCH = 2_000;
 const RENEW_BATCH = 500;
+/** Retry delay of a fetch or settle that found the write lock held by another process. */
+const BUSY_RETRY_MS = 1;
 
 /**
  * Durable broker in one SQLite file: topics, consumer-group positions, leases, the retry queue.
@@ -71,7 +73,10 @@ export class SqliteTransport implements Transport {
     resolve: () => void;
     reject: (e: unknown) => void;
   }[] = [];
-  private settleFlush: NodeJS.Immediate | undefined;
+  /** Cancels the scheduled flush of `settleQueue`, if one is scheduled. */
+  private settleFlush: (() => void) | undefined;
+  /** When the settle flush first found the write lock held elsewhere (undefined: it did not). */
+  private settleBusySince: number | undefined;
   private readonly renewTimer: NodeJS.Timeout;
   private readonly retentionTimer: NodeJS.Timeout;
   private closed = false;
@@ -203,7 +208,7 @@ export class SqliteTransport implements Transport {
     this.members.clear();
     if (this.settleFlush) {
       // Settlements made before close() land first; only what is still unsettled is released.
-      clearImmediate(this.settleFlush);
+      this.settleFlush();
       this.flushSettlements(true);
     }
     const leases = [...this.unsettled];
@@ -263,15 +268,31 @@ export class SqliteTransport implements Transport {
     const now = Date.now();
     const request = this.fetchRequest(m, now);
     if (request === undefined) return; // a settle wakes it
-    let result: FetchResult;
+    let result: FetchResult | typeof BUSY;
     try {
       // A member that was idle looks before it takes the write lock; one that just found work does not.
-      result = this.queries.fetch(request, now, m.idleMs !== 0);
+      result = this.queries.fetch(request, now, m.idleMs !== 0, this.waitedLong(m.busySince, now));
     } catch (err) {
+      m.busySince = undefined;
       this.fetchFailed(m, err);
       return;
     }
+    if (result === BUSY) {
+      // Another process is committing: try again shortly, with this event loop free meanwhile.
+      m.busySince ??= now;
+      this.schedule(m, BUSY_RETRY_MS);
+      return;
+    }
+    m.busySince = undefined;
     this.fetched(m, request, result, now);
+  }
+
+  /**
+   * Whether to wait for the write lock in SQLite's busy handler (which throws SqliteBusyError after
+   * busyTimeoutMs) rather than give up at once: only after retrying on a timer for as long.
+   */
+  private waitedLong(busySince: number | undefined, now: number): boolean {
+    return busySince !== undefined && now - busySince >= this.options.busyTimeoutMs;
   }
 
   private fetchFailed(m: Member, err: unknown): void {
@@ -334,8 +355,19 @@ export class SqliteTransport implements Transport {
     };
     return new Promise<void>((resolve, reject) => {
       this.settleQueue.push({ delivery: d, settlement, resolve, reject });
-      this.settleFlush ??= setImmediate(() => this.flushSettlements());
+      this.scheduleFlush(0);
     });
+  }
+
+  private scheduleFlush(delayMs: number): void {
+    if (this.settleFlush) return;
+    if (delayMs === 0) {
+      const immediate = setImmediate(() => this.flushSettlements());
+      this.settleFlush = () => clearImmediate(immediate);
+    } else {
+      const timer = setTimeout(() => this.flushSettlements(), delayMs);
+      this.settleFlush = () => clearTimeout(timer);
+    }
   }
 
   private flushSettlements(closing = false): void {
@@ -361,15 +393,17 @@ export class SqliteTransport implements Transport {
         if (request) fetches.push({ member: m, request });
       }
     }
-    let fetched: FetchResult[];
+    let result: { fetched: FetchResult[] } | typeof BUSY;
     try {
       // A false settle result means the lease expired and was taken over: the new holder's state is left alone.
-      fetched = this.queries.settleAndFetch(
+      result = this.queries.settleAndFetch(
         batch.map((item) => item.settlement),
         fetches.map((f) => f.request),
         now,
-      ).fetched;
+        closing || this.waitedLong(this.settleBusySince, now),
+      );
     } catch (err) {
+      this.settleBusySince = undefined;
       // Still leased to us: the caller may settle again, or the lease expires and the message returns.
       for (const item of batch) {
         item.delivery.settling = false;
@@ -378,6 +412,15 @@ export class SqliteTransport implements Transport {
       for (const { member } of fetches) this.fetchFailed(member, err);
       return;
     }
+    if (result === BUSY) {
+      // Another process is committing: keep the batch (settles made meanwhile join it) and retry shortly.
+      this.settleBusySince ??= now;
+      this.settleQueue = batch.concat(this.settleQueue);
+      this.scheduleFlush(BUSY_RETRY_MS);
+      return;
+    }
+    this.settleBusySince = undefined;
+    const { fetched } = result;
     for (const { delivery, resolve } of batch) {
       delivery.done = true;
       this.unsettled.delete(delivery);
@@ -410,6 +453,8 @@ class Member {
   outstanding = 0;
   active = true;
   idleMs = 0;
+  /** When this member's fetch first found the write lock held elsewhere (undefined: it did not). */
+  busySince: number | undefined;
   timer: NodeJS.Timeout | undefined;
   immediate: NodeJS.Immediate | undefined;
 
