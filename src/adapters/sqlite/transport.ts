@@ -35,8 +35,12 @@ const FIRST_IDLE_MS = 5;
 const RETENTION_EVERY_MS = 5_000;
 const RETENTION_BATCH = 2_000;
 const RENEW_BATCH = 500;
-/** Retry delay of a fetch or settle that found the write lock held by another process. */
-const BUSY_RETRY_MS = 1;
+/**
+ * A fetch or settle that finds the write lock held by another process retries on the next turn of
+ * the event loop this many times (another process's transaction is typically done in well under
+ * a millisecond), then every millisecond.
+ */
+const BUSY_SPINS = 8;
 
 /**
  * Durable broker in one SQLite file: topics, consumer-group positions, leases, the retry queue.
@@ -75,8 +79,8 @@ export class SqliteTransport implements Transport {
   }[] = [];
   /** Cancels the scheduled flush of `settleQueue`, if one is scheduled. */
   private settleFlush: (() => void) | undefined;
-  /** When the settle flush first found the write lock held elsewhere (undefined: it did not). */
-  private settleBusySince: number | undefined;
+  /** How long the settle flush has found the write lock held elsewhere. */
+  private readonly settleBusy = new LockWait();
   private readonly renewTimer: NodeJS.Timeout;
   private readonly retentionTimer: NodeJS.Timeout;
   private closed = false;
@@ -271,28 +275,24 @@ export class SqliteTransport implements Transport {
     let result: FetchResult | typeof BUSY;
     try {
       // A member that was idle looks before it takes the write lock; one that just found work does not.
-      result = this.queries.fetch(request, now, m.idleMs !== 0, this.waitedLong(m.busySince, now));
+      result = this.queries.fetch(
+        request,
+        now,
+        m.idleMs !== 0,
+        m.busy.waitedLong(now, this.options.busyTimeoutMs),
+      );
     } catch (err) {
-      m.busySince = undefined;
+      m.busy.reset();
       this.fetchFailed(m, err);
       return;
     }
     if (result === BUSY) {
       // Another process is committing: try again shortly, with this event loop free meanwhile.
-      m.busySince ??= now;
-      this.schedule(m, BUSY_RETRY_MS);
+      this.schedule(m, m.busy.retryDelay(now));
       return;
     }
-    m.busySince = undefined;
+    m.busy.reset();
     this.fetched(m, request, result, now);
-  }
-
-  /**
-   * Whether to wait for the write lock in SQLite's busy handler (which throws SqliteBusyError after
-   * busyTimeoutMs) rather than give up at once: only after retrying on a timer for as long.
-   */
-  private waitedLong(busySince: number | undefined, now: number): boolean {
-    return busySince !== undefined && now - busySince >= this.options.busyTimeoutMs;
   }
 
   private fetchFailed(m: Member, err: unknown): void {
@@ -400,10 +400,10 @@ export class SqliteTransport implements Transport {
         batch.map((item) => item.settlement),
         fetches.map((f) => f.request),
         now,
-        closing || this.waitedLong(this.settleBusySince, now),
+        closing || this.settleBusy.waitedLong(now, this.options.busyTimeoutMs),
       );
     } catch (err) {
-      this.settleBusySince = undefined;
+      this.settleBusy.reset();
       // Still leased to us: the caller may settle again, or the lease expires and the message returns.
       for (const item of batch) {
         item.delivery.settling = false;
@@ -414,12 +414,11 @@ export class SqliteTransport implements Transport {
     }
     if (result === BUSY) {
       // Another process is committing: keep the batch (settles made meanwhile join it) and retry shortly.
-      this.settleBusySince ??= now;
       this.settleQueue = batch.concat(this.settleQueue);
-      this.scheduleFlush(BUSY_RETRY_MS);
+      this.scheduleFlush(this.settleBusy.retryDelay(now));
       return;
     }
-    this.settleBusySince = undefined;
+    this.settleBusy.reset();
     const { fetched } = result;
     for (const { delivery, resolve } of batch) {
       delivery.done = true;
@@ -448,13 +447,39 @@ export class SqliteTransport implements Transport {
   }
 }
 
+/**
+ * Retries of a transaction that found the write lock held by another connection: on the next turns
+ * first, then every millisecond, and after `busyTimeoutMs` by waiting in SQLite's busy handler,
+ * which throws SqliteBusyError when the lock stays held (ADR 0205).
+ */
+class LockWait {
+  private since: number | undefined;
+  private tries = 0;
+
+  /** Delay before the next try, counting this one. */
+  retryDelay(now: number): number {
+    this.since ??= now;
+    return ++this.tries <= BUSY_SPINS ? 0 : 1;
+  }
+
+  /** True once retries have gone on for `timeoutMs`: the next try waits for the lock. */
+  waitedLong(now: number, timeoutMs: number): boolean {
+    return this.since !== undefined && now - this.since >= timeoutMs;
+  }
+
+  reset(): void {
+    this.since = undefined;
+    this.tries = 0;
+  }
+}
+
 /** One subscription of this process: a member of a consumer group. */
 class Member {
   outstanding = 0;
   active = true;
   idleMs = 0;
-  /** When this member's fetch first found the write lock held elsewhere (undefined: it did not). */
-  busySince: number | undefined;
+  /** How long this member's fetch has found the write lock held elsewhere. */
+  readonly busy = new LockWait();
   timer: NodeJS.Timeout | undefined;
   immediate: NodeJS.Immediate | undefined;
 
