@@ -229,6 +229,7 @@ export class BrokerQueries {
       nextVisibleAt: leased.length === 0 ? this.nextVisibleAt(topicId, groupId, now) : undefined,
     };
   }
+
   /** The next time something becomes deliverable: a retry of the group or a scheduled message of the topic. */
   private nextVisibleAt(topicId: number, groupId: number, now: number): number | undefined {
     const row = this.s
