@@ -12,7 +12,7 @@ import {
 import type { ResolvedConnectionOptions } from './options.js';
 import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from './schema.js';
 
-type Statement = Database.Statement<unknown[], unknown>;
+export type Statement = Database.Statement<unknown[], unknown>;
 
 /**
  * One open connection to a Herald database file, with a statement cache and error translation.
@@ -51,6 +51,42 @@ export class SqliteDatabase {
   write<T>(operation: string, fn: () => T): T {
     return this.run(operation, () => this.db.transaction(fn).immediate());
   }
+
+  /**
+   * Like {@link write}, but returns {@link BUSY} at once when another connection holds the write
+   * lock, instead of waiting in SQLite's busy handler. That handler sleeps (1, 2, 5, 10 ms, ...)
+   * with the event loop blocked; the transport's consumer path retries on a timer instead, so the
+   * process keeps running its handlers while another process commits (ADR 0205).
+   */
+  writeUnlessBusy<T>(operation: string, fn: () => T): T | typeof BUSY {
+    return this.run(operation, () => {
+      this.statement('PRAGMA busy_timeout = 0').get();
+      try {
+        this.statement('BEGIN IMMEDIATE').run();
+      } catch (err) {
+        if (isBusy(err)) return BUSY;
+        throw err;
+      } finally {
+        this.statement(`PRAGMA busy_timeout = ${this.busyTimeoutMs}`).get();
+      }
+      try {
+        const value = fn();
+        this.statement('COMMIT').run();
+        return value;
+      } catch (err) {
+        if (this.db.inTransaction) this.statement('ROLLBACK').run();
+        throw err;
+      }
+    });
+  }
+}
+
+/** Returned by {@link SqliteDatabase.writeUnlessBusy} when the write lock is held elsewhere. */
+export const BUSY: unique symbol = Symbol('busy');
+
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
 }
 
 interface Entry {

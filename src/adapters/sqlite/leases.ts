@@ -7,6 +7,19 @@ export interface LeasedMessage {
   readonly message: Message;
 }
 
+/** What one member asks a fetch for. */
+export interface FetchRequest {
+  readonly topicId: number;
+  readonly groupId: number;
+  /** Most messages to lease: the member's free prefetch slots, capped per transaction. */
+  readonly limit: number;
+  /** Per-key hold-back (ordering 'key'). */
+  readonly byKey: boolean;
+  /** This fetch's lease token, unique per fetch. */
+  readonly token: string;
+  readonly leaseUntil: number;
+}
+
 export interface FetchResult {
   readonly leased: LeasedMessage[];
   /** Earliest time a waiting (nacked with delay) message of the group becomes visible, if any. */

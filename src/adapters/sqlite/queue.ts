@@ -1,12 +1,14 @@
 import type { GroupStats, Message } from '../../transport/transport.js';
-import type { FetchResult, LeasedMessage, Settlement } from './leases.js';
+import type { FetchRequest, FetchResult, LeasedMessage, Settlement } from './leases.js';
 import { malformedMessage, parseHeaders } from '../../transport/malformed.js';
-import type { SqliteDatabase } from './database.js';
+import type { BUSY, SqliteDatabase, Statement } from './database.js';
 
 /** Most rows a single fetch transaction reads from the log, so one poll never blocks for long. */
 const SCAN_LIMIT = 512;
+/** Most leases of one fetch (the transport asks for at most this many). */
+export const MAX_LEASES = 256;
 
-export type { FetchResult, LeasedMessage, Settlement } from './leases.js';
+export type { FetchRequest, FetchResult, LeasedMessage, Settlement } from './leases.js';
 
 interface MessageRow {
   seq: number;
@@ -18,7 +20,8 @@ interface MessageRow {
 
 /**
  * The SQL of the broker: publishing into a topic log and leasing, settling and counting the
- * messages of one consumer group. Every method is one short transaction (or one statement).
+ * messages of one consumer group. Every method is one short transaction (or one statement);
+ * settlements and the fetches they make room for share one (group commit, ADR 0205).
  */
 export class BrokerQueries {
   private readonly topicIds = new Map<string, number>();
@@ -142,62 +145,89 @@ export class BrokerQueries {
   }
 
   /**
+   * Leases messages for one member (see {@link FetchRequest}). With `look`, it first checks with a
+   * read whether anything may be leasable, so idle members polling never queue up for the write
+   * lock; a member that just found work skips that check, since it would only repeat the answer.
+   * Unless `wait`, it returns BUSY at once when another connection holds the write lock.
+   */
+  fetch(request: FetchRequest, now: number, look: boolean, wait: boolean): FetchResult | typeof BUSY {
+    if (look) {
+      const work = this.s.run('fetch', () =>
+        this.s
+          .statement(
+            `SELECT EXISTS (SELECT 1 FROM herald_pending WHERE group_id = @groupId AND visible_at <= @now AND lease_until <= @now)
+                 OR EXISTS (SELECT 1 FROM herald_messages WHERE topic_id = @topicId
+                              AND seq > (SELECT cursor FROM herald_groups WHERE id = @groupId))
+                 OR EXISTS (SELECT 1 FROM herald_scheduled WHERE topic_id = @topicId AND deliver_at <= @now) AS work`,
+          )
+          .get({ groupId: request.groupId, topicId: request.topicId, now }),
+      ) as { work: number };
+      if (!work.work)
+        return {
+          leased: [],
+          nextVisibleAt: this.s.run('fetch', () => this.nextVisibleAt(request.topicId, request.groupId, now)),
+        };
+    }
+    const fetch = (): FetchResult => this.fetchInTransaction(request, now);
+    return wait ? this.s.write('fetch', fetch) : this.s.writeUnlessBusy('fetch', fetch);
+  }
+
+  /**
+   * Group commit: applies `settlements`, then runs `fetches`, all in one write transaction, so a
+   * member that acks a batch and wants the next one pays for one transaction and one lock
+   * acquisition instead of two. The settlements come first, so the keys and prefetch slots they
+   * free are already free for the fetches. All or nothing: if the transaction fails, no settlement
+   * is applied and nothing is leased. Unless `wait`, it returns BUSY at once when another
+   * connection holds the write lock.
+   */
+  settleAndFetch(
+    settlements: readonly Settlement[],
+    fetches: readonly FetchRequest[],
+    now: number,
+    wait: boolean,
+  ): { settled: boolean[]; fetched: FetchResult[] } | typeof BUSY {
+    const operation = fetches.length === 0 ? 'settle' : 'settle and fetch';
+    const both = (): { settled: boolean[]; fetched: FetchResult[] } => ({
+      settled: this.settleInTransaction(settlements),
+      fetched: fetches.map((f) => this.fetchInTransaction(f, now)),
+    });
+    return wait ? this.s.write(operation, both) : this.s.writeUnlessBusy(operation, both);
+  }
+
+  /**
    * Leases up to `limit` messages of a group to `token` until `leaseUntil`: first pending ones that
    * are visible and not held back, then new ones past the group's cursor. With `byKey`, a message is
    * skipped while an earlier message with the same key is still pending (leased, waiting for
-   * redelivery, or itself held back) anywhere in the group.
+   * redelivery, or itself held back) anywhere in the group. Runs inside the caller's write transaction.
    */
-  fetch(
-    topicId: number,
-    groupId: number,
-    limit: number,
-    byKey: boolean,
-    token: string,
-    now: number,
-    leaseUntil: number,
-  ): FetchResult {
-    // Look without the write lock first: idle members polling must not queue up behind writers.
-    const work = this.s.run('fetch', () =>
-      this.s
-        .statement(
-          `SELECT EXISTS (SELECT 1 FROM herald_pending WHERE group_id = @groupId AND visible_at <= @now AND lease_until <= @now)
-               OR EXISTS (SELECT 1 FROM herald_messages WHERE topic_id = @topicId
-                            AND seq > (SELECT cursor FROM herald_groups WHERE id = @groupId))
-               OR EXISTS (SELECT 1 FROM herald_scheduled WHERE topic_id = @topicId AND deliver_at <= @now) AS work`,
-        )
-        .get({ groupId, topicId, now }),
-    ) as { work: number };
-    if (!work.work)
-      return {
-        leased: [],
-        nextVisibleAt: this.s.run('fetch', () => this.nextVisibleAt(topicId, groupId, now)),
-      };
-    return this.s.write('fetch', () => {
-      this.moveDue(topicId, now);
-      const leased: LeasedMessage[] = [];
-      const ready = this.s
-        .statement(
-          `SELECT p.seq, p.attempts, m.id, m.key, m.headers, m.body
-             FROM herald_pending p JOIN herald_messages m ON m.seq = p.seq
-            WHERE p.group_id = @groupId AND p.visible_at <= @now AND p.lease_until <= @now
-              AND (@byKey = 0 OR p.key IS NULL OR NOT EXISTS (
-                    SELECT 1 FROM herald_pending q WHERE q.group_id = p.group_id AND q.key = p.key AND q.seq < p.seq))
-            ORDER BY p.seq LIMIT @limit`,
-        )
-        .all({ groupId, now, byKey: byKey ? 1 : 0, limit }) as (MessageRow & { attempts: number })[];
-      const lease = this.s.statement(
-        'UPDATE herald_pending SET attempts = attempts + 1, lease_token = ?, lease_until = ? WHERE group_id = ? AND seq = ?',
-      );
-      for (const row of ready) {
-        lease.run(token, leaseUntil, groupId, row.seq);
-        leased.push({ seq: row.seq, attempt: row.attempts + 1, message: toMessage(row) });
-      }
-      if (leased.length < limit) this.leaseNew(topicId, groupId, limit, byKey, token, leaseUntil, leased);
-      return {
-        leased,
-        nextVisibleAt: leased.length === 0 ? this.nextVisibleAt(topicId, groupId, now) : undefined,
-      };
-    });
+  private fetchInTransaction(request: FetchRequest, now: number): FetchResult {
+    const { topicId, groupId, limit, byKey, token, leaseUntil } = request;
+    this.moveDue(topicId, now);
+    const leased: LeasedMessage[] = [];
+    const ready = take(
+      this.s.statement(
+        `SELECT p.seq, p.attempts, m.id, m.key, m.headers, m.body
+           FROM herald_pending p JOIN herald_messages m ON m.seq = p.seq
+          WHERE p.group_id = @groupId AND p.visible_at <= @now AND p.lease_until <= @now
+            AND (@byKey = 0 OR p.key IS NULL OR NOT EXISTS (
+                  SELECT 1 FROM herald_pending q WHERE q.group_id = p.group_id AND q.key = p.key AND q.seq < p.seq))
+          ORDER BY p.seq LIMIT ${MAX_LEASES}`,
+      ),
+      limit,
+      { groupId, now, byKey: byKey ? 1 : 0 },
+    ) as (MessageRow & { attempts: number })[];
+    const lease = this.s.statement(
+      'UPDATE herald_pending SET attempts = attempts + 1, lease_token = ?, lease_until = ? WHERE group_id = ? AND seq = ?',
+    );
+    for (const row of ready) {
+      lease.run(token, leaseUntil, groupId, row.seq);
+      leased.push({ seq: row.seq, attempt: row.attempts + 1, message: toMessage(row) });
+    }
+    if (leased.length < limit) this.leaseNew(topicId, groupId, limit, byKey, token, leaseUntil, leased);
+    return {
+      leased,
+      nextVisibleAt: leased.length === 0 ? this.nextVisibleAt(topicId, groupId, now) : undefined,
+    };
   }
 
   /** The next time something becomes deliverable: a retry of the group or a scheduled message of the topic. */
@@ -226,11 +256,9 @@ export class BrokerQueries {
     const { cursor } = this.s.statement('SELECT cursor FROM herald_groups WHERE id = ?').get(groupId) as {
       cursor: number;
     };
-    const rows = this.s
-      .statement(
-        'SELECT seq, id, key, headers, body FROM herald_messages WHERE topic_id = ? AND seq > ? ORDER BY seq LIMIT ?',
-      )
-      .all(topicId, cursor, SCAN_LIMIT) as MessageRow[];
+    const scan = this.s.statement(
+      `SELECT seq, id, key, headers, body FROM herald_messages WHERE topic_id = ? AND seq > ? ORDER BY seq LIMIT ${SCAN_LIMIT}`,
+    );
     const keyPending = this.s.statement(
       'SELECT 1 FROM herald_pending WHERE group_id = ? AND key = ? LIMIT 1',
     );
@@ -238,40 +266,47 @@ export class BrokerQueries {
       'INSERT INTO herald_pending (group_id, seq, key, attempts, lease_token, lease_until) VALUES (?, ?, ?, ?, ?, ?)',
     );
     let moved = cursor;
-    for (const row of rows) {
-      if (byKey && row.key !== null && keyPending.get(groupId, row.key) !== undefined) {
-        insert.run(groupId, row.seq, row.key, 0, null, 0); // held back until the earlier one is acked
-      } else {
-        if (leased.length === limit) break;
-        insert.run(groupId, row.seq, row.key, 1, token, leaseUntil);
-        leased.push({ seq: row.seq, attempt: 1, message: toMessage(row) });
+    let scanned = 0;
+    // Read the log in chunks of what is still wanted: a member leasing 8 must not read (and copy the
+    // bodies of) 512 rows it will not take. Held-back rows make another chunk necessary.
+    reading: while (scanned < SCAN_LIMIT && leased.length < limit) {
+      const chunk = Math.min(SCAN_LIMIT - scanned, limit - leased.length);
+      const rows = take(scan, chunk, topicId, moved) as MessageRow[];
+      for (const row of rows) {
+        if (byKey && row.key !== null && keyPending.get(groupId, row.key) !== undefined) {
+          insert.run(groupId, row.seq, row.key, 0, null, 0); // held back until the earlier one is acked
+        } else {
+          if (leased.length === limit) break reading;
+          insert.run(groupId, row.seq, row.key, 1, token, leaseUntil);
+          leased.push({ seq: row.seq, attempt: 1, message: toMessage(row) });
+        }
+        moved = row.seq;
       }
-      moved = row.seq;
+      scanned += rows.length;
+      if (rows.length < chunk) break;
     }
     if (moved !== cursor)
       this.s.statement('UPDATE herald_groups SET cursor = ? WHERE id = ?').run(moved, groupId);
   }
 
   /**
-   * Applies many settlements in one transaction (acks finishing together cost one commit). Each
-   * result is false when that lease was no longer the settler's: it expired and was taken over, and
-   * the new holder's state is left alone.
+   * Applies settlements inside the caller's write transaction. Each result is false when that lease
+   * was no longer the settler's: it expired and was taken over, and the new holder's state is left
+   * alone.
    */
-  settle(settlements: readonly Settlement[]): boolean[] {
-    return this.s.write('settle', () => {
-      const ack = this.s.statement(
-        'DELETE FROM herald_pending WHERE group_id = ? AND seq = ? AND lease_token = ?',
-      );
-      const unlease = this.s.statement(
-        `UPDATE herald_pending SET lease_token = NULL, lease_until = 0, visible_at = ?, attempts = attempts - ?
-          WHERE group_id = ? AND seq = ? AND lease_token = ?`,
-      );
-      return settlements.map((x) =>
-        x.how === 'ack'
-          ? ack.run(x.groupId, x.seq, x.token).changes > 0
-          : unlease.run(x.visibleAt, x.how === 'release' ? 1 : 0, x.groupId, x.seq, x.token).changes > 0,
-      );
-    });
+  private settleInTransaction(settlements: readonly Settlement[]): boolean[] {
+    const ack = this.s.statement(
+      'DELETE FROM herald_pending WHERE group_id = ? AND seq = ? AND lease_token = ?',
+    );
+    const unlease = this.s.statement(
+      `UPDATE herald_pending SET lease_token = NULL, lease_until = 0, visible_at = ?, attempts = attempts - ?
+        WHERE group_id = ? AND seq = ? AND lease_token = ?`,
+    );
+    return settlements.map((x) =>
+      x.how === 'ack'
+        ? ack.run(x.groupId, x.seq, x.token).changes > 0
+        : unlease.run(x.visibleAt, x.how === 'release' ? 1 : 0, x.groupId, x.seq, x.token).changes > 0,
+    );
   }
 
   /** Extends the given leases; returns the ones that were lost (taken over after expiring). */
@@ -424,6 +459,22 @@ export class BrokerQueries {
       (this.s.statement('SELECT name FROM herald_topics').all() as { name: string }[]).map((r) => r.name),
     );
   }
+}
+
+/**
+ * The first `n` rows of a statement whose LIMIT is a constant. Stepping and stopping early is
+ * several times cheaper in better-sqlite3 than binding the LIMIT as a parameter (measured 16 µs
+ * against 2.5 µs for an empty result of the fetch query): the row count varies per call, the SQL
+ * text (and so the cached statement) does not.
+ */
+function take(statement: Statement, n: number, ...params: unknown[]): unknown[] {
+  const rows: unknown[] = [];
+  if (n <= 0) return rows;
+  for (const row of statement.iterate(...params)) {
+    rows.push(row);
+    if (rows.length === n) break;
+  }
+  return rows;
 }
 
 function toMessage(row: MessageRow): Message {

@@ -19,7 +19,7 @@ import {
   validateDelay,
   validateSubscribeOptions,
 } from '../../transport/validate.js';
-import { acquireDatabase, type DatabaseHandle } from './database.js';
+import { acquireDatabase, BUSY, type DatabaseHandle } from './database.js';
 import { SqliteBusyError } from './errors.js';
 import { sqliteStores } from './stores.js';
 import {
@@ -27,16 +27,20 @@ import {
   type ResolvedTransportOptions,
   type SqliteTransportOptions,
 } from './options.js';
-import type { LeasedMessage, Settlement } from './leases.js';
-import { BrokerQueries } from './queue.js';
+import type { FetchRequest, FetchResult, LeasedMessage, Settlement } from './leases.js';
+import { BrokerQueries, MAX_LEASES } from './queue.js';
 
-/** Most messages leased by one poll, so one fetch transaction stays short. */
-const MAX_FETCH = 256;
 /** First idle back-off step; it doubles up to `pollIntervalMs`. */
 const FIRST_IDLE_MS = 5;
 const RETENTION_EVERY_MS = 5_000;
 const RETENTION_BATCH = 2_000;
 const RENEW_BATCH = 500;
+/**
+ * A fetch or settle that finds the write lock held by another process retries on the next turn of
+ * the event loop this many times (another process's transaction is typically done in well under
+ * a millisecond), then every millisecond.
+ */
+const BUSY_SPINS = 8;
 
 /**
  * Durable broker in one SQLite file: topics, consumer-group positions, leases, the retry queue.
@@ -73,7 +77,10 @@ export class SqliteTransport implements Transport {
     resolve: () => void;
     reject: (e: unknown) => void;
   }[] = [];
-  private settleFlush: NodeJS.Immediate | undefined;
+  /** Cancels the scheduled flush of `settleQueue`, if one is scheduled. */
+  private settleFlush: (() => void) | undefined;
+  /** How long the settle flush has found the write lock held elsewhere. */
+  private readonly settleBusy = new LockWait();
   private readonly renewTimer: NodeJS.Timeout;
   private readonly retentionTimer: NodeJS.Timeout;
   private closed = false;
@@ -205,7 +212,7 @@ export class SqliteTransport implements Transport {
     this.members.clear();
     if (this.settleFlush) {
       // Settlements made before close() land first; only what is still unsettled is released.
-      clearImmediate(this.settleFlush);
+      this.settleFlush();
       this.flushSettlements(true);
     }
     const leases = [...this.unsettled];
@@ -246,31 +253,61 @@ export class SqliteTransport implements Transport {
     if (m.immediate === undefined) this.schedule(m, 0);
   }
 
+  /** A fetch of the member's free prefetch slots (plus `freed` about to be settled), or undefined when it has none. */
+  private fetchRequest(m: Member, now: number, freed = 0): FetchRequest | undefined {
+    const room = m.prefetch - m.outstanding + freed;
+    if (room <= 0) return undefined;
+    return {
+      topicId: m.topicId,
+      groupId: m.groupId,
+      limit: Math.min(room, MAX_LEASES), // so one fetch transaction stays short
+      byKey: m.byKey,
+      token: `${this.instanceId}.${++this.fetches}`,
+      leaseUntil: now + this.options.visibilityTimeoutMs,
+    };
+  }
+
   private poll(m: Member): void {
     if (!m.active || this.closed) return;
-    const room = m.prefetch - m.outstanding;
-    if (room <= 0) return; // a settle wakes it
     const now = Date.now();
-    let leased: LeasedMessage[];
-    let nextVisibleAt: number | undefined;
+    const request = this.fetchRequest(m, now);
+    if (request === undefined) return; // a settle wakes it
+    let result: FetchResult | typeof BUSY;
     try {
-      const token = `${this.instanceId}.${++this.fetches}`;
-      const result = this.queries.fetch(
-        m.topicId,
-        m.groupId,
-        Math.min(room, MAX_FETCH),
-        m.byKey,
-        token,
+      // A member that was idle looks before it takes the write lock; one that just found work does not.
+      result = this.queries.fetch(
+        request,
         now,
-        now + this.options.visibilityTimeoutMs,
+        m.idleMs !== 0,
+        m.busy.waitedLong(now, this.options.busyTimeoutMs),
       );
-      leased = result.leased;
-      nextVisibleAt = result.nextVisibleAt;
-      for (const l of leased) this.deliver(m, l, token);
     } catch (err) {
-      // A busy file is expected under contention now and then; anything else is worth reporting.
-      if (!(err instanceof SqliteBusyError)) this.options.onError(err as Error);
-      this.schedule(m, this.options.pollIntervalMs);
+      m.busy.reset();
+      this.fetchFailed(m, err);
+      return;
+    }
+    if (result === BUSY) {
+      // Another process is committing: try again shortly, with this event loop free meanwhile.
+      this.schedule(m, m.busy.retryDelay(now));
+      return;
+    }
+    m.busy.reset();
+    this.fetched(m, request, result, now);
+  }
+
+  private fetchFailed(m: Member, err: unknown): void {
+    // A busy file is expected under contention now and then; anything else is worth reporting.
+    if (!(err instanceof SqliteBusyError)) this.options.onError(err as Error);
+    this.schedule(m, this.options.pollIntervalMs);
+  }
+
+  /** Hands out what a fetch leased and decides when the member polls next. */
+  private fetched(m: Member, request: FetchRequest, result: FetchResult, now: number): void {
+    const { leased, nextVisibleAt } = result;
+    try {
+      for (const l of leased) this.deliver(m, l, request.token);
+    } catch (err) {
+      this.fetchFailed(m, err);
       return;
     }
     if (leased.length > 0) {
@@ -318,8 +355,19 @@ export class SqliteTransport implements Transport {
     };
     return new Promise<void>((resolve, reject) => {
       this.settleQueue.push({ delivery: d, settlement, resolve, reject });
-      this.settleFlush ??= setImmediate(() => this.flushSettlements());
+      this.scheduleFlush(0);
     });
+  }
+
+  private scheduleFlush(delayMs: number): void {
+    if (this.settleFlush) return;
+    if (delayMs === 0) {
+      const immediate = setImmediate(() => this.flushSettlements());
+      this.settleFlush = () => clearImmediate(immediate);
+    } else {
+      const timer = setTimeout(() => this.flushSettlements(), delayMs);
+      this.settleFlush = () => clearTimeout(timer);
+    }
   }
 
   private flushSettlements(closing = false): void {
@@ -331,27 +379,54 @@ export class SqliteTransport implements Transport {
       for (const item of batch) item.resolve();
       return;
     }
+    // Settling frees prefetch slots and may unblock a key (or make a nacked message visible again):
+    // the members of the settled groups fetch in the same transaction (group commit).
+    const now = Date.now();
+    const fetches: { member: Member; request: FetchRequest }[] = [];
+    if (!closing) {
+      const freed = new Map<Member, number>();
+      for (const { delivery } of batch) freed.set(delivery.member, (freed.get(delivery.member) ?? 0) + 1);
+      const groups = new Set(batch.map((item) => item.delivery.groupId));
+      for (const m of this.members) {
+        if (!m.active || !groups.has(m.groupId)) continue;
+        const request = this.fetchRequest(m, now, freed.get(m) ?? 0);
+        if (request) fetches.push({ member: m, request });
+      }
+    }
+    let result: { fetched: FetchResult[] } | typeof BUSY;
     try {
-      // A false result means the lease expired and was taken over: the new holder's state is left alone.
-      this.queries.settle(batch.map((item) => item.settlement));
+      // A false settle result means the lease expired and was taken over: the new holder's state is left alone.
+      result = this.queries.settleAndFetch(
+        batch.map((item) => item.settlement),
+        fetches.map((f) => f.request),
+        now,
+        closing || this.settleBusy.waitedLong(now, this.options.busyTimeoutMs),
+      );
     } catch (err) {
+      this.settleBusy.reset();
       // Still leased to us: the caller may settle again, or the lease expires and the message returns.
       for (const item of batch) {
         item.delivery.settling = false;
         item.reject(err);
       }
+      for (const { member } of fetches) this.fetchFailed(member, err);
       return;
     }
-    const groups = new Set<number>();
+    if (result === BUSY) {
+      // Another process is committing: keep the batch (settles made meanwhile join it) and retry shortly.
+      this.settleQueue = batch.concat(this.settleQueue);
+      this.scheduleFlush(this.settleBusy.retryDelay(now));
+      return;
+    }
+    this.settleBusy.reset();
+    const { fetched } = result;
     for (const { delivery, resolve } of batch) {
       delivery.done = true;
       this.unsettled.delete(delivery);
       delivery.member.outstanding--;
-      groups.add(delivery.groupId);
       resolve();
     }
-    // Settling frees prefetch slots and may unblock a key (or make a nacked message visible again).
-    if (!closing) for (const m of this.members) if (groups.has(m.groupId)) this.wake(m);
+    fetches.forEach(({ member, request }, i) => this.fetched(member, request, fetched[i]!, now));
   }
 
   private renewLeases(): void {
@@ -372,11 +447,39 @@ export class SqliteTransport implements Transport {
   }
 }
 
+/**
+ * Retries of a transaction that found the write lock held by another connection: on the next turns
+ * first, then every millisecond, and after `busyTimeoutMs` by waiting in SQLite's busy handler,
+ * which throws SqliteBusyError when the lock stays held (ADR 0205).
+ */
+class LockWait {
+  private since: number | undefined;
+  private tries = 0;
+
+  /** Delay before the next try, counting this one. */
+  retryDelay(now: number): number {
+    this.since ??= now;
+    return ++this.tries <= BUSY_SPINS ? 0 : 1;
+  }
+
+  /** True once retries have gone on for `timeoutMs`: the next try waits for the lock. */
+  waitedLong(now: number, timeoutMs: number): boolean {
+    return this.since !== undefined && now - this.since >= timeoutMs;
+  }
+
+  reset(): void {
+    this.since = undefined;
+    this.tries = 0;
+  }
+}
+
 /** One subscription of this process: a member of a consumer group. */
 class Member {
   outstanding = 0;
   active = true;
   idleMs = 0;
+  /** How long this member's fetch has found the write lock held elsewhere. */
+  readonly busy = new LockWait();
   timer: NodeJS.Timeout | undefined;
   immediate: NodeJS.Immediate | undefined;
 
