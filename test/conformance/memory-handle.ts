@@ -7,6 +7,7 @@ import type {
   PublishOptions,
   SubscribeOptions,
   Subscription,
+  TopicTopology,
   Transport,
 } from '../../src/index.js';
 
@@ -45,6 +46,10 @@ export class MemoryHandle implements Transport {
 
   stats(topic: string, group: string): Promise<GroupStats> {
     return this.broker.stats(topic, group);
+  }
+
+  topology(): Promise<readonly TopicTopology[]> {
+    return this.broker.topology();
   }
 
   async close(): Promise<void> {
