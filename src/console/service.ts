@@ -16,8 +16,7 @@ import {
 } from './dead-letter-index.js';
 import { LiveMetrics, type FlowNumbers } from './live-metrics.js';
 import { Masker } from './masking.js';
-import { fingerprint } from '../store/dead-letter-fingerprint.js';
-import { stackTop } from '../store/dead-letter-summary.js';
+import { errorFingerprint } from '../store/dead-letter-fingerprint.js';
 import { HttpProblem } from './problem.js';
 import { SagaConsole } from './sagas.js';
 import type { SagaStore } from '../saga/store.js';
@@ -277,7 +276,7 @@ export class ConsoleService {
     const { body, ...message } = entry.message;
     const decoded = decodeBody(entry);
     const traceId = /^[\da-f]{2}-([\da-f]{32})-/.exec(message.headers['traceparent'] ?? '')?.[1];
-    const failure = fingerprint(entry.error.name, entry.error.message, stackTop(entry.error.stack));
+    const failure = errorFingerprint(entry.error);
     return {
       ...entry,
       message: {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { stackTop } from './dead-letter-summary.js';
 
 /*
  * Failures that differ only in ids, numbers, quoted values or the line they threw on are one
@@ -33,4 +34,13 @@ export function fingerprint(errorName: string, message: string, stackTop: string
     .update(`${errorName}\n${normaliseMessage(message)}\n${normaliseFrame(stackTop)}`)
     .digest('hex')
     .slice(0, 12);
+}
+
+/** The fingerprint of a dead letter's error: what stores keep with an entry and the console groups by. */
+export function errorFingerprint(error: {
+  readonly name: string;
+  readonly message: string;
+  readonly stack?: string;
+}): string {
+  return fingerprint(error.name, error.message, stackTop(error.stack));
 }

@@ -1,13 +1,8 @@
 import type { DeadLetterFilter, FailureCounts } from '../../store/dead-letter-store.js';
-import { fingerprint } from '../../store/dead-letter-fingerprint.js';
+import { errorFingerprint } from '../../store/dead-letter-fingerprint.js';
 import { SUMMARY_MESSAGE_MAX, stackTop } from '../../store/dead-letter-summary.js';
 import type { SqliteDatabase } from './database.js';
 import { sqlWhere, whereClause } from './dead-letter-where.js';
-
-/** The fingerprint `add` stores with an entry. */
-export function entryFingerprint(error: { name: string; message: string; stack?: string }): string {
-  return fingerprint(error.name, error.message, stackTop(error.stack));
-}
 
 const BACKFILL_BATCH = 1000;
 
@@ -29,7 +24,7 @@ export function backfillFingerprints(db: SqliteDatabase): void {
       const set = db.statement('UPDATE herald_dead_letters SET fingerprint = ? WHERE id = ?');
       for (const r of rows) {
         const [name, message, stack] = JSON.parse(r.e) as [string, string, string | null];
-        set.run(entryFingerprint({ name, message: message ?? '', ...(stack ? { stack } : {}) }), r.id);
+        set.run(errorFingerprint({ name, message: message ?? '', ...(stack ? { stack } : {}) }), r.id);
       }
       return rows.length < BACKFILL_BATCH;
     });

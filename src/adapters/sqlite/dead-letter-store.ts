@@ -13,7 +13,8 @@ import { resolveConnectionOptions, type SqliteConnectionOptions } from './option
 import { ClosedError } from '../../core/errors.js';
 import type { DeadLetterSummary } from '../../store/dead-letter-summary.js';
 import { listSummaries } from './dead-letter-summaries.js';
-import { backfillFingerprints, entryFingerprint, failureCounts } from './dead-letter-failures.js';
+import { errorFingerprint } from '../../store/dead-letter-fingerprint.js';
+import { backfillFingerprints, failureCounts } from './dead-letter-failures.js';
 import type { FailureCounts } from '../../store/dead-letter-store.js';
 import { sqlWhere, whereClause } from './dead-letter-where.js';
 
@@ -61,7 +62,7 @@ export class SqliteDeadLetterStore implements DeadLetterStore {
           entry.deadLetteredAt,
           JSON.stringify(stored),
           Buffer.from(body),
-          entryFingerprint(entry.error),
+          errorFingerprint(entry.error),
         ),
     );
   }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { DeadLetterEntry, DeadLetterFilter, FailureCounts } from '../../../store/dead-letter-store.js';
-import { fingerprint } from '../../../store/dead-letter-fingerprint.js';
+import { errorFingerprint } from '../../../store/dead-letter-fingerprint.js';
 import { SUMMARY_MESSAGE_MAX, stackTop } from '../../../store/dead-letter-summary.js';
 import type { RedisClient } from '../connection.js';
 
@@ -111,7 +111,7 @@ type Descriptor = [
 
 /** The dimension of an entry: its id (used in key names) and its descriptor JSON. */
 export function dimensionOf(entry: DeadLetterEntry): { id: string; descriptor: string } {
-  const fp = fingerprint(entry.error.name, entry.error.message, stackTop(entry.error.stack));
+  const fp = errorFingerprint(entry.error);
   const d: Descriptor = [fp, entry.topic, entry.group, entry.eventType ?? null, entry.reason, entry.handler];
   const descriptor = JSON.stringify(d);
   return { id: createHash('sha1').update(descriptor).digest('hex').slice(0, 16), descriptor };
