@@ -1,44 +1,14 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { herald, type CliResult as Result } from '../support/cli.js';
 
 /**
  * Runs the real CLI as a child process (`node --import tsx src/cli/main.ts ...`) against temporary
  * SQLite files, and checks what a script would: exit codes, stdout JSON, stderr messages.
  */
-
-const MAIN = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
-
-interface Result {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function herald(
-  args: readonly string[],
-  env: Record<string, string> = {},
-  onStderr?: (text: string) => void,
-): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-      env: { ...process.env, HERALD_TRANSPORT: '', HERALD_DB: '', HERALD_JSON: '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      onStderr?.(stderr);
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 function json<T = Record<string, unknown>>(r: Result): T {
   try {

@@ -5,36 +5,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
+import { herald, MAIN, type CliResult as Result } from '../support/cli.js';
 
 /**
  * What a new user meets first with the real binary: the version, read-only commands that must not
  * create or overwrite anything, one-line errors, and Ctrl-C through `npm start`.
  */
 const ROOT = join(import.meta.dirname, '..', '..');
-const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
 const dir = mkdtempSync(join(tmpdir(), 'herald-front-door-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-interface Result {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function herald(args: readonly string[], env: Record<string, string> = {}): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-      env: { ...process.env, HERALD_TRANSPORT: '', HERALD_DB: '', HERALD_JSON: '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 function oneLine(r: Result): string {
   const lines = r.stderr.trimEnd().split('\n');

@@ -3,7 +3,6 @@
  * checked with plain SQL as well as through the CLI's own output.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,27 +10,12 @@ import { after, before, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { SqliteSagaStore } from '../../src/adapters/sqlite/index.js';
 import { defineSaga, SagaRunner, type SagaRecord } from '../../src/saga/index.js';
+import { herald } from '../support/cli.js';
 
-const MAIN = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
 const dir = mkdtempSync(join(tmpdir(), 'herald-saga-cli-'));
 const file = join(dir, 'events.db');
 const url = `sqlite://${file}`;
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-function herald(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-      env: { ...process.env, HERALD_TRANSPORT: '', HERALD_DB: '', HERALD_JSON: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 let undoFails = true;
 const saga = defineSaga<{ fail: boolean }>('order')

@@ -4,9 +4,7 @@
  * topics and scheduler group; and `herald stats --transport kafka://…` listing the groups.
  */
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { execFileSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { unique } from '../../support/wait.js';
 import {
@@ -17,8 +15,8 @@ import {
   uniqueNamespace,
   type TestCluster,
 } from './harness.js';
+import { herald } from '../../support/cli.js';
 
-const MAIN = join(import.meta.dirname, '..', '..', '..', 'src', 'cli', 'main.ts');
 const body = new TextEncoder().encode('{}');
 
 describe('kafka topology', kafkaAvailable(), () => {
@@ -80,20 +78,15 @@ describe('kafka topology', kafkaAvailable(), () => {
       { id: 'b', headers: {}, body },
     ]);
     await t.close();
-    const { stdout } = await promisify(execFile)(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        MAIN,
-        'stats',
-        '--transport',
-        `kafka://${cluster.brokers}?namespace=${namespace}`,
-        '--json',
-      ],
-      { timeout: 120_000 },
-    );
-    const out = JSON.parse(stdout) as {
+    const run = await herald([
+      'stats',
+      '--transport',
+      `kafka://${cluster.brokers}?namespace=${namespace}`,
+      '--json',
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+
+    const out = JSON.parse(run.stdout) as {
       transport: string;
       groups: { topic: string; group: string; lag: number }[];
     };

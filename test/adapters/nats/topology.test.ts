@@ -6,9 +6,6 @@
  * `herald stats --transport nats://…` listing the groups without --group.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
@@ -17,8 +14,8 @@ import { Names, token, untoken } from '../../../src/adapters/nats/names.js';
 import { assertReachable } from '../../support/services.js';
 import { unique } from '../../support/wait.js';
 import { dropNamespace, SHARED_URL, uniqueNamespace } from './harness.js';
+import { herald } from '../../support/cli.js';
 
-const MAIN = join(import.meta.dirname, '..', '..', '..', 'src', 'cli', 'main.ts');
 const body = new TextEncoder().encode('{}');
 const namespaces: string[] = [];
 const namespace = (what: string): string => {
@@ -112,12 +109,10 @@ test('herald stats --transport nats://… lists every group of the namespace wit
   const stores = natsStores({ servers: SHARED_URL, namespace: ns });
   assert.equal(await stores.deadLetters.count({}), 0);
   await stores.close();
-  const { stdout } = await promisify(execFile)(
-    process.execPath,
-    ['--import', 'tsx', MAIN, 'stats', '--transport', `${SHARED_URL}?namespace=${ns}`, '--json'],
-    { timeout: 120_000, env: { ...process.env, HERALD_TRANSPORT: '', HERALD_DB: '', HERALD_JSON: '' } },
-  );
-  const out = JSON.parse(stdout) as {
+  const run = await herald(['stats', '--transport', `${SHARED_URL}?namespace=${ns}`, '--json']);
+  assert.equal(run.code, 0, run.stderr);
+
+  const out = JSON.parse(run.stdout) as {
     transport: string;
     groups: { topic: string; group: string; lag: number }[];
   };

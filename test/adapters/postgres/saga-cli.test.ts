@@ -4,16 +4,14 @@
  * CLI's own output. The SQLite twin is test/saga/cli.test.ts.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 import { PostgresSagaStore } from '../../../src/adapters/postgres/index.js';
 import { defineSaga, SagaRunner, type SagaRecord } from '../../../src/saga/index.js';
 import { assertReachable } from '../../support/services.js';
 import { dropSchemas, SHARED_URL, uniqueSchema } from './harness.js';
+import { herald } from '../../support/cli.js';
 
-const MAIN = join(import.meta.dirname, '..', '..', '..', 'src', 'cli', 'main.ts');
 const schema = uniqueSchema('sagacli');
 const url = `${SHARED_URL}?namespace=${schema}`;
 const pool = new pg.Pool({ connectionString: SHARED_URL, max: 1 });
@@ -21,21 +19,6 @@ after(async () => {
   await pool.end();
   await dropSchemas(SHARED_URL, [schema]);
 });
-
-function herald(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-      env: { ...process.env, HERALD_TRANSPORT: '', HERALD_DB: '', HERALD_JSON: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 let undoFails = true;
 const saga = defineSaga<{ fail: boolean }>('order')

@@ -4,17 +4,14 @@
  * `herald stats --transport postgres://…` listing the groups without --group.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 import { PostgresTransport } from '../../../src/adapters/postgres/index.js';
 import { assertReachable } from '../../support/services.js';
 import { unique } from '../../support/wait.js';
 import { dropSchemas, SHARED_URL, uniqueSchema } from './harness.js';
+import { herald } from '../../support/cli.js';
 
-const MAIN = join(import.meta.dirname, '..', '..', '..', 'src', 'cli', 'main.ts');
 const body = new TextEncoder().encode('{}');
 const schemas: string[] = [];
 const schema = (what: string): string => {
@@ -70,12 +67,10 @@ test('herald stats --transport postgres://… lists every group of the schema wi
     { id: 'b', headers: {}, body },
   ]);
   await t.close();
-  const { stdout } = await promisify(execFile)(
-    process.execPath,
-    ['--import', 'tsx', MAIN, 'stats', '--transport', `${SHARED_URL}?namespace=${s}`, '--json'],
-    { timeout: 120_000, env: { ...process.env, HERALD_TRANSPORT: '', HERALD_DB: '', HERALD_JSON: '' } },
-  );
-  const out = JSON.parse(stdout) as {
+  const run = await herald(['stats', '--transport', `${SHARED_URL}?namespace=${s}`, '--json']);
+  assert.equal(run.code, 0, run.stderr);
+
+  const out = JSON.parse(run.stdout) as {
     transport: string;
     groups: { topic: string; group: string; lag: number }[];
   };
