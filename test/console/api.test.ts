@@ -3,33 +3,9 @@ import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { fingerprint, normaliseMessage } from '../../src/console/index.js';
 import { waitUntil } from '../support/wait.js';
-import { startHarness, type Harness } from './harness.js';
+import { auth, call, startHarness, type Harness } from './harness.js';
 
 /** The admin API over real HTTP: authorisation, CSRF, read-only mode, filters, edit-and-replay, fuzzing. */
-
-async function call(
-  h: Harness,
-  method: string,
-  path: string,
-  body?: unknown,
-  headers: Record<string, string> = {},
-): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(new URL(path, h.url), {
-    method,
-    headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
-    ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  let json: Record<string, unknown> = {};
-  try {
-    json = JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    // not JSON (page, assets, export)
-  }
-  return { status: res.status, json };
-}
-
-const auth = (h: Harness): Record<string, string> => ({ authorization: `Bearer ${h.handler.token}` });
 
 const MUTATIONS: readonly [string, unknown][] = [
   ['api/dead-letters/replay', { filter: {} }],

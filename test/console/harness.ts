@@ -103,3 +103,29 @@ export async function startHarness(
     },
   };
 }
+
+/** One admin API call; `json` is {} when the answer is not JSON (page, assets, export). */
+export async function call(
+  h: Harness,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(new URL(path, h.url), {
+    method,
+    headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+    ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  let json: Record<string, unknown> = {};
+  try {
+    json = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    // not JSON
+  }
+  return { status: res.status, json };
+}
+
+/** The bearer header of the harness's token. */
+export const auth = (h: Harness): Record<string, string> => ({ authorization: `Bearer ${h.handler.token}` });

@@ -3,37 +3,13 @@ import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { SagaRecord, SagaStatus } from '../../src/saga/record.js';
 import type { SagaStore } from '../../src/saga/store.js';
-import { startHarness, type Harness } from './harness.js';
+import { auth, call, startHarness, type Harness } from './harness.js';
 
 /**
  * The console's saga endpoints over real HTTP on a SQLite saga store: list with filters and cursor
  * paging, counts per type, the detail with its timeline, retry and abort behind the token, the
  * audit log, read-only mode and fuzzing.
  */
-
-async function call(
-  h: Harness,
-  method: string,
-  path: string,
-  body?: unknown,
-  headers: Record<string, string> = {},
-): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(new URL(path, h.url), {
-    method,
-    headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
-    ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  let json: Record<string, unknown> = {};
-  try {
-    json = JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    // not JSON
-  }
-  return { status: res.status, json };
-}
-
-const auth = (h: Harness): Record<string, string> => ({ authorization: `Bearer ${h.handler.token}` });
 
 /** A saga as a runner leaves it: two steps, the second failed or compensated as `status` says. */
 function record(id: string, type: string, status: SagaStatus, createdAt: number): SagaRecord {
