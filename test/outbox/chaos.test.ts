@@ -6,7 +6,7 @@
  * dropped by event id, as the idempotency middleware does).
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +14,7 @@ import pg from 'pg';
 import { PostgresOutbox, PostgresTransport } from '../../src/adapters/postgres/index.js';
 import { dropSchemas, SHARED_URL, uniqueSchema } from '../adapters/postgres/harness.js';
 import { sleep, waitUntil } from '../support/wait.js';
+import { exited, startReady } from '../support/child.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 // 10,000 in a full run (HERALD_OUTBOX_CHAOS_TX=10000); fewer by default to keep the suite short on 2 cores.
@@ -25,25 +26,6 @@ after(async () => {
   await pool.end();
   await dropSchemas(SHARED_URL, [schema]);
 });
-
-function start(file: string, args: string[]): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'fixtures', file), ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.includes('ready')) resolve(child);
-    });
-    child.once('exit', (code, signal) => reject(new Error(`${file} exited before ready: ${code ?? signal}`)));
-  });
-}
-
-const exited = (child: ChildProcess): Promise<void> =>
-  child.exitCode !== null || child.signalCode !== null
-    ? Promise.resolve()
-    : new Promise((resolve) => child.once('exit', () => resolve()));
 
 test(`outbox chaos: ${TRANSACTIONS} transactions, half rolled back, app and relays SIGKILLed`, async (t) => {
   const outbox = await PostgresOutbox.connect({ connectionString: SHARED_URL, schema });
@@ -65,8 +47,8 @@ test(`outbox chaos: ${TRANSACTIONS} transactions, half rolled back, app and rela
   });
 
   const relays: ChildProcess[] = [
-    await start('relay.ts', [SHARED_URL, schema]),
-    await start('relay.ts', [SHARED_URL, schema]),
+    await startReady(path.join(here, 'fixtures', 'relay.ts'), [SHARED_URL, schema]),
+    await startReady(path.join(here, 'fixtures', 'relay.ts'), [SHARED_URL, schema]),
   ];
   const perRun = TRANSACTIONS / RUNS;
   const t0 = Date.now();
@@ -76,7 +58,12 @@ test(`outbox chaos: ${TRANSACTIONS} transactions, half rolled back, app and rela
     // and the last run, which is not killed, finishes what is left.
     for (let run = 0; ran < TRANSACTIONS; run++) {
       const remaining = TRANSACTIONS - ran;
-      const app = await start('app.ts', [SHARED_URL, schema, String(run), String(remaining)]);
+      const app = await startReady(path.join(here, 'fixtures', 'app.ts'), [
+        SHARED_URL,
+        schema,
+        String(run),
+        String(remaining),
+      ]);
       let ranHere = 0;
       app.stdout!.on('data', (chunk: Buffer) => {
         for (const m of chunk.toString().matchAll(/ran (\d+)/g)) ranHere = Math.max(ranHere, Number(m[1]));
@@ -101,7 +88,7 @@ test(`outbox chaos: ${TRANSACTIONS} transactions, half rolled back, app and rela
       // A transaction in flight at the kill may have committed unreported: ran can only undercount.
       ran += ranHere;
       await exited(relays[r]!);
-      relays[r] = await start('relay.ts', [SHARED_URL, schema]);
+      relays[r] = await startReady(path.join(here, 'fixtures', 'relay.ts'), [SHARED_URL, schema]);
     }
     const committed = async (): Promise<Set<string>> =>
       new Set(

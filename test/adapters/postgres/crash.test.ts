@@ -4,7 +4,7 @@
  * are applied in publish order across two processes with concurrency 32 each.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -13,9 +13,11 @@ import { PostgresTransport } from '../../../src/adapters/postgres/index.js';
 import { createHerald } from '../../../src/index.js';
 import { sleep, waitUntil } from '../../support/wait.js';
 import { dropSchemas, SHARED_URL, uniqueSchema } from './harness.js';
+import { exited, startReady } from '../../support/child.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const fixture = path.join(here, 'fixtures', 'crash-consumer.ts');
+const startConsumer = (): Promise<ChildProcess> => startReady(fixture, [SHARED_URL, schema]);
 // 20,000 in a full run (HERALD_PG_CRASH_EVENTS=20000); fewer by default to keep the suite short on 2 cores.
 const EVENTS = Number(process.env['HERALD_PG_CRASH_EVENTS'] ?? 4000);
 const AGGREGATES = 200;
@@ -26,28 +28,6 @@ after(async () => {
   await pool.end();
   await dropSchemas(SHARED_URL, [schema]);
 });
-
-function startConsumer(): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', fixture, SHARED_URL, schema], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.includes('ready')) resolve(child);
-    });
-    child.once('exit', (code, signal) =>
-      reject(new Error(`consumer exited before ready: ${code ?? signal}`)),
-    );
-  });
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  return child.exitCode !== null || child.signalCode !== null
-    ? Promise.resolve()
-    : new Promise((resolve) => child.once('exit', () => resolve()));
-}
 
 test(`${EVENTS} events, consumers SIGKILLed repeatedly: 0 lost, effects exactly once, per-aggregate order`, async (t) => {
   const producer = await createHerald({

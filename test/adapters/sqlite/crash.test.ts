@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { createHerald } from '../../../src/index.js';
 import { sqlite } from '../../../src/adapters/sqlite/index.js';
 import { sleep, tempDir, until } from './helpers.js';
+import { exited, startReady } from '../../support/child.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const fixture = path.join(here, 'fixtures', 'crash-consumer.ts');
@@ -15,28 +16,6 @@ const CONCURRENCY = 8;
 
 const tmp = tempDir('herald-sqlite-crash-');
 after(() => tmp.cleanup());
-
-function startConsumer(broker: string, appDb: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', fixture, broker, appDb], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.includes('ready')) resolve(child);
-    });
-    child.once('exit', (code, signal) =>
-      reject(new Error(`consumer exited before ready: ${code ?? signal}`)),
-    );
-  });
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  return child.exitCode !== null || child.signalCode !== null
-    ? Promise.resolve()
-    : new Promise((resolve) => child.once('exit', () => resolve()));
-}
 
 test('a consumer SIGKILLed mid-handler again and again loses nothing; side effects land exactly once', async (t) => {
   const broker = tmp.file('broker.db');
@@ -74,13 +53,13 @@ test('a consumer SIGKILLed mid-handler again and again loses nothing; side effec
   let child: ChildProcess | undefined;
   try {
     for (let k = 0; k < KILLS; k++) {
-      child = await startConsumer(broker, appDb);
+      child = await startReady(fixture, [broker, appDb]);
       await sleep(300 + Math.random() * 700);
       child.kill('SIGKILL');
       await exited(child);
     }
     const t0 = Date.now();
-    child = await startConsumer(broker, appDb);
+    child = await startReady(fixture, [broker, appDb]);
     t.diagnostic(`last consumer ready after ${Date.now() - t0} ms`);
     await sleep(300);
     producing = false;

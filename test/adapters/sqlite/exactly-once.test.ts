@@ -5,7 +5,7 @@
  * exists exactly once at the end.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +13,7 @@ import Database from 'better-sqlite3';
 import { createHerald } from '../../../src/index.js';
 import { sqlite } from '../../../src/adapters/sqlite/index.js';
 import { tempDir, until } from './helpers.js';
+import { exited, startReady } from '../../support/child.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const fixture = path.join(here, 'fixtures', 'exactly-once-consumer.ts');
@@ -23,29 +24,6 @@ const SELF_KILLS = 3;
 
 const tmp = tempDir('herald-sqlite-once-');
 after(() => tmp.cleanup());
-
-function startConsumer(file: string, dieAfterEffects?: number): Promise<ChildProcess> {
-  const args = dieAfterEffects === undefined ? [] : [String(dieAfterEffects)];
-  const child = spawn(process.execPath, ['--import', 'tsx', fixture, file, ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.includes('ready')) resolve(child);
-    });
-    child.once('exit', (code, signal) =>
-      reject(new Error(`consumer exited before ready: ${code ?? signal}`)),
-    );
-  });
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  return child.exitCode !== null || child.signalCode !== null
-    ? Promise.resolve()
-    : new Promise((resolve) => child.once('exit', () => resolve()));
-}
 
 test(`${EVENTS} events, consumer SIGKILLed ${KILLS + SELF_KILLS} times: every effect exactly once`, async (t) => {
   const file = tmp.file('once.db');
@@ -84,18 +62,18 @@ test(`${EVENTS} events, consumer SIGKILLed ${KILLS + SELF_KILLS} times: every ef
   let child: ChildProcess | undefined;
   try {
     for (let k = 0; k < SELF_KILLS; k++) {
-      child = await startConsumer(file, 20 + Math.floor(Math.random() * 100));
+      child = await startReady(fixture, [file, String(20 + Math.floor(Math.random() * 100))]);
       await exited(child);
       assert.equal(child.signalCode, 'SIGKILL', 'the consumer killed itself after an effect');
     }
     for (const point of points) {
-      child = await startConsumer(file);
+      child = await startReady(fixture, [file]);
       await until(() => count() >= point, 60_000, `${point} effects`);
       child.kill('SIGKILL');
       await exited(child);
       at.push(count());
     }
-    child = await startConsumer(file);
+    child = await startReady(fixture, [file]);
     await until(() => count() >= EVENTS, 120_000, `all ${EVENTS} effects`);
     child.kill('SIGTERM');
     await exited(child);
