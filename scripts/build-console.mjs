@@ -1,10 +1,10 @@
-// Bundles the console page (src/console/ui) into src/console/static (committed, so `npm start` and
-// tsx runs serve it without a build) and copies it to dist/console/static for the package.
+// Bundles the console page (src/console/ui) into src/console/static, where the handler serves it
+// from source (`npm start` and `npm test` run this first; it takes about a second), and copies it to
+// dist/console/static for the package. The output is generated, not committed.
 import { build } from 'esbuild';
 import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -29,4 +29,3 @@ await writeFile(path.join(out, 'app.css'), css);
 await writeFile(path.join(out, 'index.html'), await readFile(path.join(ui, 'index.html')));
 if (existsSync(path.join(root, 'dist/console')))
   await cp(out, path.join(root, 'dist/console/static'), { recursive: true });
-process.stdout.write('console assets built\n');
