@@ -58,12 +58,6 @@ export interface TransportHarness {
    */
   readonly unsupported?: Readonly<Record<string, string>>;
   /**
-   * How many cases run at once (default 1). Every case has its own topics and groups, so a backend
-   * whose first group join is slow (the librdkafka mock cluster waits 3 s on each new group) can
-   * overlap those waits instead of adding them up.
-   */
-  readonly concurrency?: number;
-  /**
    * Registers only the cases whose position modulo `count` is `index`, so a slow backend's suite
    * can be split over `count` test files that the runner starts as parallel processes. Together
    * the shards run every case exactly once.
@@ -107,7 +101,7 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
     throw new RangeError(
       `shard must be { index, count } with 0 <= index < count, got ${JSON.stringify(shard)}`,
     );
-  describe(`transport conformance: ${name}`, { concurrency: harness.concurrency ?? 1 }, () => {
+  describe(`transport conformance: ${name}`, () => {
     const opened: Transport[] = [];
     let t: Transport;
 
