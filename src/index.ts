@@ -106,6 +106,7 @@ export {
   validateCancelIds,
 } from './transport/validate.js';
 export * from './store/dead-letter-store.js';
+export { errorFingerprint } from './store/dead-letter-fingerprint.js';
 export * from './store/idempotency-store.js';
 export * from './store/event-store.js';
 export { MemoryDeadLetterStore, MemoryEventStore, MemoryIdempotencyStore } from './store/memory/index.js';

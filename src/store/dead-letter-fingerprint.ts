@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { stackTop } from './dead-letter-summary.js';
 
 /*
  * Failures that differ only in ids, numbers, quoted values or the line they threw on are one
@@ -43,4 +42,14 @@ export function errorFingerprint(error: {
   readonly stack?: string;
 }): string {
   return fingerprint(error.name, error.message, stackTop(error.stack));
+}
+
+/** The first frame of a stack trace (`at fn (file:line:col)`), trimmed. */
+export function stackTop(stack: string | undefined): string | undefined {
+  if (!stack) return undefined;
+  for (const line of stack.split('\n', 20)) {
+    const t = line.trim();
+    if (t.startsWith('at ')) return t.slice(0, 300);
+  }
+  return undefined;
 }

@@ -1,5 +1,6 @@
 import { ConfigError } from '../contracts/errors.js';
 import type { Message } from '../contracts/message.js';
+import { errorFingerprint } from './dead-letter-fingerprint.js';
 
 /** Why a message was dead-lettered. */
 export type DeadLetterReason =
@@ -42,6 +43,12 @@ export interface DeadLetterFilter {
   readonly since?: number;
   /** deadLetteredAt < until (epoch ms). */
   readonly until?: number;
+  /**
+   * Entries of one failure group: `errorFingerprint(entry.error)` (see `dead-letter-fingerprint.ts`).
+   * Stores that keep the fingerprint with the entry (SQLite, PostgreSQL, Redis) answer it from an
+   * index; the others compute it per entry.
+   */
+  readonly fingerprint?: string;
 }
 
 export interface Page<T> {
@@ -57,14 +64,27 @@ export interface PageRequest {
 }
 
 /**
- * Where messages go when they cannot be processed. Entries are listed oldest first
- * (by deadLetteredAt, then id).
+ * A page of dead letters. Its own type, not a field of {@link PageRequest}, because event stores
+ * page by position in one direction only and would ignore an order.
+ */
+export interface DeadLetterPageRequest extends PageRequest {
+  /**
+   * `oldest` (the default) lists by (deadLetteredAt, id) ascending, `newest` descending. A cursor
+   * continues in the order of the request it is passed with: the next page holds the entries after
+   * (oldest) or before (newest) the last one returned.
+   */
+  readonly order?: 'oldest' | 'newest';
+}
+
+/**
+ * Where messages go when they cannot be processed. Entries are listed by deadLetteredAt, then id:
+ * oldest first unless the page asks for `order: 'newest'`.
  */
 export interface DeadLetterStore {
   /** Stores an entry; an entry with the same id replaces the earlier one (idempotent on redelivery). */
   add(entry: DeadLetterEntry): Promise<void>;
   get(id: string): Promise<DeadLetterEntry | undefined>;
-  list(filter?: DeadLetterFilter, page?: PageRequest): Promise<Page<DeadLetterEntry>>;
+  list(filter?: DeadLetterFilter, page?: DeadLetterPageRequest): Promise<Page<DeadLetterEntry>>;
   count(filter?: DeadLetterFilter): Promise<number>;
   /** Removes the given entries; returns how many existed. */
   remove(ids: readonly string[]): Promise<number>;
@@ -75,14 +95,14 @@ export interface DeadLetterStore {
    * grouping need (see {@link DeadLetterSummary}). Stores that can read less than whole entries
    * implement it; callers fall back to `list` (see `summarizeDeadLetters`).
    */
-  summaries?(filter?: DeadLetterFilter, page?: PageRequest): Promise<Page<DeadLetterSummary>>;
+  summaries?(filter?: DeadLetterFilter, page?: DeadLetterPageRequest): Promise<Page<DeadLetterSummary>>;
   /**
    * Optional: entries counted per failure fingerprint (see `fingerprint` in
    * `dead-letter-fingerprint.ts`), topic, group, event type and reason, with the newest error of
    * each fingerprint. Stores that keep the fingerprint at write time answer it without reading
    * entries, so a console groups a large DLQ without loading it.
    */
-  failureCounts?(filter?: DeadLetterFilter & { readonly fingerprint?: string }): Promise<FailureCounts>;
+  failureCounts?(filter?: DeadLetterFilter): Promise<FailureCounts>;
   close?(): Promise<void>;
 }
 
@@ -115,9 +135,52 @@ export function pageLimit(page: PageRequest | undefined): number {
   return Math.min(limit, 1000);
 }
 
+/** The page's order, checked: `'newest'` or `'oldest'` (the default). */
+export function pageOrder(page: DeadLetterPageRequest | undefined): 'oldest' | 'newest' {
+  const order = page?.order ?? 'oldest';
+  if (order !== 'oldest' && order !== 'newest')
+    throw new ConfigError('order', "must be 'oldest' or 'newest'");
+  return order;
+}
+
+/** Listing order of two entries: (deadLetteredAt, id) ascending. */
+export function compareDeadLetters(
+  a: { readonly deadLetteredAt: number; readonly id: string },
+  b: { readonly deadLetteredAt: number; readonly id: string },
+): number {
+  return a.deadLetteredAt - b.deadLetteredAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+/**
+ * One keyset page of `entries` for stores that filter in the process (memory, NATS): matching
+ * entries in the requested order, strictly after the cursor.
+ */
+export function pageInMemory<T extends DeadLetterEntry>(
+  entries: Iterable<T>,
+  filter: DeadLetterFilter | undefined,
+  page: DeadLetterPageRequest | undefined,
+): Page<T> {
+  const limit = pageLimit(page);
+  const after = decodeCursor(page?.cursor);
+  const sign = pageOrder(page) === 'newest' ? -1 : 1;
+  const rest: T[] = [];
+  for (const e of entries) {
+    if (!matchesDeadLetterFilter(e, filter)) continue;
+    if (after && sign * compareDeadLetters(e, { deadLetteredAt: after.at, id: after.id }) <= 0) continue;
+    rest.push(e);
+  }
+  rest.sort((a, b) => sign * compareDeadLetters(a, b));
+  const items = rest.slice(0, limit);
+  const last = items[items.length - 1];
+  return rest.length > limit && last
+    ? { items, nextCursor: encodeCursor(last.deadLetteredAt, last.id) }
+    : { items };
+}
+
 /** True when `entry` satisfies every field set in `filter`. */
 export function matchesDeadLetterFilter(entry: DeadLetterEntry, filter: DeadLetterFilter = {}): boolean {
   return (
+    (filter.fingerprint === undefined || errorFingerprint(entry.error) === filter.fingerprint) &&
     (filter.group === undefined || entry.group === filter.group) &&
     (filter.topic === undefined || entry.topic === filter.topic) &&
     (filter.eventType === undefined || entry.eventType === filter.eventType) &&

@@ -2,25 +2,19 @@ import type {
   DeadLetterEntry,
   DeadLetterFilter,
   DeadLetterStore,
+  DeadLetterPageRequest,
   Page,
-  PageRequest,
   DeadLetterSummary,
 } from './dead-letter-store.js';
 
+import { stackTop } from './dead-letter-fingerprint.js';
+
 export type { DeadLetterSummary } from './dead-letter-store.js';
+// Lives with the fingerprint (which needs it) so the store interface can depend on that file alone.
+export { stackTop };
 
 /** Longest error message a summary keeps; the full one is in the entry. */
 export const SUMMARY_MESSAGE_MAX = 500;
-
-/** The first frame of a stack trace (`at fn (file:line:col)`), trimmed. */
-export function stackTop(stack: string | undefined): string | undefined {
-  if (!stack) return undefined;
-  for (const line of stack.split('\n', 20)) {
-    const t = line.trim();
-    if (t.startsWith('at ')) return t.slice(0, 300);
-  }
-  return undefined;
-}
 
 export function summarizeEntry(e: DeadLetterEntry): DeadLetterSummary {
   const top = stackTop(e.error.stack);
@@ -46,7 +40,7 @@ export function summarizeEntry(e: DeadLetterEntry): DeadLetterSummary {
 export async function summarizeDeadLetters(
   store: DeadLetterStore,
   filter?: DeadLetterFilter,
-  page?: PageRequest,
+  page?: DeadLetterPageRequest,
 ): Promise<Page<DeadLetterSummary>> {
   if (typeof store.summaries === 'function') return store.summaries(filter, page);
   const full = await store.list(filter, page);

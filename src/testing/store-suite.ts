@@ -9,8 +9,10 @@ import assert from 'node:assert/strict';
 import { after, afterEach, describe, test } from 'node:test';
 import {
   ConcurrencyError,
+  errorFingerprint,
   uuidv7,
   type DeadLetterEntry,
+  type DeadLetterFilter,
   type DeadLetterStore,
   type EventEnvelope,
   type EventStore,
@@ -126,6 +128,120 @@ export function runStoreSuite(name: string, harness: StoreHarness): void {
         assert.deepEqual(
           seen,
           Array.from({ length: 250 }, (_, i) => entry(i).id),
+        );
+      });
+
+      /** Every page of `filter` in `order`, `limit` per page, as ids. */
+      const walk = async (
+        store: DeadLetterStore,
+        filter: DeadLetterFilter,
+        order: 'oldest' | 'newest',
+        limit: number,
+      ): Promise<string[]> => {
+        const seen: string[] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await store.list(filter, { limit, order, ...(cursor ? { cursor } : {}) });
+          assert.ok(page.items.length <= limit);
+          seen.push(...page.items.map((e) => e.id));
+          cursor = page.nextCursor;
+        } while (cursor);
+        return seen;
+      };
+
+      test('dead letters: newest-first and oldest-first paging, entries sharing a time, with and without filters', async () => {
+        const store = await make();
+        // 7 entries per millisecond, ids not in time order, added shuffled.
+        const all = Array.from({ length: 140 }, (_, i) =>
+          entry(i, {
+            id: `${i % 2 ? 'g1' : 'g0'}:${String((i * 37) % 140).padStart(3, '0')}`,
+            group: i % 2 ? 'g1' : 'g0',
+            handler: i % 3 ? 'h1' : 'h2',
+            deadLetteredAt: 1_700_000_002_000 + Math.floor(i / 7),
+          }),
+        );
+        for (const e of [...all].sort(() => Math.random() - 0.5)) await store.add(e);
+        const order = (list: DeadLetterEntry[], newest: boolean): string[] =>
+          [...list]
+            .sort(
+              (a, b) =>
+                (newest ? -1 : 1) *
+                (a.deadLetteredAt - b.deadLetteredAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
+            )
+            .map((e) => e.id);
+        assert.deepEqual(await walk(store, {}, 'newest', 10), order(all, true));
+        assert.deepEqual(await walk(store, {}, 'oldest', 9), order(all, false));
+        const g1 = all.filter((e) => e.group === 'g1');
+        assert.deepEqual(await walk(store, { group: 'g1' }, 'newest', 4), order(g1, true));
+        assert.deepEqual(await walk(store, { group: 'g1' }, 'oldest', 6), order(g1, false));
+        const since = 1_700_000_002_003;
+        const until = 1_700_000_002_011;
+        const ranged = all.filter(
+          (e) => e.handler === 'h1' && e.deadLetteredAt >= since && e.deadLetteredAt < until,
+        );
+        assert.deepEqual(
+          await walk(store, { handler: 'h1', since, until }, 'newest', 5),
+          order(ranged, true),
+        );
+        const timed = all.filter((e) => e.deadLetteredAt >= since && e.deadLetteredAt < until);
+        assert.deepEqual(await walk(store, { since, until }, 'newest', 5), order(timed, true));
+        // A cursor marks a position, not an entry: the one it names can go.
+        const first = await store.list({}, { limit: 3, order: 'newest' });
+        await store.remove([first.items[2]!.id]);
+        const next = await store.list({}, { limit: 3, order: 'newest', cursor: first.nextCursor! });
+        assert.deepEqual(
+          next.items.map((e) => e.id),
+          order(all, true).slice(3, 6),
+        );
+      });
+
+      test('dead letters: the fingerprint filter selects one failure group in list, count and purge', async () => {
+        const store = await make();
+        const timeout = (n: number) => ({
+          name: 'TimeoutError',
+          message: `upstream 10.0.0.${n} timed out after ${n * 10} ms`,
+          stack: `TimeoutError: upstream timed out\n    at call (/app/client.ts:${n}:3)`,
+        });
+        for (let i = 0; i < 30; i++)
+          await store.add(
+            entry(i, {
+              id: `g:${i}`,
+              group: i % 2 ? 'g1' : 'g0',
+              ...(i % 3 === 0 ? { error: timeout(i) } : {}),
+              deadLetteredAt: 1_700_000_002_000 + Math.floor(i / 4),
+            }),
+          );
+        const fp = errorFingerprint(timeout(1));
+        assert.equal(errorFingerprint(timeout(2)), fp);
+        assert.notEqual(errorFingerprint(entry(1).error), fp);
+        const expected = Array.from({ length: 30 }, (_, i) => i).filter((i) => i % 3 === 0);
+        assert.equal(await store.count({ fingerprint: fp }), expected.length);
+        assert.equal(
+          await store.count({ fingerprint: fp, group: 'g1' }),
+          expected.filter((i) => i % 2).length,
+        );
+        assert.equal(await store.count({ fingerprint: 'f00000000000' }), 0);
+        assert.deepEqual(
+          await walk(store, { fingerprint: fp }, 'newest', 3),
+          [...expected].reverse().map((i) => `g:${i}`),
+        );
+        assert.deepEqual(
+          await walk(store, { fingerprint: fp }, 'oldest', 4),
+          expected.map((i) => `g:${i}`),
+        );
+        assert.equal(
+          await store.purge({ fingerprint: fp, group: 'g0' }),
+          expected.filter((i) => i % 2 === 0).length,
+        );
+        assert.equal(await store.count({ fingerprint: fp }), expected.filter((i) => i % 2).length);
+        assert.equal(await store.count(), 30 - expected.filter((i) => i % 2 === 0).length);
+      });
+
+      test('dead letters: an unknown order is rejected with a clear error', async () => {
+        const store = await make();
+        await assert.rejects(
+          store.list({}, { order: 'sideways' as 'newest' }),
+          (err: Error & { field?: string }) => /order/.test(err.message),
         );
       });
 

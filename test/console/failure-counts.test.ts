@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
 import { redisStores, type RedisStores } from '../../src/adapters/redis/index.js';
 import { SqliteDeadLetterStore } from '../../src/adapters/sqlite/index.js';
-import { APPLICATION_ID, MIGRATIONS } from '../../src/adapters/sqlite/schema.js';
+import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from '../../src/adapters/sqlite/schema.js';
 import { DeadLetterIndex, type ConsoleFilter } from '../../src/console/index.js';
 import { groupsFromCounts } from '../../src/console/dead-letter-index.js';
 import type { DeadLetterEntry, DeadLetterStore } from '../../src/store/dead-letter-store.js';
@@ -143,7 +143,7 @@ describe('failure groups counted by the SQLite store', () => {
         1501,
       );
       const check = new Database(file, { readonly: true });
-      assert.equal(check.pragma('user_version', { simple: true }), 3);
+      assert.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION);
       assert.equal(
         (
           check.prepare('SELECT count(*) AS n FROM herald_dead_letters WHERE fingerprint IS NULL').get() as {

@@ -1,13 +1,15 @@
 import { ClosedError } from '../../core/errors.js';
+import { errorFingerprint } from '../../store/dead-letter-fingerprint.js';
 import {
   decodeCursor,
   encodeCursor,
   pageLimit,
+  pageOrder,
   type DeadLetterEntry,
   type DeadLetterFilter,
+  type DeadLetterPageRequest,
   type DeadLetterStore,
   type Page,
-  type PageRequest,
 } from '../../store/dead-letter-store.js';
 import { num, type PostgresConnection } from './connection.js';
 
@@ -31,6 +33,8 @@ interface Row {
  */
 export class PostgresDeadLetterStore implements DeadLetterStore {
   private closed = false;
+  /** Rows from before schema version 4 got their fingerprint (once per store; new rows always have one). */
+  private backfill: Promise<void> | undefined;
 
   constructor(
     private readonly db: PostgresConnection,
@@ -46,11 +50,12 @@ export class PostgresDeadLetterStore implements DeadLetterStore {
     const s = this.s;
     const { body, ...message } = entry.message;
     await this.db.pool.query(
-      `INSERT INTO ${s}.dead_letters (id, reason, topic, grp, handler, event_type, aggregate_id, error, dead_lettered_at, entry, body)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+      `INSERT INTO ${s}.dead_letters (id, reason, topic, grp, handler, event_type, aggregate_id, error, dead_lettered_at, entry, body, fingerprint)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
        ON CONFLICT (id) DO UPDATE SET reason = EXCLUDED.reason, topic = EXCLUDED.topic, grp = EXCLUDED.grp,
          handler = EXCLUDED.handler, event_type = EXCLUDED.event_type, aggregate_id = EXCLUDED.aggregate_id,
-         error = EXCLUDED.error, dead_lettered_at = EXCLUDED.dead_lettered_at, entry = EXCLUDED.entry, body = EXCLUDED.body`,
+         error = EXCLUDED.error, dead_lettered_at = EXCLUDED.dead_lettered_at, entry = EXCLUDED.entry, body = EXCLUDED.body,
+         fingerprint = EXCLUDED.fingerprint`,
       [
         entry.id,
         entry.reason,
@@ -63,6 +68,7 @@ export class PostgresDeadLetterStore implements DeadLetterStore {
         entry.deadLetteredAt,
         JSON.stringify({ ...entry, message }),
         Buffer.from(body.buffer, body.byteOffset, body.byteLength),
+        errorFingerprint(entry.error),
       ],
     );
   }
@@ -75,18 +81,28 @@ export class PostgresDeadLetterStore implements DeadLetterStore {
     return rows[0] && toEntry(rows[0]);
   }
 
-  async list(filter?: PostgresDeadLetterFilter, page?: PageRequest): Promise<Page<DeadLetterEntry>> {
+  async list(
+    filter?: PostgresDeadLetterFilter,
+    page?: DeadLetterPageRequest,
+  ): Promise<Page<DeadLetterEntry>> {
     const s = this.s;
+    await this.fingerprinted(filter);
     const limit = pageLimit(page);
+    const newest = pageOrder(page) === 'newest';
     const after = decodeCursor(page?.cursor);
     const where = whereClause(filter);
     if (after) {
+      // A row value comparison: the b-tree indexes ending in (dead_lettered_at, id) seek to it,
+      // scanning backwards for newest first.
       where.params.push(after.at, after.id);
-      where.sql.push(`(dead_lettered_at, id) > ($${where.params.length - 1}, $${where.params.length})`);
+      where.sql.push(
+        `(dead_lettered_at, id) ${newest ? '<' : '>'} ($${where.params.length - 1}, $${where.params.length})`,
+      );
     }
     where.params.push(limit + 1);
+    const order = newest ? 'dead_lettered_at DESC, id DESC' : 'dead_lettered_at, id';
     const { rows } = await this.db.pool.query<Row>(
-      `SELECT entry, body FROM ${s}.dead_letters ${sqlWhere(where.sql)} ORDER BY dead_lettered_at, id LIMIT $${where.params.length}`,
+      `SELECT entry, body FROM ${s}.dead_letters ${sqlWhere(where.sql)} ORDER BY ${order} LIMIT $${where.params.length}`,
       where.params,
     );
     const items = rows.slice(0, limit).map(toEntry);
@@ -97,6 +113,7 @@ export class PostgresDeadLetterStore implements DeadLetterStore {
   }
 
   async count(filter?: PostgresDeadLetterFilter): Promise<number> {
+    await this.fingerprinted(filter);
     const where = whereClause(filter);
     const { rows } = await this.db.pool.query<{ n: string }>(
       `SELECT count(*) AS n FROM ${this.s}.dead_letters ${sqlWhere(where.sql)}`,
@@ -114,12 +131,39 @@ export class PostgresDeadLetterStore implements DeadLetterStore {
   }
 
   async purge(filter?: PostgresDeadLetterFilter): Promise<number> {
+    await this.fingerprinted(filter);
     const where = whereClause(filter);
     const result = await this.db.pool.query(
       `DELETE FROM ${this.s}.dead_letters ${sqlWhere(where.sql)}`,
       where.params,
     );
     return result.rowCount ?? 0;
+  }
+
+  /**
+   * Before the first query by fingerprint: fills in the fingerprint of rows written before schema
+   * version 4, 1,000 per statement so no long transaction holds the table.
+   */
+  private fingerprinted(filter: DeadLetterFilter | undefined): Promise<void> | undefined {
+    if (filter?.fingerprint === undefined) return undefined;
+    this.backfill ??= (async () => {
+      const s = this.s;
+      for (;;) {
+        const { rows } = await this.db.pool.query<{ id: string; error: DeadLetterEntry['error'] }>(
+          `SELECT id, entry->'error' AS error FROM ${s}.dead_letters WHERE fingerprint IS NULL LIMIT 1000`,
+        );
+        if (rows.length === 0) return;
+        await this.db.pool.query(
+          `UPDATE ${s}.dead_letters d SET fingerprint = x.f FROM unnest($1::text[], $2::text[]) AS x(i, f)
+           WHERE d.id = x.i AND d.fingerprint IS NULL`,
+          [rows.map((r) => r.id), rows.map((r) => errorFingerprint(r.error))],
+        );
+      }
+    })().catch((err: unknown) => {
+      this.backfill = undefined;
+      throw err;
+    });
+    return this.backfill;
   }
 
   async close(): Promise<void> {
@@ -147,6 +191,7 @@ function whereClause(filter: PostgresDeadLetterFilter = {}): { sql: string[]; pa
   add((p) => `event_type = ${p}`, filter.eventType);
   add((p) => `handler = ${p}`, filter.handler);
   add((p) => `reason = ${p}`, filter.reason);
+  add((p) => `fingerprint = ${p}`, filter.fingerprint);
   add((p) => `aggregate_id = ${p}`, filter.aggregateId);
   add((p) => `to_tsvector('simple', error) @@ plainto_tsquery('simple', ${p})`, filter.errorText);
   add((p) => `dead_lettered_at >= ${p}`, filter.since);

@@ -415,8 +415,18 @@ END
 $fn$;
 `;
 
+/*
+ * Version 4: dead letters keep their failure fingerprint (ADR 0975), written by the store, so a
+ * failure group's page is an index seek in either order. Rows from before have NULL until the
+ * store's first query by fingerprint fills them in (SQL cannot compute the normalised message).
+ */
+const V4 = (s: string): string => `
+ALTER TABLE ${s}.dead_letters ADD COLUMN fingerprint text;
+CREATE INDEX dead_letters_by_fingerprint ON ${s}.dead_letters (fingerprint, dead_lettered_at, id);
+`;
+
 /** MIGRATIONS[i] upgrades a schema at version i to version i + 1. Append only; never edit one. */
-export const MIGRATIONS: readonly ((schema: string) => string)[] = [V1, V2, V3];
+export const MIGRATIONS: readonly ((schema: string) => string)[] = [V1, V2, V3, V4];
 
 /** The schema version this code writes and understands. */
 export const SCHEMA_VERSION = MIGRATIONS.length;

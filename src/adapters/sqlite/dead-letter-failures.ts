@@ -48,15 +48,8 @@ interface CountRow {
  * `herald_dead_letters_by_failure` (no entry is read), then the newest entry of each fingerprint for
  * its error text (one seek per fingerprint).
  */
-export function failureCounts(
-  db: SqliteDatabase,
-  filter: (DeadLetterFilter & { readonly fingerprint?: string }) | undefined,
-): FailureCounts {
+export function failureCounts(db: SqliteDatabase, filter: DeadLetterFilter | undefined): FailureCounts {
   const where = whereClause(filter);
-  if (filter?.fingerprint !== undefined) {
-    where.sql.push('fingerprint = ?');
-    where.params.push(filter.fingerprint);
-  }
   return db.run('dead-letter failure counts', () => {
     const rows = db.db
       .prepare(

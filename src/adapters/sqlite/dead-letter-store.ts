@@ -1,12 +1,11 @@
 import {
-  decodeCursor,
   encodeCursor,
   pageLimit,
   type DeadLetterEntry,
   type DeadLetterFilter,
+  type DeadLetterPageRequest,
   type DeadLetterStore,
   type Page,
-  type PageRequest,
 } from '../../store/dead-letter-store.js';
 import { acquireDatabase, type DatabaseHandle, type SqliteDatabase } from './database.js';
 import { resolveConnectionOptions, type SqliteConnectionOptions } from './options.js';
@@ -16,7 +15,7 @@ import { listSummaries } from './dead-letter-summaries.js';
 import { errorFingerprint } from '../../store/dead-letter-fingerprint.js';
 import { backfillFingerprints, failureCounts } from './dead-letter-failures.js';
 import type { FailureCounts } from '../../store/dead-letter-store.js';
-import { sqlWhere, whereClause } from './dead-letter-where.js';
+import { pageClause, sqlWhere, whereClause } from './dead-letter-where.js';
 
 interface Row {
   body: Buffer;
@@ -75,20 +74,14 @@ export class SqliteDeadLetterStore implements DeadLetterStore {
     return row && toEntry(row);
   }
 
-  async list(filter?: DeadLetterFilter, page?: PageRequest): Promise<Page<DeadLetterEntry>> {
-    const db = this.db;
+  async list(filter?: DeadLetterFilter, page?: DeadLetterPageRequest): Promise<Page<DeadLetterEntry>> {
+    const db = this.fingerprinted(filter?.fingerprint !== undefined);
     const limit = pageLimit(page);
-    const after = decodeCursor(page?.cursor);
     const where = whereClause(filter);
-    if (after) {
-      where.sql.push('(dead_lettered_at > ? OR (dead_lettered_at = ? AND id > ?))');
-      where.params.push(after.at, after.at, after.id);
-    }
+    const order = pageClause(where, page);
     const rows = db.run('dead-letter list', () =>
       db.db
-        .prepare(
-          `SELECT entry, body FROM herald_dead_letters ${sqlWhere(where.sql)} ORDER BY dead_lettered_at, id LIMIT ?`,
-        )
+        .prepare(`SELECT entry, body FROM herald_dead_letters ${sqlWhere(where.sql)} ${order} LIMIT ?`)
         .all(...where.params, limit + 1),
     ) as Row[];
     const items = rows.slice(0, limit).map(toEntry);
@@ -99,7 +92,7 @@ export class SqliteDeadLetterStore implements DeadLetterStore {
   }
 
   async count(filter?: DeadLetterFilter): Promise<number> {
-    const db = this.db;
+    const db = this.fingerprinted(filter?.fingerprint !== undefined);
     const where = whereClause(filter);
     const row = db.run('dead-letter count', () =>
       db.db
@@ -120,7 +113,7 @@ export class SqliteDeadLetterStore implements DeadLetterStore {
   }
 
   async purge(filter?: DeadLetterFilter): Promise<number> {
-    const db = this.db;
+    const db = this.fingerprinted(filter?.fingerprint !== undefined);
     const where = whereClause(filter);
     return db.run(
       'dead-letter purge',
@@ -130,18 +123,26 @@ export class SqliteDeadLetterStore implements DeadLetterStore {
   }
 
   /** Reads only the indexed columns and a few JSON fields: no bodies, no full entry parse. */
-  async summaries(filter?: DeadLetterFilter, page?: PageRequest): Promise<Page<DeadLetterSummary>> {
-    return listSummaries(this.db, filter, page);
+  async summaries(filter?: DeadLetterFilter, page?: DeadLetterPageRequest): Promise<Page<DeadLetterSummary>> {
+    return listSummaries(this.fingerprinted(filter?.fingerprint !== undefined), filter, page);
   }
 
   /** Counts per failure fingerprint from the covering index; no entry is read (ADR 0973). */
-  async failureCounts(filter?: DeadLetterFilter & { readonly fingerprint?: string }): Promise<FailureCounts> {
+  async failureCounts(filter?: DeadLetterFilter): Promise<FailureCounts> {
+    return failureCounts(this.fingerprinted(true), filter);
+  }
+
+  /**
+   * The database, with every row's fingerprint filled in first when the query reads it: rows from
+   * before schema version 3 have none until then (filled once per store).
+   */
+  private fingerprinted(reads: boolean): SqliteDatabase {
     const db = this.db;
-    if (!this.backfilled) {
+    if (reads && !this.backfilled) {
       backfillFingerprints(db);
       this.backfilled = true;
     }
-    return failureCounts(db, filter);
+    return db;
   }
 
   async close(): Promise<void> {

@@ -1,14 +1,13 @@
 import {
-  decodeCursor,
   encodeCursor,
   pageLimit,
   type DeadLetterFilter,
+  type DeadLetterPageRequest,
   type Page,
-  type PageRequest,
 } from '../../store/dead-letter-store.js';
 import { SUMMARY_MESSAGE_MAX, stackTop, type DeadLetterSummary } from '../../store/dead-letter-summary.js';
 import type { SqliteDatabase } from './database.js';
-import { sqlWhere, whereClause } from './dead-letter-where.js';
+import { pageClause, sqlWhere, whereClause } from './dead-letter-where.js';
 
 interface SummaryRow {
   id: string;
@@ -31,23 +30,18 @@ type Fields = [string, string | null, string, string, string | null, number, num
 export function listSummaries(
   db: SqliteDatabase,
   filter: DeadLetterFilter | undefined,
-  page: PageRequest | undefined,
+  page: DeadLetterPageRequest | undefined,
 ): Page<DeadLetterSummary> {
   const limit = pageLimit(page);
-  const after = decodeCursor(page?.cursor);
   const where = whereClause(filter);
-  if (after) {
-    // A row value comparison, so the (dead_lettered_at, id) index seeks instead of scanning.
-    where.sql.push('(dead_lettered_at, id) > (?, ?)');
-    where.params.push(after.at, after.id);
-  }
+  const order = pageClause(where, page);
   const rows = db.run('dead-letter summaries', () =>
     db.db
       .prepare(
         `SELECT id, reason, topic, grp, handler, event_type, dead_lettered_at,
                 json_extract(entry, '$.message.id', '$.message.key', '$.error.name', '$.error.message',
                              '$.error.stack', '$.attempts', '$.firstFailedAt') AS fields
-         FROM herald_dead_letters ${sqlWhere(where.sql)} ORDER BY dead_lettered_at, id LIMIT ?`,
+         FROM herald_dead_letters ${sqlWhere(where.sql)} ${order} LIMIT ?`,
       )
       .all(...where.params, limit + 1),
   ) as SummaryRow[];

@@ -1,4 +1,9 @@
-import type { DeadLetterFilter } from '../../store/dead-letter-store.js';
+import {
+  decodeCursor,
+  pageOrder,
+  type DeadLetterFilter,
+  type DeadLetterPageRequest,
+} from '../../store/dead-letter-store.js';
 
 /** The SQL conditions and parameters of a dead-letter filter, shared by listing and summaries. */
 export function whereClause(filter: DeadLetterFilter = {}): { sql: string[]; params: (string | number)[] } {
@@ -14,6 +19,7 @@ export function whereClause(filter: DeadLetterFilter = {}): { sql: string[]; par
   eq('event_type', filter.eventType);
   eq('handler', filter.handler);
   eq('reason', filter.reason);
+  eq('fingerprint', filter.fingerprint);
   if (filter.since !== undefined) {
     sql.push('dead_lettered_at >= ?');
     params.push(filter.since);
@@ -27,4 +33,21 @@ export function whereClause(filter: DeadLetterFilter = {}): { sql: string[]; par
 
 export function sqlWhere(conditions: string[]): string {
   return conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
+}
+
+/**
+ * The keyset seek and ORDER BY of a page in either order. A row value comparison, so an index
+ * ending in (dead_lettered_at, id) seeks to the cursor (forwards or backwards) instead of scanning.
+ */
+export function pageClause(
+  where: { sql: string[]; params: (string | number)[] },
+  page: DeadLetterPageRequest | undefined,
+): string {
+  const newest = pageOrder(page) === 'newest';
+  const after = decodeCursor(page?.cursor);
+  if (after) {
+    where.sql.push(`(dead_lettered_at, id) ${newest ? '<' : '>'} (?, ?)`);
+    where.params.push(after.at, after.id);
+  }
+  return newest ? 'ORDER BY dead_lettered_at DESC, id DESC' : 'ORDER BY dead_lettered_at, id';
 }

@@ -115,8 +115,21 @@ CREATE INDEX herald_dead_letters_by_failure
   ON herald_dead_letters(fingerprint, topic, grp, event_type, reason, dead_lettered_at);
 `;
 
+/**
+ * Dead-letter pages by the filters the console sends (ADR 0975): each index ends in the listing
+ * order, so a filtered page in either order (newest first is what the console shows) is a seek
+ * and a walk of `limit` index entries, whatever the DLQ's size. Handler and reason have few values
+ * and pair with a group; they walk the time index.
+ */
+const V4 = `
+CREATE INDEX herald_dead_letters_by_group ON herald_dead_letters(grp, dead_lettered_at, id);
+CREATE INDEX herald_dead_letters_by_topic ON herald_dead_letters(topic, dead_lettered_at, id);
+CREATE INDEX herald_dead_letters_by_type ON herald_dead_letters(event_type, dead_lettered_at, id);
+CREATE INDEX herald_dead_letters_by_fingerprint ON herald_dead_letters(fingerprint, dead_lettered_at, id);
+`;
+
 /** MIGRATIONS[i] upgrades a file at schema version i to version i + 1. Append only; never edit one. */
-export const MIGRATIONS: readonly string[] = [V1, V2, V3];
+export const MIGRATIONS: readonly string[] = [V1, V2, V3, V4];
 
 /** The schema version this code writes and understands. */
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,13 +1,11 @@
 import {
-  decodeCursor,
-  encodeCursor,
   matchesDeadLetterFilter,
-  pageLimit,
+  pageInMemory,
   type DeadLetterEntry,
   type DeadLetterFilter,
+  type DeadLetterPageRequest,
   type DeadLetterStore,
   type Page,
-  type PageRequest,
 } from '../dead-letter-store.js';
 
 /** Dead-letter store in process memory, for tests and single-process apps. */
@@ -15,7 +13,6 @@ export class MemoryDeadLetterStore implements DeadLetterStore {
   private readonly entries = new Map<string, DeadLetterEntry>();
 
   async add(entry: DeadLetterEntry): Promise<void> {
-    this.entries.delete(entry.id); // re-insert so iteration order follows deadLetteredAt
     this.entries.set(entry.id, structuredClone(entry));
   }
 
@@ -24,19 +21,9 @@ export class MemoryDeadLetterStore implements DeadLetterStore {
     return e && structuredClone(e);
   }
 
-  async list(filter?: DeadLetterFilter, page?: PageRequest): Promise<Page<DeadLetterEntry>> {
-    const limit = pageLimit(page);
-    const after = decodeCursor(page?.cursor);
-    const sorted = this.sorted().filter(
-      (e) =>
-        matchesDeadLetterFilter(e, filter) &&
-        (!after || e.deadLetteredAt > after.at || (e.deadLetteredAt === after.at && e.id > after.id)),
-    );
-    const items = sorted.slice(0, limit).map((e) => structuredClone(e));
-    const last = items[items.length - 1];
-    return sorted.length > limit && last
-      ? { items, nextCursor: encodeCursor(last.deadLetteredAt, last.id) }
-      : { items };
+  async list(filter?: DeadLetterFilter, page?: DeadLetterPageRequest): Promise<Page<DeadLetterEntry>> {
+    const found = pageInMemory(this.entries.values(), filter, page);
+    return { ...found, items: found.items.map((e) => structuredClone(e)) };
   }
 
   async count(filter?: DeadLetterFilter): Promise<number> {
@@ -54,11 +41,5 @@ export class MemoryDeadLetterStore implements DeadLetterStore {
   async purge(filter?: DeadLetterFilter): Promise<number> {
     const ids = [...this.entries.values()].filter((e) => matchesDeadLetterFilter(e, filter)).map((e) => e.id);
     return this.remove(ids);
-  }
-
-  private sorted(): DeadLetterEntry[] {
-    return [...this.entries.values()].sort(
-      (a, b) => a.deadLetteredAt - b.deadLetteredAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
-    );
   }
 }

@@ -1,13 +1,11 @@
 import {
-  decodeCursor,
-  encodeCursor,
   matchesDeadLetterFilter,
-  pageLimit,
+  pageInMemory,
   type DeadLetterEntry,
   type DeadLetterFilter,
+  type DeadLetterPageRequest,
   type DeadLetterStore,
   type Page,
-  type PageRequest,
 } from '../../../store/dead-letter-store.js';
 import type { StoreHandles } from './handles.js';
 import { encodeKey } from './idempotency-store.js';
@@ -40,19 +38,8 @@ export class NatsDeadLetterStore implements DeadLetterStore {
     return decode(e.string());
   }
 
-  async list(filter: DeadLetterFilter = {}, page?: PageRequest): Promise<Page<DeadLetterEntry>> {
-    const limit = pageLimit(page);
-    const after = decodeCursor(page?.cursor);
-    const all = (await this.all()).filter((e) => matchesDeadLetterFilter(e, filter));
-    all.sort((a, b) => a.deadLetteredAt - b.deadLetteredAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    const rest = after
-      ? all.filter((e) => e.deadLetteredAt > after.at || (e.deadLetteredAt === after.at && e.id > after.id))
-      : all;
-    const items = rest.slice(0, limit);
-    const last = items[items.length - 1];
-    return rest.length > limit && last
-      ? { items, nextCursor: encodeCursor(last.deadLetteredAt, last.id) }
-      : { items };
+  async list(filter: DeadLetterFilter = {}, page?: DeadLetterPageRequest): Promise<Page<DeadLetterEntry>> {
+    return pageInMemory(await this.all(), filter, page);
   }
 
   async count(filter: DeadLetterFilter = {}): Promise<number> {

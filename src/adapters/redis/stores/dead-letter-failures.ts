@@ -149,23 +149,12 @@ export class RedisFailureCounts {
     this.countsScript = commands.herald_dlq_fc_counts!.bind(client);
   }
 
-  async counts(filter: DeadLetterFilter & { readonly fingerprint?: string } = {}): Promise<FailureCounts> {
-    let registry = await this.registry();
-    if (registry.stale) {
-      await this.reconcile();
-      registry = await this.registry();
-    }
+  async counts(filter: DeadLetterFilter = {}): Promise<FailureCounts> {
+    const dims = await this.matching(filter);
     const args: string[] = [];
-    const dims = new Map<string, Descriptor>();
-    for (const [dim, json] of Object.entries(registry.dims)) {
-      const d = JSON.parse(json) as Descriptor;
-      if (!matches(d, filter)) continue;
-      dims.set(dim, d);
-      args.push(dim, d[0]);
-    }
+    for (const [dim, d] of dims) args.push(dim, d[0]);
     if (args.length === 0) return { counts: [], samples: [] };
-    const min = filter.since !== undefined ? String(filter.since) : '-inf';
-    const max = filter.until !== undefined ? `(${filter.until}` : '+inf';
+    const { min, max } = scoreRange(filter);
     const [rows, samples] = (await this.countsScript(
       this.keys.entries,
       this.keys.dimPrefix,
@@ -174,6 +163,86 @@ export class RedisFailureCounts {
       ...args,
     )) as [[string, number, string, string][], [string, string, string, string][]];
     return { counts: mergeHandlers(rows, dims), samples: samples.map(toSample) };
+  }
+
+  /** The dimensions whose entries match the filter's fields (time aside), indexing first if stale. */
+  private async matching(filter: DeadLetterFilter): Promise<Map<string, Descriptor>> {
+    let registry = await this.registry();
+    if (registry.stale) {
+      await this.reconcile();
+      registry = await this.registry();
+    }
+    const dims = new Map<string, Descriptor>();
+    for (const [dim, json] of Object.entries(registry.dims)) {
+      const d = JSON.parse(json) as Descriptor;
+      if (matches(d, filter)) dims.set(dim, d);
+    }
+    return dims;
+  }
+
+  /** How many entries match: ZCOUNT of each matching dimension, one round trip. */
+  async count(filter: DeadLetterFilter): Promise<number> {
+    const dims = [...(await this.matching(filter)).keys()];
+    if (dims.length === 0) return 0;
+    const { min, max } = scoreRange(filter);
+    const pipe = this.client.pipeline();
+    for (const dim of dims) pipe.zcount(this.keys.dimPrefix + dim, min, max);
+    return replies<number>(await pipe.exec()).reduce((a, b) => a + b, 0);
+  }
+
+  /**
+   * The ids of up to `limit` matching entries in listing order (`newest`: descending), strictly
+   * after `after`, plus whether more follow: each matching dimension's zset is read from the
+   * cursor's score for `limit + 1` ids, and the runs are merged. Ids with exactly the cursor's score
+   * are read whole and compared by id (the zset orders equal scores by id too), so entries sharing
+   * a millisecond page correctly; that read costs as many ids as share it.
+   */
+  async page(
+    filter: DeadLetterFilter,
+    after: { at: number; id: string } | undefined,
+    newest: boolean,
+    limit: number,
+  ): Promise<{ ids: string[]; more: boolean }> {
+    const dims = [...(await this.matching(filter)).keys()];
+    if (dims.length === 0) return { ids: [], more: false };
+    let { min, max } = scoreRange(filter);
+    let ties = false;
+    if (after) {
+      const inRange =
+        (filter.since === undefined || after.at >= filter.since) &&
+        (filter.until === undefined || after.at < filter.until);
+      if (newest && (filter.until === undefined || after.at < filter.until)) max = `(${after.at}`;
+      if (!newest && (filter.since === undefined || after.at >= filter.since)) min = `(${after.at}`;
+      ties = inRange;
+    }
+    const pipe = this.client.pipeline();
+    for (const dim of dims) {
+      const k = this.keys.dimPrefix + dim;
+      if (newest) pipe.zrevrangebyscore(k, max, min, 'WITHSCORES', 'LIMIT', 0, limit + 1);
+      else pipe.zrangebyscore(k, min, max, 'WITHSCORES', 'LIMIT', 0, limit + 1);
+      if (ties) pipe.zrangebyscore(k, after!.at, after!.at, 'WITHSCORES');
+    }
+    const sign = newest ? -1 : 1;
+    const found: { id: string; at: number }[] = [];
+    for (const flat of replies<string[]>(await pipe.exec())) {
+      for (let i = 0; i < flat.length; i += 2) {
+        const e = { id: flat[i]!, at: Number(flat[i + 1]) };
+        if (after && sign * compare(e, after) <= 0) continue;
+        found.push(e);
+      }
+    }
+    found.sort((a, b) => sign * compare(a, b));
+    return { ids: found.slice(0, limit).map((e) => e.id), more: found.length > limit };
+  }
+
+  /** Every matching id, for a purge by filter. */
+  async ids(filter: DeadLetterFilter): Promise<string[]> {
+    const dims = [...(await this.matching(filter)).keys()];
+    if (dims.length === 0) return [];
+    const { min, max } = scoreRange(filter);
+    const pipe = this.client.pipeline();
+    for (const dim of dims) pipe.zrangebyscore(this.keys.dimPrefix + dim, min, max);
+    return replies<string[]>(await pipe.exec()).flat();
   }
 
   /**
@@ -246,7 +315,26 @@ export class RedisFailureCounts {
   }
 }
 
-function matches(d: Descriptor, f: DeadLetterFilter & { readonly fingerprint?: string }): boolean {
+/** The filter's time range as zset score bounds (since inclusive, until exclusive). */
+function scoreRange(filter: DeadLetterFilter): { min: string; max: string } {
+  return {
+    min: filter.since !== undefined ? String(filter.since) : '-inf',
+    max: filter.until !== undefined ? `(${filter.until}` : '+inf',
+  };
+}
+
+function compare(a: { at: number; id: string }, b: { at: number; id: string }): number {
+  return a.at - b.at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+function replies<T>(results: [Error | null, unknown][] | null): T[] {
+  return (results ?? []).map(([error, value]) => {
+    if (error) throw error;
+    return value as T;
+  });
+}
+
+function matches(d: Descriptor, f: DeadLetterFilter): boolean {
   return (
     (f.fingerprint === undefined || d[0] === f.fingerprint) &&
     (f.topic === undefined || d[1] === f.topic) &&

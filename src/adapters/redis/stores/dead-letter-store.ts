@@ -2,13 +2,14 @@ import {
   decodeCursor,
   matchesDeadLetterFilter,
   pageLimit,
+  pageOrder,
   encodeCursor,
   type DeadLetterEntry,
   type DeadLetterFilter,
+  type DeadLetterPageRequest,
   type DeadLetterStore,
   type FailureCounts,
   type Page,
-  type PageRequest,
 } from '../../../store/dead-letter-store.js';
 import type { RedisClient } from '../connection.js';
 import { dimensionOf, RedisFailureCounts, UNINDEX_LUA } from './dead-letter-failures.js';
@@ -90,7 +91,24 @@ function decode(json: string): DeadLetterEntry {
   };
 }
 
-/** Dead-letter store on Redis. Filters other than the time range are applied while scanning the index. */
+/** Fields answered by the per-dimension zsets; a filter of time alone walks the listing index. */
+function byDimension(filter: DeadLetterFilter | undefined): filter is DeadLetterFilter {
+  return (
+    filter !== undefined &&
+    (filter.group ??
+      filter.topic ??
+      filter.eventType ??
+      filter.handler ??
+      filter.reason ??
+      filter.fingerprint) !== undefined
+  );
+}
+
+/**
+ * Dead-letter store on Redis. A filter on group, topic, event type, handler, reason or fingerprint
+ * reads the zsets of the matching failure dimensions (ADR 0975); a time range alone walks the
+ * listing index. Either way a page reads only its own entries, in both orders.
+ */
 export class RedisDeadLetterStore implements DeadLetterStore {
   private readonly entries: string;
   private readonly members: string;
@@ -155,11 +173,20 @@ export class RedisDeadLetterStore implements DeadLetterStore {
     return json === null ? undefined : decode(json);
   }
 
-  async list(filter?: DeadLetterFilter, page?: PageRequest): Promise<Page<DeadLetterEntry>> {
+  async list(filter?: DeadLetterFilter, page?: DeadLetterPageRequest): Promise<Page<DeadLetterEntry>> {
     const limit = pageLimit(page);
+    const newest = pageOrder(page) === 'newest';
     const after = decodeCursor(page?.cursor);
     const items: DeadLetterEntry[] = [];
-    for await (const e of this.scan(filter, after && member(after.at, after.id))) {
+    if (byDimension(filter)) {
+      const { ids, more } = await this.failures.page(filter, after, newest, limit);
+      if (ids.length > 0)
+        for (const json of await this.client.hmget(this.entries, ...ids))
+          if (json !== null) items.push(decode(json));
+      const last = items[items.length - 1];
+      return more && last ? { items, nextCursor: encodeCursor(last.deadLetteredAt, last.id) } : { items };
+    }
+    for await (const e of this.scan(filter, after && member(after.at, after.id), newest)) {
       if (items.length === limit) {
         const last = items[items.length - 1]!;
         return { items, nextCursor: encodeCursor(last.deadLetteredAt, last.id) };
@@ -171,9 +198,9 @@ export class RedisDeadLetterStore implements DeadLetterStore {
 
   async count(filter?: DeadLetterFilter): Promise<number> {
     if (!filter || Object.values(filter).every((v) => v === undefined)) return this.client.hlen(this.entries);
-    let n = 0;
-    for await (const _ of this.scan(filter)) n++;
-    return n;
+    if (byDimension(filter)) return this.failures.count(filter);
+    const { min, max } = this.lexRange(filter);
+    return this.client.zlexcount(this.index, min, max);
   }
 
   async remove(ids: readonly string[]): Promise<number> {
@@ -188,6 +215,7 @@ export class RedisDeadLetterStore implements DeadLetterStore {
     if (!filter || Object.values(filter).every((v) => v === undefined)) {
       return (await this.purgeScript(...this.keys(), this.dimPrefix)) as number;
     }
+    if (byDimension(filter)) return this.remove(await this.failures.ids(filter));
     const ids: string[] = [];
     for await (const e of this.scan(filter)) ids.push(e.id);
     return this.remove(ids);
@@ -198,18 +226,36 @@ export class RedisDeadLetterStore implements DeadLetterStore {
    * fingerprint (its newest, for the sample error). Entries written before these counts existed are
    * indexed on first use, 1,000 per script call (ADR 0973).
    */
-  async failureCounts(filter?: DeadLetterFilter & { readonly fingerprint?: string }): Promise<FailureCounts> {
+  async failureCounts(filter?: DeadLetterFilter): Promise<FailureCounts> {
     return this.failures.counts(filter);
   }
 
-  /** Entries matching `filter` in listing order, strictly after the index member `afterMember`. */
-  private async *scan(filter: DeadLetterFilter = {}, afterMember?: string): AsyncGenerator<DeadLetterEntry> {
-    const since = filter.since !== undefined ? member(filter.since, '') : undefined;
-    let min = since !== undefined ? `[${since}` : '-';
-    if (afterMember !== undefined && (since === undefined || afterMember >= since)) min = `(${afterMember}`;
-    const max = filter.until !== undefined ? `(${member(filter.until, '')}` : '+';
+  /** The listing index's bounds for the filter's time range (since inclusive, until exclusive). */
+  private lexRange(filter: DeadLetterFilter): { min: string; max: string } {
+    return {
+      min: filter.since !== undefined ? `[${member(filter.since, '')}` : '-',
+      max: filter.until !== undefined ? `(${member(filter.until, '')}` : '+',
+    };
+  }
+
+  /**
+   * Entries in the filter's time range in listing order (`newest`: descending), strictly after the
+   * index member `afterMember`.
+   */
+  private async *scan(
+    filter: DeadLetterFilter = {},
+    afterMember?: string,
+    newest = false,
+  ): AsyncGenerator<DeadLetterEntry> {
+    let { min, max } = this.lexRange(filter);
+    if (afterMember !== undefined) {
+      if (!newest && (min === '-' || afterMember >= min.slice(1))) min = `(${afterMember}`;
+      if (newest && (max === '+' || afterMember < max.slice(1))) max = `(${afterMember}`;
+    }
     for (;;) {
-      const batch = await this.client.zrangebylex(this.index, min, max, 'LIMIT', 0, CHUNK);
+      const batch = newest
+        ? await this.client.zrevrangebylex(this.index, max, min, 'LIMIT', 0, CHUNK)
+        : await this.client.zrangebylex(this.index, min, max, 'LIMIT', 0, CHUNK);
       if (batch.length === 0) return;
       const ids = batch.map((m) => m.slice(m.indexOf('\u0000') + 1));
       const values = await this.client.hmget(this.entries, ...ids);
@@ -219,7 +265,8 @@ export class RedisDeadLetterStore implements DeadLetterStore {
         if (matchesDeadLetterFilter(e, filter)) yield e;
       }
       if (batch.length < CHUNK) return;
-      min = `(${batch[batch.length - 1]!}`;
+      if (newest) max = `(${batch[batch.length - 1]!}`;
+      else min = `(${batch[batch.length - 1]!}`;
     }
   }
 }
