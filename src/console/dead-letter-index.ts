@@ -258,7 +258,7 @@ function finish(groups: Iterable<MutableGroup>): FailureGroup[] {
     .sort((a, b) => b.count - a.count || b.lastSeen - a.lastSeen);
 }
 
-/** The filter fields a store's `failureCounts` answers; any other one needs the index. */
+/** The filter fields every store answers (list, count, failureCounts); any other one needs the index. */
 const STORE_FIELDS = new Set([
   'group',
   'topic',
@@ -270,12 +270,25 @@ const STORE_FIELDS = new Set([
   'fingerprint',
 ]);
 
+/**
+ * The filter as the store takes it, when it has only fields every store filters on (group, topic,
+ * event type, handler, reason, time, fingerprint); `undefined` when it needs the index (free text,
+ * error text, aggregate or event id).
+ */
+export function storeFilter(filter: ConsoleFilter): DeadLetterFilter | undefined {
+  return Object.entries(filter).every(([k, v]) => v === undefined || STORE_FIELDS.has(k))
+    ? filter
+    : undefined;
+}
+
 /** True when `failureCounts` of the store can answer this filter without the index. */
 export function storeCanGroup(store: DeadLetterStore, filter: ConsoleFilter): boolean {
-  return (
-    typeof store.failureCounts === 'function' &&
-    Object.entries(filter).every(([k, v]) => v === undefined || STORE_FIELDS.has(k))
-  );
+  return typeof store.failureCounts === 'function' && storeFilter(filter) !== undefined;
+}
+
+/** A store's summary as the index holds it: with its failure fingerprint. */
+export function indexed(s: DeadLetterSummary): IndexedLetter {
+  return { ...s, fingerprint: fingerprint(s.errorName, s.errorMessage, s.stackTop) };
 }
 
 /** Failure groups from a store's counts: the same answer as `DeadLetterIndex.groups`. */
@@ -311,7 +324,7 @@ export function groupsFromCounts(result: FailureCounts): FailureGroup[] {
 }
 
 function toRow(s: DeadLetterSummary): Row {
-  const letter: IndexedLetter = { ...s, fingerprint: fingerprint(s.errorName, s.errorMessage, s.stackTop) };
+  const letter = indexed(s);
   const errorText = `${s.errorName}: ${s.errorMessage}`.toLowerCase();
   return {
     letter,

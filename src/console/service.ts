@@ -3,13 +3,16 @@ import type { DeadLetterQueue } from '../core/dead-letters.js';
 import { SchemaValidationError, toError } from '../core/errors.js';
 import type { EventDefinition } from '../core/event.js';
 import type { Herald } from '../core/herald.js';
-import type { DeadLetterEntry, DeadLetterReason } from '../store/dead-letter-store.js';
+import type { DeadLetterEntry, DeadLetterFilter, DeadLetterReason } from '../store/dead-letter-store.js';
+import { summarizeDeadLetters } from '../store/dead-letter-summary.js';
 import type { GroupStats, Transport } from '../transport/transport.js';
 import { AuditLog, type AuditRecord } from './audit.js';
 import {
   DeadLetterIndex,
   groupsFromCounts,
+  indexed,
   storeCanGroup,
+  storeFilter,
   type ConsoleFilter,
   type FailureGroup,
   type IndexedLetter,
@@ -106,6 +109,14 @@ export interface Overview {
 export { HttpProblem };
 
 const REPLAY_CHUNK = 500;
+/** Entries read per store call when a replay, purge, dry run or export walks a selection. */
+const STORE_PAGE = 1000;
+
+/** What a replay or purge needs of each selected entry. */
+interface Picked {
+  readonly id: string;
+  readonly group: string;
+}
 
 /** The console's operations, without HTTP: what the admin API calls. */
 export class ConsoleService {
@@ -136,9 +147,10 @@ export class ConsoleService {
     this.heralds = [...(options.herald ? [options.herald] : []), ...(options.observe ?? [])];
     for (const h of new Set(this.heralds)) this.detach.push(h.observe(this.live.observer));
     for (const e of options.events ?? []) this.events.set(e.type, e);
-    // A store that counts failure groups itself (SQLite) serves the overview and the groups without
-    // the index, which is then built only when a page needs it (a search, the list). Otherwise build
-    // it now, so the first page a person opens does not wait for a large DLQ's scan.
+    // Pages, dry runs, replays and purges by store fields go to the store (ADR 0975); the index serves
+    // only free-text, error-text and id searches. A store that counts failure groups itself (SQLite,
+    // Redis) also serves the overview and groups, so the index is built on the first such search.
+    // Otherwise the overview needs it: build it now, so the first view does not wait for the scan.
     if (typeof dlq.store.failureCounts !== 'function') this.index.fresh().catch(() => undefined);
   }
 
@@ -249,9 +261,34 @@ export class ConsoleService {
 
   // ---- dead letters ---------------------------------------------------------------------------
 
-  async list(filter: ConsoleFilter, page: { limit?: number; cursor?: string; newestFirst?: boolean }) {
-    await this.index.fresh();
-    return this.index.page(filter, page);
+  /**
+   * One page of dead letters and how many match. A filter of store fields (group, topic, type,
+   * handler, reason, time, fingerprint) is one keyset page and one count from the store (ADR 0975);
+   * free text, error text, aggregate and event ids are answered by the index, built on first use.
+   */
+  async list(
+    filter: ConsoleFilter,
+    page: { limit?: number; cursor?: string; newestFirst?: boolean },
+  ): Promise<{ items: IndexedLetter[]; total: number; nextCursor?: string }> {
+    const f = storeFilter(filter);
+    if (!f) {
+      await this.index.fresh();
+      return this.index.page(filter, page);
+    }
+    const store = this.dlq.store;
+    const [found, total] = await Promise.all([
+      summarizeDeadLetters(store, f, {
+        limit: Math.min(Math.max(1, Math.floor(page.limit ?? 50)), 1000),
+        ...(page.cursor !== undefined ? { cursor: page.cursor } : {}),
+        order: page.newestFirst ? 'newest' : 'oldest',
+      }),
+      store.count(f),
+    ]);
+    return {
+      items: found.items.map(indexed),
+      total,
+      ...(found.nextCursor !== undefined ? { nextCursor: found.nextCursor } : {}),
+    };
   }
 
   async groups(filter: ConsoleFilter): Promise<FailureGroup[]> {
@@ -301,32 +338,84 @@ export class ConsoleService {
     };
   }
 
-  private async selected(selection: Selection): Promise<{ letters: IndexedLetter[]; notFound: number }> {
-    await this.index.fresh(true);
+  /**
+   * The selected entries' ids and groups: by id from the store, by a filter of store fields by
+   * paging through the store, otherwise from the index.
+   */
+  private async selected(selection: Selection): Promise<{ letters: Picked[]; notFound: number }> {
     if ('ids' in selection) {
-      const letters: IndexedLetter[] = [];
+      const letters: Picked[] = [];
       let notFound = 0;
-      for (const id of new Set(selection.ids)) {
-        const l = this.index.get(id);
-        if (l) letters.push(l);
+      for await (const entry of this.byId(selection.ids)) {
+        if (entry) letters.push({ id: entry.id, group: entry.group });
         else notFound++;
       }
       return { letters, notFound };
     }
+    const f = storeFilter(selection.filter);
+    if (f) {
+      const letters: Picked[] = [];
+      for await (const l of this.walk(f)) letters.push({ id: l.id, group: l.group });
+      return { letters, notFound: 0 };
+    }
+    await this.index.fresh(true);
     return { letters: this.index.select(selection.filter), notFound: 0 };
   }
 
+  /** The entries with these ids (each id once), `undefined` for those not found, 100 reads at a time. */
+  private async *byId(ids: readonly string[]): AsyncGenerator<DeadLetterEntry | undefined> {
+    const unique = [...new Set(ids)];
+    for (let i = 0; i < unique.length; i += 100)
+      yield* await Promise.all(unique.slice(i, i + 100).map((id) => this.dlq.store.get(id)));
+  }
+
+  /** Every summary matching a store filter, oldest first, a page at a time. */
+  private async *walk(filter: DeadLetterFilter): AsyncGenerator<IndexedLetter> {
+    let cursor: string | undefined;
+    do {
+      const page = await summarizeDeadLetters(this.dlq.store, filter, {
+        limit: STORE_PAGE,
+        ...(cursor !== undefined ? { cursor } : {}),
+      });
+      for (const s of page.items) yield indexed(s);
+      cursor = page.nextCursor;
+    } while (cursor !== undefined);
+  }
+
+  /**
+   * What a replay or purge would touch. A filter of store fields on a store with `failureCounts` is
+   * answered by it without reading an entry; ids are read from the store.
+   */
   async dryRun(selection: Selection): Promise<DryRun> {
-    const { letters, notFound } = await this.selected(selection);
     const groups: Record<string, number> = {};
     const topics: Record<string, number> = {};
     const failureGroups: Record<string, number> = {};
-    for (const l of letters) {
-      groups[l.group] = (groups[l.group] ?? 0) + 1;
-      topics[l.topic] = (topics[l.topic] ?? 0) + 1;
-      failureGroups[l.fingerprint] = (failureGroups[l.fingerprint] ?? 0) + 1;
+    let count = 0;
+    const add = (l: { group: string; topic: string; fingerprint: string }, n = 1): void => {
+      count += n;
+      groups[l.group] = (groups[l.group] ?? 0) + n;
+      topics[l.topic] = (topics[l.topic] ?? 0) + n;
+      failureGroups[l.fingerprint] = (failureGroups[l.fingerprint] ?? 0) + n;
+    };
+    const store = this.dlq.store;
+    if ('ids' in selection) {
+      let notFound = 0;
+      for await (const e of this.byId(selection.ids)) {
+        if (e) add({ group: e.group, topic: e.topic, fingerprint: errorFingerprint(e.error) });
+        else notFound++;
+      }
+      return { count, groups, topics, failureGroups, notFound };
     }
-    return { count: letters.length, groups, topics, failureGroups, notFound };
+    const f = storeFilter(selection.filter);
+    if (f && store.failureCounts) {
+      for (const c of (await store.failureCounts(f)).counts) add(c, c.count);
+    } else if (f) {
+      for await (const l of this.walk(f)) add(l);
+    } else {
+      await this.index.fresh(true);
+      for (const l of this.index.select(selection.filter)) add(l);
+    }
+    return { count, groups, topics, failureGroups, notFound: 0 };
   }
 
   async replay(
@@ -411,6 +500,19 @@ export class ConsoleService {
 
   /** Matching entries as masked JSON lines, oldest first. */
   async *export(filter: ConsoleFilter): AsyncGenerator<string> {
+    const f = storeFilter(filter);
+    if (f) {
+      let cursor: string | undefined;
+      do {
+        const page = await this.dlq.store.list(f, {
+          limit: 100,
+          ...(cursor !== undefined ? { cursor } : {}),
+        });
+        for (const e of page.items) yield `${JSON.stringify(this.view(e))}\n`;
+        cursor = page.nextCursor;
+      } while (cursor !== undefined);
+      return;
+    }
     await this.index.fresh(true);
     const letters = this.index.select(filter);
     for (let i = 0; i < letters.length; i += 100) {
@@ -424,7 +526,7 @@ export class ConsoleService {
     action: AuditRecord['action'],
     selection: Selection,
     count: number,
-    letters: readonly IndexedLetter[],
+    letters: readonly Picked[],
     failed = 0,
   ): Promise<void> {
     const groups: Record<string, number> = {};
