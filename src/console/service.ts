@@ -264,26 +264,34 @@ export class ConsoleService {
   /**
    * One page of dead letters and how many match. A filter of store fields (group, topic, type,
    * handler, reason, time, fingerprint) is one keyset page and one count from the store (ADR 0975);
-   * free text, error text, aggregate and event ids are answered by the index, built on first use.
+   * free text, error text, aggregate and event ids by the store's `search` when it has one (SQLite),
+   * else by the index, built on first use.
    */
   async list(
     filter: ConsoleFilter,
     page: { limit?: number; cursor?: string; newestFirst?: boolean },
   ): Promise<{ items: IndexedLetter[]; total: number; nextCursor?: string }> {
+    const store = this.dlq.store;
+    const request = {
+      limit: Math.min(Math.max(1, Math.floor(page.limit ?? 50)), 1000),
+      ...(page.cursor !== undefined ? { cursor: page.cursor } : {}),
+      order: page.newestFirst ? ('newest' as const) : ('oldest' as const),
+    };
     const f = storeFilter(filter);
+    if (!f && store.search) {
+      const { q, ...rest } = filter;
+      const found = await store.search({ ...rest, ...(q !== undefined ? { text: q } : {}) }, request);
+      return {
+        items: found.items.map(indexed),
+        total: found.total,
+        ...(found.nextCursor !== undefined ? { nextCursor: found.nextCursor } : {}),
+      };
+    }
     if (!f) {
       await this.index.fresh();
       return this.index.page(filter, page);
     }
-    const store = this.dlq.store;
-    const [found, total] = await Promise.all([
-      summarizeDeadLetters(store, f, {
-        limit: Math.min(Math.max(1, Math.floor(page.limit ?? 50)), 1000),
-        ...(page.cursor !== undefined ? { cursor: page.cursor } : {}),
-        order: page.newestFirst ? 'newest' : 'oldest',
-      }),
-      store.count(f),
-    ]);
+    const [found, total] = await Promise.all([summarizeDeadLetters(store, f, request), store.count(f)]);
     return {
       items: found.items.map(indexed),
       total,

@@ -103,7 +103,32 @@ export interface DeadLetterStore {
    * entries, so a console groups a large DLQ without loading it.
    */
   failureCounts?(filter?: DeadLetterFilter): Promise<FailureCounts>;
+  /**
+   * Optional: a page of summaries matching a search (see {@link DeadLetterSearch}) and how many
+   * match in all, as the console's index would answer it. Stores that can match text without
+   * loading the DLQ into memory implement it (SQLite: one scan in SQL); the console falls back to
+   * its index otherwise.
+   */
+  search?(
+    search: DeadLetterSearch,
+    page?: DeadLetterPageRequest,
+  ): Promise<Page<DeadLetterSummary> & { readonly total: number }>;
   close?(): Promise<void>;
+}
+
+/** A filter plus the console's searches: what `DeadLetterStore.search` takes. */
+export interface DeadLetterSearch extends DeadLetterFilter {
+  /** Case-insensitive substring of `<error name>: <error message>` (the first 500 characters). */
+  readonly errorText?: string;
+  /** The message key (the aggregate id for events Herald published). */
+  readonly aggregateId?: string;
+  /** The message id (the event id for events Herald published). */
+  readonly eventId?: string;
+  /**
+   * Case-insensitive substring of the entry id, event id, aggregate id, event type, group, topic,
+   * handler, fingerprint or `<error name>: <error message>`.
+   */
+  readonly text?: string;
 }
 
 /** Dead letters per failure fingerprint and place: the answer of `DeadLetterStore.failureCounts`. */

@@ -4,6 +4,7 @@ import {
   type DeadLetterEntry,
   type DeadLetterFilter,
   type DeadLetterPageRequest,
+  type DeadLetterSearch,
   type DeadLetterStore,
   type Page,
 } from '../../store/dead-letter-store.js';
@@ -12,6 +13,7 @@ import { resolveConnectionOptions, type SqliteConnectionOptions } from './option
 import { ClosedError } from '../../core/errors.js';
 import type { DeadLetterSummary } from '../../store/dead-letter-summary.js';
 import { listSummaries } from './dead-letter-summaries.js';
+import { searchSummaries } from './dead-letter-search.js';
 import { errorFingerprint } from '../../store/dead-letter-fingerprint.js';
 import { backfillFingerprints, failureCounts } from './dead-letter-failures.js';
 import type { FailureCounts } from '../../store/dead-letter-store.js';
@@ -125,6 +127,14 @@ export class SqliteDeadLetterStore implements DeadLetterStore {
   /** Reads only the indexed columns and a few JSON fields: no bodies, no full entry parse. */
   async summaries(filter?: DeadLetterFilter, page?: DeadLetterPageRequest): Promise<Page<DeadLetterSummary>> {
     return listSummaries(this.fingerprinted(filter?.fingerprint !== undefined), filter, page);
+  }
+
+  /** Matches text in SQL, one scan per search, instead of the console loading the DLQ (ADR 0975). */
+  async search(
+    search: DeadLetterSearch,
+    page?: DeadLetterPageRequest,
+  ): Promise<Page<DeadLetterSummary> & { readonly total: number }> {
+    return searchSummaries(this.fingerprinted(true), search, page);
   }
 
   /** Counts per failure fingerprint from the covering index; no entry is read (ADR 0973). */

@@ -31,9 +31,15 @@ export function listSummaries(
   db: SqliteDatabase,
   filter: DeadLetterFilter | undefined,
   page: DeadLetterPageRequest | undefined,
+  /** Only these ids (a search's page, read by key). */
+  ids?: readonly string[],
 ): Page<DeadLetterSummary> {
   const limit = pageLimit(page);
   const where = whereClause(filter);
+  if (ids) {
+    where.sql.push(`id IN (${ids.map(() => '?').join(', ')})`);
+    where.params.push(...ids);
+  }
   const order = pageClause(where, page);
   const rows = db.run('dead-letter summaries', () =>
     db.db
