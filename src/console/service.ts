@@ -147,10 +147,11 @@ export class ConsoleService {
     this.heralds = [...(options.herald ? [options.herald] : []), ...(options.observe ?? [])];
     for (const h of new Set(this.heralds)) this.detach.push(h.observe(this.live.observer));
     for (const e of options.events ?? []) this.events.set(e.type, e);
-    // Pages, dry runs, replays and purges by store fields go to the store (ADR 0975); the index serves
-    // only free-text, error-text and id searches. A store that counts failure groups itself (SQLite,
-    // Redis) also serves the overview and groups, so the index is built on the first such search.
-    // Otherwise the overview needs it: build it now, so the first view does not wait for the scan.
+    // Pages, dry runs, replays and purges by store fields go to the store, and so do searches when it
+    // has `search` (ADR 0975); the index serves the other searches and bulk actions by a search. A
+    // store that counts failure groups itself (SQLite, Redis) also serves the overview and groups, so
+    // the index is built on the first such request. Otherwise the overview needs it: build it now, so
+    // the first view does not wait for the scan.
     if (typeof dlq.store.failureCounts !== 'function') this.index.fresh().catch(() => undefined);
   }
 
