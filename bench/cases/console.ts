@@ -150,6 +150,21 @@ async function measure(
       await cold((c) => c.dryRun({ filter: { group: 'analytics' } })),
     ],
   );
+  if (typeof store.search === 'function')
+    rows.push(
+      [
+        'console: free-text search q, one aggregate id (cold, store search)',
+        await cold((c) => c.list({ q: 'customer-977' }, newest)),
+      ],
+      [
+        'console: error text "returned 503" (cold, store search)',
+        await cold((c) => c.list({ errorText: 'returned 503' }, newest)),
+      ],
+      [
+        'console: aggregate id + group (cold, store search)',
+        await cold((c) => c.list({ aggregateId: 'customer-977', group: 'billing' }, newest)),
+      ],
+    );
   const index = new DeadLetterIndex(store, { staleMs: 0 });
   const build = await time(() => new DeadLetterIndex(store).fresh(), 1);
   await index.fresh();
@@ -240,8 +255,9 @@ export async function run(): Promise<string> {
     "the store (newest first, as the UI asks), dry runs the store's failure counts; each row checks",
     'that no index was built. The `index:` rows are the in-memory index of summaries that answered',
     'every page and dry run before (ADR 0970) and still answers free text, error text and ids,',
-    'built on the first such search. A store with `failureCounts` (ADR 0973) answers failure groups',
-    'and the overview itself: the "store-side" rows.',
+    'built on the first such search where the store has no `search` (SQLite searches in SQL: the',
+    '"store search" rows). A store with `failureCounts` (ADR 0973) answers failure groups and the',
+    'overview itself: the "store-side" rows.',
     '',
     `Load average at the start of the run: ${os
       .loadavg()
