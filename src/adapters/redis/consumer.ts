@@ -40,15 +40,33 @@ const SWEEP_EVERY_CYCLES = 20;
 let consumerSeq = 0;
 
 /**
- * One member of a consumer group: a loop that fetches as many messages as it has free prefetch
- * slots (never more, so a slow handler means bounded memory and the backlog stays in Redis),
- * hands them out, and blocks on the stream when there is nothing to do. Settlements are batched
- * per event-loop turn into one script call.
+ * One member of a consumer group: a loop that fetches messages in batches into a local buffer
+ * (bounded by `bufferSize` beyond the `prefetch` handler slots, so memory stays bounded and the rest
+ * of the backlog stays in Redis), hands them out as handler slots free, and blocks on the stream when
+ * there is nothing to do. Buffered entries are leases like handed-out ones: in this consumer's PEL
+ * and renewed while it lives (ADR 0304). Settlements are coalesced: one call in flight per consumer,
+ * everything settled meanwhile goes in the next one (ADR 0305).
  */
 export class GroupConsumer implements Subscription {
   /** Consumer name in the Redis group; unique per subscription. */
   readonly name: string;
+  /** Handed out to the handler and not yet settled. */
   private readonly outstanding = new Map<string, RedisDelivery>();
+  /** Fetched (leased to this consumer) and waiting for a free handler slot, oldest first from `bufferHead`. */
+  private buffer: RedisDelivery[] = [];
+  private bufferHead = 0;
+  private dispatchScheduled = false;
+  private dispatching = false;
+  /**
+   * How many entries may be fetched beyond the free handler slots: 0 until the handlers have settled
+   * a whole `prefetch` window between two fetches, then doubling up to `bufferSize`; back to 0 when a
+   * renewal period passes without a settle. A stuck or slow consumer so never takes more than
+   * `prefetch` entries out of Redis (the backlog stays with the group, visible as lag, for other
+   * members); a consumer keeping up fetches in large batches.
+   */
+  private readAhead = 0;
+  private settledSinceFetch = 0;
+  private settledSinceRenew = 0;
   private readonly ordering: 'key' | 'none';
   private active = true;
   private released = false;
@@ -61,6 +79,7 @@ export class GroupConsumer implements Subscription {
   private queue: PendingSettle[] = [];
   private flushScheduled = false;
   private readonly flushes = new Set<Promise<void>>();
+  private sending = false;
   private renewTimer: NodeJS.Timeout | undefined;
   private dueTimes: number[] = [];
   private wakeTimer: NodeJS.Timeout | undefined;
@@ -105,7 +124,24 @@ export class GroupConsumer implements Subscription {
     if (this.blocking) this.ctx.connections.drop(this.blocking); // interrupts a blocked XREAD
     this.blocking = undefined;
     await this.loopDone;
+    this.releaseBuffered();
     this.maybeRetire();
+  }
+
+  /**
+   * Gives buffered (never handed out) entries back to the group, uncounted. Newest first: each goes
+   * to the front of the ready list, so the oldest ends up first in line.
+   */
+  private releaseBuffered(): void {
+    const waiting = this.buffer.slice(this.bufferHead);
+    this.buffer = [];
+    this.bufferHead = 0;
+    for (let i = waiting.length - 1; i >= 0; i--) void waiting[i]!.release().catch(() => undefined);
+  }
+
+  /** Entries fetched and waiting for a handler slot. */
+  private get buffered(): number {
+    return this.buffer.length - this.bufferHead;
   }
 
   /** Transport shutdown: every unsettled delivery goes back to the group, uncounted; later settles are no-ops. */
@@ -125,7 +161,11 @@ export class GroupConsumer implements Subscription {
 
   /** Called once per delivery by RedisDelivery. */
   settle(delivery: RedisDelivery, op: Op, delayMs: number): Promise<void> {
-    this.outstanding.delete(delivery.streamId);
+    if (this.outstanding.delete(delivery.streamId)) {
+      this.settledSinceFetch++;
+      this.settledSinceRenew++;
+      this.scheduleDispatch();
+    }
     this.wake();
     const sent = this.released ? Promise.resolve() : this.enqueue(op, delivery, delayMs);
     if (op === 'n' && delayMs > 0 && !this.released)
@@ -177,15 +217,18 @@ export class GroupConsumer implements Subscription {
   private async loop(): Promise<void> {
     let backoffMs = 0;
     while (this.active) {
-      const free = this.options.prefetch - this.outstanding.size;
-      if (free <= 0) {
+      this.growReadAhead();
+      const room = this.options.prefetch + this.readAhead - this.outstanding.size - this.buffered;
+      // Refill once the buffer is down to half, so fetches stay large while handlers never starve.
+      if (room <= 0 || this.buffered > Math.floor(this.readAhead / 2)) {
         await new Promise<void>((resolve) => (this.wakeUp = resolve));
         continue;
       }
       const reclaim = this.cursor !== '0-0' || Date.now() >= this.nextReclaimAt;
       let result: FetchResult;
+      this.settledSinceFetch = 0;
       try {
-        result = await this.fetch(Math.min(free, this.ctx.options.batchSize), reclaim);
+        result = await this.fetch(Math.min(room, this.ctx.options.batchSize), reclaim);
         backoffMs = 0;
       } catch (err) {
         if (!this.active) break;
@@ -201,7 +244,13 @@ export class GroupConsumer implements Subscription {
         continue;
       }
       if (reclaim) this.afterReclaim(result.cursor);
-      for (const d of result.deliveries) this.handOut(d);
+      if (!this.active) {
+        // Fetched while closing: back to the group at once, never handed to the handler.
+        for (const d of result.deliveries.reverse()) void d.release().catch(() => undefined);
+        break;
+      }
+      for (const d of result.deliveries) this.buffer.push(d);
+      this.dispatch();
       if (result.deliveries.length > 0 || result.read > 0 || this.cursor !== '0-0') continue;
       await this.waitForWork(result);
     }
@@ -249,13 +298,47 @@ export class GroupConsumer implements Subscription {
     }
   }
 
+  /** Handing out from a settle waits for a microtask, so a handler is never entered from inside `ack()`. */
+  private scheduleDispatch(): void {
+    if (this.dispatchScheduled || this.buffered === 0) return;
+    this.dispatchScheduled = true;
+    queueMicrotask(() => {
+      this.dispatchScheduled = false;
+      this.dispatch();
+    });
+  }
+
+  /** Hands buffered entries to the handler while slots are free. */
+  private dispatch(): void {
+    if (this.dispatching) return; // a handler settled synchronously: the running loop below continues
+    this.dispatching = true;
+    try {
+      while (this.active && this.buffered > 0 && this.outstanding.size < this.options.prefetch) {
+        const d = this.buffer[this.bufferHead]!;
+        this.buffer[this.bufferHead++] = undefined as unknown as RedisDelivery;
+        if (this.bufferHead === this.buffer.length) {
+          this.buffer = [];
+          this.bufferHead = 0;
+        } else if (this.bufferHead >= 1024 && this.bufferHead * 2 >= this.buffer.length) {
+          this.buffer = this.buffer.slice(this.bufferHead);
+          this.bufferHead = 0;
+        }
+        this.handOut(d);
+      }
+    } finally {
+      this.dispatching = false;
+    }
+    if (this.buffered <= Math.floor(this.readAhead / 2)) this.wake();
+  }
+
+  private growReadAhead(): void {
+    const max = this.ctx.options.bufferSize;
+    if (this.readAhead >= max || this.settledSinceFetch < this.options.prefetch) return;
+    this.readAhead = Math.min(max, Math.max(this.options.prefetch, this.readAhead * 2));
+  }
+
   private handOut(delivery: RedisDelivery): void {
     this.outstanding.set(delivery.streamId, delivery);
-    if (!this.active) {
-      // Fetched while closing: back to the group at once, never handed to the handler.
-      void delivery.release().catch(() => undefined);
-      return;
-    }
     try {
       const result = this.onDelivery(delivery);
       if (result instanceof Promise) result.catch((err: unknown) => this.handlerCrashed(delivery, err));
@@ -325,16 +408,23 @@ export class GroupConsumer implements Subscription {
     });
   }
 
+  /**
+   * Sends the queued settlements, at most one call in flight: whatever is settled while it runs
+   * goes in the next call, so under load a call carries many settlements (one Lua run and one round
+   * trip for all of them) and with little load each still leaves in the turn it was made.
+   */
   private flushNow(): void {
     this.flushScheduled = false;
-    while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, SETTLE_CHUNK);
-      const flush = this.send(batch).finally(() => {
-        this.flushes.delete(flush);
-        this.maybeRetire();
-      });
-      this.flushes.add(flush);
-    }
+    if (this.sending || this.queue.length === 0) return;
+    this.sending = true;
+    const batch = this.queue.splice(0, SETTLE_CHUNK);
+    const flush = this.send(batch).finally(() => {
+      this.sending = false;
+      this.flushes.delete(flush);
+      this.flushNow();
+      this.maybeRetire();
+    });
+    this.flushes.add(flush);
   }
 
   private async send(batch: PendingSettle[]): Promise<void> {
@@ -363,12 +453,21 @@ export class GroupConsumer implements Subscription {
   }
 
   private renewLeases(): void {
+    if (this.settledSinceRenew === 0) this.readAhead = 0; // the handlers stalled: stop reading ahead
+    this.settledSinceRenew = 0;
     const cutoff = Date.now() - this.renewEveryMs;
-    const ids: string[] = [];
-    for (const d of this.outstanding.values()) if (d.leasedAt <= cutoff) ids.push(d.streamId);
-    if (ids.length === 0) return;
     const now = Date.now();
-    for (const id of ids) this.outstanding.get(id)!.leasedAt = now;
+    const ids: string[] = [];
+    const due = (d: RedisDelivery): void => {
+      if (d.leasedAt > cutoff) return;
+      d.leasedAt = now;
+      ids.push(d.streamId);
+    };
+    for (const d of this.outstanding.values()) due(d);
+    // Buffered entries are leased too: renewing them keeps another member from reclaiming an entry
+    // that is only waiting here for a handler slot; once this process dies they expire like the rest.
+    for (let i = this.bufferHead; i < this.buffer.length; i++) due(this.buffer[i]!);
+    if (ids.length === 0) return;
     for (let i = 0; i < ids.length; i += SETTLE_CHUNK) {
       this.ctx.scripts
         .touch(this.keys.stream, [this.group, this.name, ...ids.slice(i, i + SETTLE_CHUNK)])
@@ -380,7 +479,7 @@ export class GroupConsumer implements Subscription {
 
   /** Once closed, drained and with every settle sent, the transport can forget this consumer. */
   private maybeRetire(): void {
-    if (this.active || this.outstanding.size > 0) return;
+    if (this.active || this.outstanding.size > 0 || this.buffered > 0) return;
     this.stopRenewing();
     if (this.queue.length === 0 && this.flushes.size === 0 && !this.flushScheduled) this.ctx.retired(this);
   }
