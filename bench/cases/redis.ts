@@ -50,6 +50,8 @@ interface ChildResult {
   readonly p50?: number;
   readonly p99?: number;
   readonly rss: number;
+  /** CPU time (user + system) of the child process during the measurement, µs. */
+  readonly cpuUs: number;
 }
 
 interface Measured extends ChildResult {
@@ -131,6 +133,7 @@ async function runChild(args: ChildArgs): Promise<void> {
   await send({ ready: true });
   await go;
   const started = performance.now();
+  const cpuStart = process.cpuUsage();
   await consumer.start();
   if (args.scenario === 'e2e') await publishRange(0, N);
   if (args.scenario === 'latency')
@@ -138,10 +141,12 @@ async function runChild(args: ChildArgs): Promise<void> {
   await allHandled;
   const elapsedMs = performance.now() - started;
   const rss = process.memoryUsage().rss;
+  const cpu = process.cpuUsage(cpuStart);
+  const cpuUs = cpu.user + cpu.system;
   await consumer.stop();
   await publisher.stop();
   await stores?.close();
-  await send({ elapsedMs, handled, rss, ...percentiles(samples) } satisfies ChildResult);
+  await send({ elapsedMs, handled, rss, cpuUs, ...percentiles(samples) } satisfies ChildResult);
 }
 
 /** Publishes `total` messages at LATENCY_RATE per second, 10 at a time, on a fixed schedule. */
@@ -193,6 +198,7 @@ async function rawChild(
   await send({ ready: true });
   await go;
   const started = performance.now();
+  const cpuStart = process.cpuUsage();
   const consuming = (async () => {
     while (handled < target) {
       const r = (await reader.xreadgroup(
@@ -234,9 +240,11 @@ async function rawChild(
   await consuming;
   const elapsedMs = performance.now() - started;
   const rss = process.memoryUsage().rss;
+  const cpu = process.cpuUsage(cpuStart);
+  const cpuUs = cpu.user + cpu.system;
   writer.disconnect();
   reader.disconnect();
-  await send({ elapsedMs, handled, rss, ...percentiles(samples) } satisfies ChildResult);
+  await send({ elapsedMs, handled, rss, cpuUs, ...percentiles(samples) } satisfies ChildResult);
 }
 
 // ---------------------------------------------------------------- parent side
@@ -482,15 +490,18 @@ export async function run(): Promise<string> {
     lines.push(
       `README setup: \`createHerald\`, an event with a zod schema, \`concurrency: ${CONCURRENCY}\`, ordering by aggregate (${KEYS} aggregates), JSON payloads of about 300 bytes, a handler that does nothing; the stores from \`redisStores\` when idempotency is on. Raw = ioredis doing the same Redis moves in the same run: pipelined XADD batches of ${BATCH}; XREADGROUP COUNT ${BATCH}, JSON.parse of each body, XACK of the batch; with idempotency a pipelined \`SET NX GET PX\` per message before and \`SET PX\` after. Each figure is the median of ${ROUNDS} rounds; a round runs every variant once per row, each in a fresh process, in alternating order. The benchmark runs its own redis-server (no persistence), so its CPU is this benchmark's alone: server CPU per message is the INFO cpu (user + sys) delta over the measurement divided by the messages handled (end to end and paced include the publishing).`,
       '',
-      `| Measure | ${herald.map((v) => `${name(v)} (msg/s)`).join(' | ')} | raw ioredis (msg/s) | ${herald.map((v) => `${name(v)} / raw`).join(' | ')} | server CPU µs/msg (${[...herald.map(name), 'raw'].join(' / ')}) |`,
-      `|---|${herald.map(() => '---:').join('|')}|---:|${herald.map(() => '---:').join('|')}|---:|`,
+      `| Measure | ${herald.map((v) => `${name(v)} (msg/s)`).join(' | ')} | raw ioredis (msg/s) | ${herald.map((v) => `${name(v)} / raw`).join(' | ')} | server CPU µs/msg (${[...herald.map(name), 'raw'].join(' / ')}) | client CPU µs/msg (${[...herald.map(name), 'raw'].join(' / ')}) |`,
+      `|---|${herald.map(() => '---:').join('|')}|---:|${herald.map(() => '---:').join('|')}|---:|---:|`,
     );
     for (const c of cases.filter((x) => x.scenario !== 'latency')) {
       const raw = med(c.label, 'raw', rate);
       const hs = herald.map((v) => med(c.label, v, rate));
       const cpu = [...herald, 'raw' as Variant].map((v) => med(c.label, v, (m) => m.serverCpuUs).toFixed(1));
+      const client = [...herald, 'raw' as Variant].map((v) =>
+        med(c.label, v, (m) => m.cpuUs / m.handled).toFixed(1),
+      );
       lines.push(
-        `| ${c.label} | ${hs.map(fmt).join(' | ')} | ${fmt(raw)} | ${hs.map((h) => ratio(h, raw)).join(' | ')} | ${cpu.join(' / ')} |`,
+        `| ${c.label} | ${hs.map(fmt).join(' | ')} | ${fmt(raw)} | ${hs.map((h) => ratio(h, raw)).join(' | ')} | ${cpu.join(' / ')} | ${client.join(' / ')} |`,
       );
     }
     const lat = cases.find((x) => x.scenario === 'latency')!.label;
@@ -499,7 +510,7 @@ export async function run(): Promise<string> {
       ['p99', (m: Measured) => m.p99!],
     ] as const) {
       lines.push(
-        `| ${lat}: publish → handled ${p} (ms) | ${herald.map((v) => med(lat, v, f).toFixed(2)).join(' | ')} | ${med(lat, 'raw', f).toFixed(2)} | ${herald.map((v) => `${(med(lat, v, f) / med(lat, 'raw', f)).toFixed(1)}×`).join(' | ')} | ${[...herald, 'raw' as Variant].map((v) => med(lat, v, (m) => m.serverCpuUs).toFixed(1)).join(' / ')} |`,
+        `| ${lat}: publish → handled ${p} (ms) | ${herald.map((v) => med(lat, v, f).toFixed(2)).join(' | ')} | ${med(lat, 'raw', f).toFixed(2)} | ${herald.map((v) => `${(med(lat, v, f) / med(lat, 'raw', f)).toFixed(1)}×`).join(' | ')} | ${[...herald, 'raw' as Variant].map((v) => med(lat, v, (m) => m.serverCpuUs).toFixed(1)).join(' / ')} | ${[...herald, 'raw' as Variant].map((v) => med(lat, v, (m) => m.cpuUs / m.handled).toFixed(1)).join(' / ')} |`,
       );
     }
     const idemCost = (label: (idem: boolean) => string, v: Variant): string =>
