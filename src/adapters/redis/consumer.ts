@@ -492,8 +492,9 @@ export class GroupConsumer implements Subscription {
       this.queue.push({ op, delivery, delayMs, resolve, reject });
       if (this.flushScheduled) return;
       this.flushScheduled = true;
-      // Everything settled in this turn of the event loop goes in one round trip.
-      setImmediate(() => this.flushNow());
+      // Everything settled in this turn of the event loop goes in one round trip; nextTick runs once
+      // the turn's promise jobs are done, without waiting for an I/O round of the loop.
+      process.nextTick(() => this.flushNow());
     });
   }
 

@@ -39,7 +39,8 @@ const PIPELINE_CHUNK = 1000;
  * Idempotency store on Redis; every key expires by itself (PX), nothing needs sweeping.
  *
  * The consumer calls `reserve` and `complete` once per event; the calls made in one turn of the
- * event loop (the handlers of a fetched batch start together) leave as one pipeline: one round trip
+ * event loop (the handlers of a fetched batch start together) leave as one pipeline, sent on
+ * `process.nextTick` (after the turn's promise jobs, before any further I/O): one round trip
  * and one socket write for all of them instead of one each. Each call keeps its own reply, so the
  * semantics are those of separate commands. In a cluster the keys spread over slots, so the calls go
  * out one by one there.
@@ -104,7 +105,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
       this.queue.push({ op, key, ms, resolve, reject });
       if (this.flushScheduled) return;
       this.flushScheduled = true;
-      setImmediate(() => this.flush());
+      process.nextTick(() => this.flush());
     });
   }
 
