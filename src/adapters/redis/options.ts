@@ -51,7 +51,9 @@ export interface RedisTransportOptions extends RedisConnectionOptions {
    * in-flight ones; they go back to the group when the subscription closes and are reclaimed by
    * other members if the process dies. Larger means fewer, bigger fetches; 0 fetches only for free
    * slots (spreads a small backlog evenly over many slow members). Memory: up to
-   * `prefetch + bufferSize` entries per subscription. Default 256.
+   * `prefetch + bufferSize` entries per subscription. Default 0: with ordering by key, read-ahead
+   * spanning several entries of a key costs Redis more CPU per message than it saves in round trips
+   * (docs/benchmarks.md, ADR 0304); it pays with ordering `none` or keys that rarely repeat in a batch.
    */
   readonly bufferSize?: number;
   /** Stream trimming; off by default (streams grow until trimmed). */
@@ -123,7 +125,7 @@ export function resolveTransportOptions(options: RedisTransportOptions): Resolve
   const claimIdleMs = integer('claimIdleMs', options.claimIdleMs, 10, 30_000);
   const blockMs = integer('blockMs', options.blockMs, 1, 2_000);
   const batchSize = integer('batchSize', options.batchSize, 1, 500);
-  const bufferSize = integer('bufferSize', options.bufferSize, 0, 256);
+  const bufferSize = integer('bufferSize', options.bufferSize, 0, 0);
   if (bufferSize > 100_000) throw new ConfigError('bufferSize', `must be at most 100000, got ${bufferSize}`);
   let trim: ResolvedTransportOptions['trim'];
   if (options.trim !== undefined) {
