@@ -279,6 +279,7 @@ async function measure(
       child.once('exit', (code) => reject(new Error(`bench child exited with ${code}`)));
     });
     const memoryBytes = args.scenario === 'drain' ? (await usedMemory(admin)) - memBefore : 0;
+    // HERALD_BENCH_COMMANDSTATS prints which Redis commands (Lua-inner ones too) the measurement ran.
     if (process.env.HERALD_BENCH_COMMANDSTATS) await admin.config('RESETSTAT');
     const cpu0 = await serverCpuUs(admin);
     child.send('go');
