@@ -40,15 +40,42 @@ const SWEEP_EVERY_CYCLES = 20;
 let consumerSeq = 0;
 
 /**
- * One member of a consumer group: a loop that fetches as many messages as it has free prefetch
- * slots (never more, so a slow handler means bounded memory and the backlog stays in Redis),
- * hands them out, and blocks on the stream when there is nothing to do. Settlements are batched
- * per event-loop turn into one script call.
+ * One member of a consumer group: a loop that fetches messages in batches into a local buffer
+ * (bounded by `bufferSize` beyond the `prefetch` handler slots, so memory stays bounded and the rest
+ * of the backlog stays in Redis), hands them out as handler slots free, and blocks on the stream when
+ * there is nothing to do. Buffered entries are leases like handed-out ones: in this consumer's PEL
+ * and renewed while it lives (ADR 0304). Settlements are coalesced: one call in flight per consumer,
+ * everything settled meanwhile goes in the next one (ADR 0305).
  */
 export class GroupConsumer implements Subscription {
   /** Consumer name in the Redis group; unique per subscription. */
   readonly name: string;
+  /** Handed out to the handler and not yet settled. */
   private readonly outstanding = new Map<string, RedisDelivery>();
+  /** Fetched (leased to this consumer) and waiting for a free handler slot, oldest first from `bufferHead`. */
+  private buffer: RedisDelivery[] = [];
+  private bufferHead = 0;
+  /**
+   * Followers (ADR 0305): fetched entries whose key's holder this consumer has; per key, oldest first.
+   * Each is handed out when the ack of the one before it passes the key to it.
+   */
+  private readonly followers = new Map<string, RedisDelivery[]>();
+  private followerCount = 0;
+  /** Order in which fetch and settle calls were sent (Redis runs them, and replies, in that order). */
+  private callSeq = 0;
+  private fetchInFlight: { readonly seq: number; readonly applied: Promise<void> } | undefined;
+  private dispatchScheduled = false;
+  private dispatching = false;
+  /**
+   * How many entries may be fetched beyond the free handler slots: 0 until the handlers have settled
+   * a whole `prefetch` window between two fetches, then doubling up to `bufferSize`; back to 0 when a
+   * renewal period passes without a settle. A stuck or slow consumer so never takes more than
+   * `prefetch` entries out of Redis (the backlog stays with the group, visible as lag, for other
+   * members); a consumer keeping up fetches in large batches.
+   */
+  private readAhead = 0;
+  private settledSinceFetch = 0;
+  private settledSinceRenew = 0;
   private readonly ordering: 'key' | 'none';
   private active = true;
   private released = false;
@@ -61,6 +88,7 @@ export class GroupConsumer implements Subscription {
   private queue: PendingSettle[] = [];
   private flushScheduled = false;
   private readonly flushes = new Set<Promise<void>>();
+  private sending = false;
   private renewTimer: NodeJS.Timeout | undefined;
   private dueTimes: number[] = [];
   private wakeTimer: NodeJS.Timeout | undefined;
@@ -105,7 +133,29 @@ export class GroupConsumer implements Subscription {
     if (this.blocking) this.ctx.connections.drop(this.blocking); // interrupts a blocked XREAD
     this.blocking = undefined;
     await this.loopDone;
+    this.releaseBuffered();
     this.maybeRetire();
+  }
+
+  /**
+   * Gives buffered (never handed out) entries back to the group, uncounted. Newest first: each goes
+   * to the front of the ready list, so the oldest ends up first in line.
+   */
+  private releaseBuffered(): void {
+    const waiting = this.buffer.slice(this.bufferHead);
+    this.buffer = [];
+    this.bufferHead = 0;
+    for (let i = waiting.length - 1; i >= 0; i--) void waiting[i]!.release().catch(() => undefined);
+  }
+
+  /** Entries fetched and waiting for a handler slot. */
+  private get buffered(): number {
+    return this.buffer.length - this.bufferHead;
+  }
+
+  /** Entries fetched and not handed out: buffered ones and followers. */
+  private get waiting(): number {
+    return this.buffered + this.followerCount;
   }
 
   /** Transport shutdown: every unsettled delivery goes back to the group, uncounted; later settles are no-ops. */
@@ -125,7 +175,11 @@ export class GroupConsumer implements Subscription {
 
   /** Called once per delivery by RedisDelivery. */
   settle(delivery: RedisDelivery, op: Op, delayMs: number): Promise<void> {
-    this.outstanding.delete(delivery.streamId);
+    if (this.outstanding.delete(delivery.streamId)) {
+      this.settledSinceFetch++;
+      this.settledSinceRenew++;
+      this.scheduleDispatch();
+    }
     this.wake();
     const sent = this.released ? Promise.resolve() : this.enqueue(op, delivery, delayMs);
     if (op === 'n' && delayMs > 0 && !this.released)
@@ -177,17 +231,39 @@ export class GroupConsumer implements Subscription {
   private async loop(): Promise<void> {
     let backoffMs = 0;
     while (this.active) {
-      const free = this.options.prefetch - this.outstanding.size;
-      if (free <= 0) {
-        await new Promise<void>((resolve) => (this.wakeUp = resolve));
+      this.growReadAhead();
+      let room = this.options.prefetch + this.readAhead - this.outstanding.size - this.waiting;
+      let readNew = true;
+      const free = this.options.prefetch - this.outstanding.size - this.buffered;
+      if (room <= 0 && this.buffered === 0 && free > 0) {
+        // Handler slots are free and only followers wait: their holders may be gone (a fetch reply
+        // lost to a reconnect). Fetch for the free slots, reading new entries only while the
+        // followers stay within bounds, so the reclaim step can bring lost holders back.
+        if (this.followerCount < this.options.prefetch + this.ctx.options.bufferSize) room = free;
+        else if (Date.now() >= this.nextReclaimAt) {
+          room = free;
+          readNew = false;
+        }
+      }
+      // Refill once the buffer is down to half, so fetches stay large while handlers never starve.
+      if (room <= 0 || this.buffered > Math.floor(this.readAhead / 2)) {
+        if (this.followerCount > 0 && this.buffered === 0 && free > 0)
+          await this.pause(Math.max(1, this.nextReclaimAt - Date.now()));
+        else await new Promise<void>((resolve) => (this.wakeUp = resolve));
         continue;
       }
       const reclaim = this.cursor !== '0-0' || Date.now() >= this.nextReclaimAt;
       let result: FetchResult;
+      this.settledSinceFetch = 0;
+      let applied!: () => void;
+      const fetchSeq = ++this.callSeq;
+      this.fetchInFlight = { seq: fetchSeq, applied: new Promise<void>((r) => (applied = r)) };
       try {
-        result = await this.fetch(Math.min(free, this.ctx.options.batchSize), reclaim);
+        result = await this.fetch(Math.min(room, this.ctx.options.batchSize), reclaim, readNew);
         backoffMs = 0;
       } catch (err) {
+        this.fetchInFlight = undefined;
+        applied();
         if (!this.active) break;
         if (/NOGROUP/.test(toError(err).message)) {
           // The stream or group vanished (deleted, or a server restarted without persistence).
@@ -201,13 +277,23 @@ export class GroupConsumer implements Subscription {
         continue;
       }
       if (reclaim) this.afterReclaim(result.cursor);
-      for (const d of result.deliveries) this.handOut(d);
+      for (const d of result.deliveries) if (d.follower) this.addFollower(d, fetchSeq);
+      this.fetchInFlight = undefined;
+      applied();
+      if (!this.active) {
+        // Fetched while closing: back to the group at once, never handed to the handler. (Followers
+        // stay: releasing their key's holder moves them to the held set, in order.)
+        for (const d of result.deliveries.reverse()) if (!d.follower) void d.release().catch(() => undefined);
+        break;
+      }
+      for (const d of result.deliveries) if (!d.follower) this.buffer.push(d);
+      this.dispatch();
       if (result.deliveries.length > 0 || result.read > 0 || this.cursor !== '0-0') continue;
       await this.waitForWork(result);
     }
   }
 
-  private async fetch(room: number, reclaim: boolean): Promise<FetchResult> {
+  private async fetch(room: number, reclaim: boolean, readNew: boolean): Promise<FetchResult> {
     const reply = (await this.ctx.scripts.fetch(this.keys.fetchKeys(), [
       this.group,
       this.name,
@@ -215,14 +301,18 @@ export class GroupConsumer implements Subscription {
       this.ordering === 'key' ? '1' : '0',
       reclaim ? this.ctx.options.claimIdleMs : -1,
       this.cursor,
-    ])) as [Buffer, Buffer, Buffer, Buffer, number, number, [Buffer, number, Buffer[]][]];
+      readNew ? '1' : '0',
+    ])) as [Buffer, Buffer, Buffer, Buffer, number, number, [Buffer, number, Buffer[], number][]];
     const [cursor, lastStream, lastWake, lastTopicWake, untilDue, read, entries] = reply;
     const deliveries: RedisDelivery[] = [];
-    for (const [idBuf, attempt, fields] of entries) {
+    for (const [idBuf, attempt, fields, follower] of entries) {
       const streamId = idBuf.toString('latin1');
       // An entry Herald did not write comes back marked malformed: the consumer dead-letters it.
       const message = decodeFields(streamId, fields);
-      deliveries.push(new RedisDelivery(this, streamId, message, this.topic, this.group, attempt));
+      const d = new RedisDelivery(this, streamId, message, this.topic, this.group, attempt);
+      // Only an entry with a key can be a follower; one that decodes without its key waits as usual.
+      if (follower === 1 && message.key !== undefined) d.follower = true;
+      deliveries.push(d);
     }
     return {
       cursor: cursor.toString('latin1'),
@@ -249,13 +339,95 @@ export class GroupConsumer implements Subscription {
     }
   }
 
+  private addFollower(d: RedisDelivery, fetchSeq: number): void {
+    d.fetchSeq = fetchSeq;
+    const key = d.message.key!;
+    const list = this.followers.get(key);
+    if (list) list.push(d);
+    else this.followers.set(key, [d]);
+    this.followerCount++;
+  }
+
+  /** The ack of `key`'s holder passed the key to follower `id`: it is next in line for a handler slot. */
+  private promoteFollower(key: string, id: string): void {
+    const list = this.followers.get(key);
+    if (!list) return;
+    // The script passes the key to the oldest follower, which is the first one here.
+    while (list.length > 0) {
+      const d = list.shift()!;
+      this.followerCount--;
+      if (d.streamId !== id) continue; // not expected: the older one was dropped from the PEL meanwhile
+      d.follower = false;
+      if (!this.active) {
+        // Closing: the key goes back to the group with it (also after releaseAll, hence no settle()).
+        d.done = true;
+        this.enqueue('r', d, 0).catch(() => undefined);
+      } else {
+        this.buffer.push(d);
+        this.scheduleDispatch();
+      }
+      break;
+    }
+    if (list.length === 0) this.followers.delete(key);
+  }
+
+  /**
+   * The settle script moved `key`'s followers to the held set (or another member did): forget those
+   * fetched by calls Redis ran before it (`beforeSeq`).
+   */
+  private dropFollowers(key: string, beforeSeq = Infinity): void {
+    const list = this.followers.get(key);
+    if (!list) return;
+    const dropped = list.filter((d) => d.fetchSeq < beforeSeq);
+    if (dropped.length === list.length) this.followers.delete(key);
+    else this.followers.set(key, list.slice(dropped.length));
+    this.followerCount -= dropped.length;
+    for (const d of dropped) d.done = true;
+    this.wake();
+    this.maybeRetire();
+  }
+
+  /** Handing out from a settle waits for a microtask, so a handler is never entered from inside `ack()`. */
+  private scheduleDispatch(): void {
+    if (this.dispatchScheduled || this.buffered === 0) return;
+    this.dispatchScheduled = true;
+    queueMicrotask(() => {
+      this.dispatchScheduled = false;
+      this.dispatch();
+    });
+  }
+
+  /** Hands buffered entries to the handler while slots are free. */
+  private dispatch(): void {
+    if (this.dispatching) return; // a handler settled synchronously: the running loop below continues
+    this.dispatching = true;
+    try {
+      while (this.active && this.buffered > 0 && this.outstanding.size < this.options.prefetch) {
+        const d = this.buffer[this.bufferHead]!;
+        this.buffer[this.bufferHead++] = undefined as unknown as RedisDelivery;
+        if (this.bufferHead === this.buffer.length) {
+          this.buffer = [];
+          this.bufferHead = 0;
+        } else if (this.bufferHead >= 1024 && this.bufferHead * 2 >= this.buffer.length) {
+          this.buffer = this.buffer.slice(this.bufferHead);
+          this.bufferHead = 0;
+        }
+        this.handOut(d);
+      }
+    } finally {
+      this.dispatching = false;
+    }
+    if (this.buffered <= Math.floor(this.readAhead / 2)) this.wake();
+  }
+
+  private growReadAhead(): void {
+    const max = this.ctx.options.bufferSize;
+    if (this.readAhead >= max || this.settledSinceFetch < this.options.prefetch) return;
+    this.readAhead = Math.min(max, Math.max(this.options.prefetch, this.readAhead * 2));
+  }
+
   private handOut(delivery: RedisDelivery): void {
     this.outstanding.set(delivery.streamId, delivery);
-    if (!this.active) {
-      // Fetched while closing: back to the group at once, never handed to the handler.
-      void delivery.release().catch(() => undefined);
-      return;
-    }
     try {
       const result = this.onDelivery(delivery);
       if (result instanceof Promise) result.catch((err: unknown) => this.handlerCrashed(delivery, err));
@@ -320,21 +492,29 @@ export class GroupConsumer implements Subscription {
       this.queue.push({ op, delivery, delayMs, resolve, reject });
       if (this.flushScheduled) return;
       this.flushScheduled = true;
-      // Everything settled in this turn of the event loop goes in one round trip.
-      setImmediate(() => this.flushNow());
+      // Everything settled in this turn of the event loop goes in one round trip; nextTick runs once
+      // the turn's promise jobs are done, without waiting for an I/O round of the loop.
+      process.nextTick(() => this.flushNow());
     });
   }
 
+  /**
+   * Sends the queued settlements, at most one call in flight: whatever is settled while it runs
+   * goes in the next call, so under load a call carries many settlements (one Lua run and one round
+   * trip for all of them) and with little load each still leaves in the turn it was made.
+   */
   private flushNow(): void {
     this.flushScheduled = false;
-    while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, SETTLE_CHUNK);
-      const flush = this.send(batch).finally(() => {
-        this.flushes.delete(flush);
-        this.maybeRetire();
-      });
-      this.flushes.add(flush);
-    }
+    if (this.sending || this.queue.length === 0) return;
+    this.sending = true;
+    const batch = this.queue.splice(0, SETTLE_CHUNK);
+    const flush = this.send(batch).finally(() => {
+      this.sending = false;
+      this.flushes.delete(flush);
+      this.flushNow();
+      this.maybeRetire();
+    });
+    this.flushes.add(flush);
   }
 
   private async send(batch: PendingSettle[]): Promise<void> {
@@ -351,36 +531,85 @@ export class GroupConsumer implements Subscription {
         for (const p of batch) {
           args.push(p.op, p.delivery.streamId, keyed ? (p.delivery.message.key ?? '') : '', p.delayMs);
         }
-        await this.ctx.scripts.settle(this.keys.all(), args);
+        const seq = ++this.callSeq;
+        const replies = await this.ctx.scripts.settle(this.keys.all(), args);
+        // Redis ran a fetch sent before this call first: its followers must be known here before
+        // this reply passes a key to one of them or says they were moved to the held set.
+        const fetching = this.fetchInFlight;
+        if (fetching && fetching.seq < seq) await fetching.applied;
+        if (keyed) {
+          batch.forEach((p, i) => {
+            const key = p.delivery.message.key;
+            if (key === undefined || !this.followers.has(key)) return;
+            const reply = replies[i];
+            if (typeof reply === 'string') this.promoteFollower(key, reply);
+            else if (!p.delivery.follower) this.dropFollowers(key, seq);
+          });
+        }
       }
       for (const p of batch) p.resolve();
     } catch (thrown) {
       const err = toError(thrown);
       // The messages stay leased to this consumer and are reclaimed after claimIdleMs: not lost.
       this.ctx.connections.report(err, `settle on ${this.topic}/${this.group}`);
+      // Whether the call ran is unknown: it may have passed a key to a follower. Letting the
+      // followers' leases lapse hands them to the reclaim step, which sorts out either case.
+      for (const p of batch)
+        if (p.delivery.message.key !== undefined) this.dropFollowers(p.delivery.message.key);
       for (const p of batch) p.reject(err);
     }
   }
 
   private renewLeases(): void {
+    if (this.settledSinceRenew === 0) this.readAhead = 0; // the handlers stalled: stop reading ahead
+    this.settledSinceRenew = 0;
     const cutoff = Date.now() - this.renewEveryMs;
-    const ids: string[] = [];
-    for (const d of this.outstanding.values()) if (d.leasedAt <= cutoff) ids.push(d.streamId);
-    if (ids.length === 0) return;
     const now = Date.now();
-    for (const id of ids) this.outstanding.get(id)!.leasedAt = now;
+    const ids: string[] = [];
+    const due = (d: RedisDelivery): void => {
+      if (d.leasedAt > cutoff) return;
+      d.leasedAt = now;
+      ids.push(d.streamId);
+    };
+    for (const d of this.outstanding.values()) due(d);
+    // Buffered entries are leased too: renewing them keeps another member from reclaiming an entry
+    // that is only waiting here for a handler slot; once this process dies they expire like the rest.
+    for (let i = this.bufferHead; i < this.buffer.length; i++) due(this.buffer[i]!);
+    for (const list of this.followers.values()) for (const d of list) due(d);
+    if (ids.length === 0) return;
     for (let i = 0; i < ids.length; i += SETTLE_CHUNK) {
       this.ctx.scripts
         .touch(this.keys.stream, [this.group, this.name, ...ids.slice(i, i + SETTLE_CHUNK)])
+        .then((lost) => this.forgetLost(lost))
         .catch((err: unknown) =>
           this.ctx.connections.report(err, `renew leases on ${this.topic}/${this.group}`),
         );
     }
   }
 
+  /**
+   * Entries another member reclaimed while this process stalled: those not handed out yet are dropped
+   * (their new owner delivers them); a follower's whole key goes, its order is kept over there.
+   */
+  private forgetLost(lost: string[]): void {
+    if (lost.length === 0) return;
+    const gone = new Set(lost);
+    const kept = this.buffer.slice(this.bufferHead).filter((d) => {
+      if (!gone.has(d.streamId)) return true;
+      d.done = true;
+      return false;
+    });
+    this.buffer = kept;
+    this.bufferHead = 0;
+    for (const [key, list] of [...this.followers])
+      if (list.some((d) => gone.has(d.streamId))) this.dropFollowers(key);
+    this.wake();
+    this.maybeRetire();
+  }
+
   /** Once closed, drained and with every settle sent, the transport can forget this consumer. */
   private maybeRetire(): void {
-    if (this.active || this.outstanding.size > 0) return;
+    if (this.active || this.outstanding.size > 0 || this.waiting > 0) return;
     this.stopRenewing();
     if (this.queue.length === 0 && this.flushes.size === 0 && !this.flushScheduled) this.ctx.retired(this);
   }
@@ -423,6 +652,10 @@ interface FetchResult {
 /** One lease of one stream entry. */
 export class RedisDelivery implements Delivery {
   done = false;
+  /** Waits in this consumer for the ack of its key's holder (ADR 0305). */
+  follower = false;
+  /** Sequence number of the fetch call that returned it (see GroupConsumer.callSeq). */
+  fetchSeq = 0;
   /** When the lease was taken or last renewed (local clock). */
   leasedAt = Date.now();
 

@@ -53,6 +53,11 @@ export class GroupKeys {
   readonly attempts: string;
   /** A one-entry stream bumped when `ready` gains work, so blocked members wake up. */
   readonly wake: string;
+  /**
+   * Followers: entries that came after their key's holder and wait, still leased, in the PEL of the
+   * consumer that holds the key (same member format as `held`). See ADR 0305.
+   */
+  readonly followers: string;
 
   constructor(
     readonly stream: string,
@@ -66,6 +71,7 @@ export class GroupKeys {
     this.parked = `${base}pk`;
     this.attempts = `${base}at`;
     this.wake = `${base}wk`;
+    this.followers = `${base}fw`;
   }
 
   /** The KEYS of the fetch script: the settle script's, then the topic's scheduled messages. */
@@ -89,6 +95,7 @@ export class GroupKeys {
       this.parked,
       this.attempts,
       this.wake,
+      this.followers,
     ];
   }
 }

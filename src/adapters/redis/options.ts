@@ -43,8 +43,19 @@ export interface RedisTransportOptions extends RedisConnectionOptions {
   readonly claimIdleMs?: number;
   /** Longest a consumer blocks waiting for new entries before checking again. Default 2000. */
   readonly blockMs?: number;
-  /** Most entries read per round trip (the COUNT of XREADGROUP, capped by free prefetch slots). Default 500. */
+  /** Most entries fetched per round trip (the COUNT of XREADGROUP, capped by `prefetch + bufferSize`). Default 500. */
   readonly batchSize?: number;
+  /**
+   * Most entries a subscription fetches ahead of its free handler slots (`prefetch`) and keeps in
+   * process memory until a slot frees. They are leased to the subscription and renewed like
+   * in-flight ones; they go back to the group when the subscription closes and are reclaimed by
+   * other members if the process dies. Larger means fewer, bigger fetches; 0 fetches only for free
+   * slots (spreads a small backlog evenly over many slow members). Memory: up to
+   * `prefetch + bufferSize` entries per subscription. Default 0: with ordering by key, read-ahead
+   * spanning several entries of a key costs Redis more CPU per message than it saves in round trips
+   * (docs/benchmarks.md, ADR 0304); it pays with ordering `none` or keys that rarely repeat in a batch.
+   */
+  readonly bufferSize?: number;
   /** Stream trimming; off by default (streams grow until trimmed). */
   readonly trim?: RedisTrimOptions;
 }
@@ -54,6 +65,7 @@ export interface ResolvedTransportOptions {
   readonly claimIdleMs: number;
   readonly blockMs: number;
   readonly batchSize: number;
+  readonly bufferSize: number;
   readonly trim:
     { readonly maxLen?: number; readonly minIdAgeMs?: number; readonly intervalMs: number } | undefined;
 }
@@ -113,6 +125,8 @@ export function resolveTransportOptions(options: RedisTransportOptions): Resolve
   const claimIdleMs = integer('claimIdleMs', options.claimIdleMs, 10, 30_000);
   const blockMs = integer('blockMs', options.blockMs, 1, 2_000);
   const batchSize = integer('batchSize', options.batchSize, 1, 500);
+  const bufferSize = integer('bufferSize', options.bufferSize, 0, 0);
+  if (bufferSize > 100_000) throw new ConfigError('bufferSize', `must be at most 100000, got ${bufferSize}`);
   let trim: ResolvedTransportOptions['trim'];
   if (options.trim !== undefined) {
     if (options.trim === null || typeof options.trim !== 'object')
@@ -128,7 +142,7 @@ export function resolveTransportOptions(options: RedisTransportOptions): Resolve
     }
     trim = { maxLen, minIdAgeMs, intervalMs: integer('trim.intervalMs', options.trim.intervalMs, 10, 1_000) };
   }
-  return { prefix, claimIdleMs, blockMs, batchSize, trim };
+  return { prefix, claimIdleMs, blockMs, batchSize, bufferSize, trim };
 }
 
 /** Rejects topic names that would break the `{topic}` hash tag of the topic's keys. */

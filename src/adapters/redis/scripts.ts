@@ -11,7 +11,11 @@
  *   `XCLAIM ... FORCE RETRYCOUNT n`, so the PEL's delivery count stays the attempt number.
  * - settled: acknowledged and in none of the lists.
  * With ordering by key, `locks` maps each key to the one message allowed to be leased or parked in
- * ready/delayed; later messages of that key wait in `held` until it is acknowledged.
+ * ready/delayed; later messages of that key wait in `held` until it is acknowledged — or, when the
+ * consumer that reads them holds the key's message itself and nothing of that key is held, they stay
+ * in its PEL as followers (listed in `followers`), and the ack of the holder passes the key straight
+ * to the oldest one (ADR 0305). Anything that takes the holder away from that consumer (nack,
+ * release, reclaim) moves its followers to `held` in the same step, so the order is the same either way.
  */
 
 const HELPERS = `
@@ -33,6 +37,22 @@ end
 local function nowMs()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function keyRange(prefix)
+  return '[' .. prefix, '[' .. prefix .. '\\255'
+end
+-- Moves every follower of key k (never handed out) out of the PEL into the held set.
+local function parkFollowers(s, group, fw, hd, pk, k)
+  local prefix = heldPrefix(k)
+  local lo, hi = keyRange(prefix)
+  local f = redis.call('ZRANGEBYLEX', fw, lo, hi)
+  for _, m in ipairs(f) do
+    local p = string.sub(m, #prefix + 1)
+    redis.call('XACK', s, group, unpad(p))
+    redis.call('ZADD', hd, 0, m)
+    redis.call('ZADD', pk, 0, p)
+  end
+  if #f > 0 then redis.call('ZREM', fw, unpack(f)) end
 end
 `;
 
@@ -73,19 +93,21 @@ end
  * Hands out up to `room` messages to one consumer: reclaimed leases first, then due retries and
  * other ready messages, then new entries (holding back those whose key is taken). Due scheduled
  * messages of the topic enter the stream first, so they are new entries like any other.
- * KEYS: stream delayed ready locks held parked attempts wake scheduled scheduledBodies topicWake.
- * ARGV: group consumer room keyed(1|0) claimIdleMs(-1 = no reclaim) cursor.
+ * KEYS: stream delayed ready locks held parked attempts wake followers scheduled scheduledBodies
+ * topicWake. ARGV: group consumer room keyed(1|0) claimIdleMs(-1 = no reclaim) cursor readNew(1|0).
  * Returns { cursor, lastStreamId, lastWakeId, lastTopicWakeId, msUntilDue(-1 none), newEntriesRead,
- * {id, attempt, fields}... }; msUntilDue covers retries and scheduled messages.
+ * {id, attempt, fields, follower(0|1)}... }; msUntilDue covers retries and scheduled messages. A
+ * follower waits in the consumer for its key's holder to be acknowledged.
  */
 export const FETCH = `${HELPERS}${MOVE_DUE}
 local s, dl, rd, lk, hd, pk, at, wk = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local sc, sb, tw = KEYS[9], KEYS[10], KEYS[11]
+local fw, sc, sb, tw = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 local group, consumer = ARGV[1], ARGV[2]
 local room = tonumber(ARGV[3])
 local keyed = ARGV[4] == '1'
 local claimIdle = tonumber(ARGV[5])
 local cursor = ARGV[6]
+local readNew = ARGV[7] ~= '0'
 local now = nowMs()
 local out = {}
 local delivered = 0
@@ -95,10 +117,16 @@ local function keyOf(fields)
   end
   return nil
 end
-local function emit(id, attempt, fields)
-  out[#out + 1] = { id, attempt, fields }
+local function emit(id, attempt, fields, follower)
+  out[#out + 1] = { id, attempt, fields, follower or 0 }
   delivered = delivered + 1
   room = room - 1
+end
+local function park(id, k)
+  redis.call('XACK', s, group, id)
+  local p = pad(id)
+  redis.call('ZADD', hd, 0, heldPrefix(k) .. p)
+  redis.call('ZADD', pk, 0, p)
 end
 
 if claimIdle >= 0 and room > 0 then
@@ -109,11 +137,20 @@ if claimIdle >= 0 and room > 0 then
       local p = redis.call('XPENDING', s, group, e[1], e[1], 1)
       local attempt = 1
       if p[1] then attempt = p[1][4] end
-      if keyed then
-        local k = keyOf(e[2])
-        if k and not redis.call('HGET', lk, k) then redis.call('HSET', lk, k, e[1]) end
+      local k = nil
+      if keyed then k = keyOf(e[2]) end
+      local holder = nil
+      if k then holder = redis.call('HGET', lk, k) end
+      if k and holder and holder ~= e[1] then
+        -- A follower of a consumer that stopped renewing: it waits in the held set like any other.
+        redis.call('ZREM', fw, heldPrefix(k) .. pad(e[1]))
+        park(e[1], k)
+      else
+        if k and not holder then redis.call('HSET', lk, k, e[1]) end
+        -- The holder changes consumer: its followers at the old one wait in the held set now.
+        if k then parkFollowers(s, group, fw, hd, pk, k) end
+        emit(e[1], attempt, e[2])
       end
-      emit(e[1], attempt, e[2])
     end
   end
 end
@@ -138,22 +175,40 @@ while room > 0 do
 end
 
 local read = 0
-if room > 0 then
+if room > 0 and readNew then
   local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', room, 'STREAMS', s, '>')
   if r and r[1] then
+    -- key -> whether this consumer may keep the key's later entries as followers
+    local follows = {}
     for _, e in ipairs(r[1][2]) do
       read = read + 1
       local id = e[1]
       local k = nil
       if keyed then k = keyOf(e[2]) end
-      if k and redis.call('HGET', lk, k) then
-        redis.call('XACK', s, group, id)
-        local p = pad(id)
-        redis.call('ZADD', hd, 0, heldPrefix(k) .. p)
-        redis.call('ZADD', pk, 0, p)
-      else
-        if k then redis.call('HSET', lk, k, id) end
+      local holder = nil
+      if k then holder = redis.call('HGET', lk, k) end
+      if not holder then
+        if k then
+          redis.call('HSET', lk, k, id)
+          follows[k] = true
+        end
         emit(id, 1, e[2])
+      else
+        local own = follows[k]
+        if own == nil then
+          own = false
+          if redis.call('XPENDING', s, group, holder, holder, 1, consumer)[1] then
+            local lo, hi = keyRange(heldPrefix(k))
+            own = not redis.call('ZRANGEBYLEX', hd, lo, hi, 'LIMIT', 0, 1)[1]
+          end
+          follows[k] = own
+        end
+        if own then
+          redis.call('ZADD', fw, 0, heldPrefix(k) .. pad(id))
+          emit(id, 1, e[2], 1)
+        else
+          park(id, k)
+        end
       end
     end
   end
@@ -183,12 +238,15 @@ return { cursor, lastS, lastW, lastT, untilDue, read, out }
 
 /**
  * Settles a batch of deliveries. ARGV: group consumer, then per operation: op(a|n|r) id key delayMs.
- * `a` acknowledges (by anyone: the work is done) and passes the key on to its next held message;
- * `n` (nack) and `r` (release) act only while the consumer still holds the lease, so a late settle
- * of a reclaimed message cannot disturb its new owner. Returns one 0/1 per operation.
+ * `a` acknowledges (by anyone: the work is done) and passes the key on to its oldest follower, else
+ * to its next held message; `n` (nack) and `r` (release) act only while the consumer still holds the
+ * lease, so a late settle of a reclaimed message cannot disturb its new owner, and move the key's
+ * followers to the held set. Returns per operation 0/1, or for an ack that passed the key to a
+ * follower, that follower's id (the consumer holding it hands it out now).
  */
 export const SETTLE = `${HELPERS}
 local s, dl, rd, lk, hd, pk, at, wk = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local fw = KEYS[9]
 local group, consumer = ARGV[1], ARGV[2]
 local now = nil
 local woke = false
@@ -200,8 +258,20 @@ for i = 3, #ARGV, 4 do
     done = redis.call('XACK', s, group, id)
     if done == 1 and key ~= '' and redis.call('HGET', lk, key) == id then
       local prefix = heldPrefix(key)
-      local nxt = redis.call('ZRANGEBYLEX', hd, '[' .. prefix, '[' .. prefix .. '\\255', 'LIMIT', 0, 1)
-      if nxt[1] then
+      local lo, hi = keyRange(prefix)
+      local f = redis.call('ZRANGEBYLEX', fw, lo, hi, 'LIMIT', 0, 1)
+      local nxt = {}
+      if f[1] then
+        redis.call('ZREM', fw, f[1])
+        local nid = unpad(string.sub(f[1], #prefix + 1))
+        redis.call('HSET', lk, key, nid)
+        done = nid
+      else
+        nxt = redis.call('ZRANGEBYLEX', hd, lo, hi, 'LIMIT', 0, 1)
+      end
+      if done ~= 1 then
+        -- passed to a follower above
+      elseif nxt[1] then
         redis.call('ZREM', hd, nxt[1])
         local nid = unpad(string.sub(nxt[1], #prefix + 1))
         redis.call('HSET', lk, key, nid)
@@ -216,6 +286,7 @@ for i = 3, #ARGV, 4 do
     if p[1] then
       local attempts = p[1][4]
       redis.call('XACK', s, group, id)
+      if key ~= '' and redis.call('HGET', lk, key) == id then parkFollowers(s, group, fw, hd, pk, key) end
       if op == 'r' then attempts = attempts - 1 end
       if attempts > 0 then redis.call('HSET', at, id, attempts) else redis.call('HDEL', at, id) end
       redis.call('ZADD', pk, 0, pad(id))
@@ -241,18 +312,20 @@ return results
 /**
  * Renews the leases a live consumer still holds (resets their idle time without counting a
  * delivery), so XAUTOCLAIM only takes messages from consumers that stopped renewing.
- * KEYS: stream. ARGV: group consumer id... Returns how many were renewed.
+ * KEYS: stream. ARGV: group consumer id... Returns the ids the consumer no longer holds (reclaimed
+ * by another member while this process stalled), so it can drop those it has not handed out.
  */
 export const TOUCH = `
-local n = 0
+local lost = {}
 for i = 3, #ARGV do
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
   if p[1] then
     redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
-    n = n + 1
+  else
+    lost[#lost + 1] = ARGV[i]
   end
 end
-return n
+return lost
 `;
 
 /**
@@ -377,10 +450,12 @@ type ScriptFn = (...args: Arg[]) => Promise<unknown>;
 export interface Scripts {
   /** Replies with Buffers, for message bodies. */
   fetch(keys: readonly string[], args: readonly Arg[]): Promise<unknown>;
-  settle(keys: readonly string[], args: readonly Arg[]): Promise<number[]>;
+  /** Per operation 0/1, or the id of the follower an ack passed the key to. */
+  settle(keys: readonly string[], args: readonly Arg[]): Promise<(number | string)[]>;
   schedule(keys: readonly string[], args: readonly Arg[]): Promise<number>;
   cancelScheduled(keys: readonly string[], ids: readonly string[]): Promise<number>;
-  touch(stream: string, args: readonly Arg[]): Promise<number>;
+  /** Returns the ids no longer held by the consumer. */
+  touch(stream: string, args: readonly Arg[]): Promise<string[]>;
   trim(stream: string, args: readonly Arg[]): Promise<number>;
   forgetConsumer(stream: string, group: string, consumer: string): Promise<number>;
   forgetIdleConsumers(stream: string, group: string, idleMs: number): Promise<number>;
@@ -394,8 +469,8 @@ interface Definable {
 export function bindScripts(client: Definable): Scripts {
   const define = (name: string, lua: string, numberOfKeys: number): void =>
     client.defineCommand(`herald_${name}`, { lua, numberOfKeys });
-  define('fetch', FETCH, 11);
-  define('settle', SETTLE, 8);
+  define('fetch', FETCH, 12);
+  define('settle', SETTLE, 9);
   define('schedule', SCHEDULE, 4);
   define('cancel_scheduled', CANCEL_SCHEDULED, 2);
   define('touch', TOUCH, 1);
@@ -417,10 +492,10 @@ export function bindScripts(client: Definable): Scripts {
   const forgetIdle = fn('herald_forget_idle');
   return {
     fetch: (keys, args) => fetch(...keys, ...args),
-    settle: (keys, args) => settle(...keys, ...args) as Promise<number[]>,
+    settle: (keys, args) => settle(...keys, ...args) as Promise<(number | string)[]>,
     schedule: (keys, args) => schedule(...keys, ...args) as Promise<number>,
     cancelScheduled: (keys, ids) => cancelScheduled(...keys, ...ids) as Promise<number>,
-    touch: (stream, args) => touch(stream, ...args) as Promise<number>,
+    touch: (stream, args) => touch(stream, ...args) as Promise<string[]>,
     trim: (stream, args) => trim(stream, ...args) as Promise<number>,
     forgetConsumer: (stream, group, consumer) => forget(stream, group, consumer) as Promise<number>,
     forgetIdleConsumers: (stream, group, idleMs) => forgetIdle(stream, group, idleMs) as Promise<number>,

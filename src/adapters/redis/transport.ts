@@ -163,10 +163,11 @@ export class RedisTransport implements Transport {
     // Scheduled messages are scored on the Redis clock.
     const [seconds, micros] = (await client.time()) as [string | number, string | number];
     const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
-    const [groups, ready, held, delayed, scheduled, due] = await Promise.all([
+    const [groups, ready, held, followers, delayed, scheduled, due] = await Promise.all([
       client.xinfo('GROUPS', keys.stream).catch(() => [] as unknown[]),
       client.llen(g.ready),
       client.zcard(g.held),
+      client.zcard(g.followers),
       client.zcard(g.delayed),
       client.zcount(keys.scheduled, `(${now}`, '+inf'),
       client.zcount(keys.scheduled, '-inf', now),
@@ -175,7 +176,9 @@ export class RedisTransport implements Transport {
     const info = (groups as unknown[][]).map(pairs).find((x) => x.name === group);
     if (!info) return { lag: (await client.xlen(keys.stream)) + due, scheduled, inFlight: 0, delayed: 0 };
     const unread = typeof info.lag === 'number' ? info.lag : 0;
-    return { lag: unread + ready + held + due, scheduled, inFlight: Number(info.pending ?? 0), delayed };
+    // Followers are leased (in the PEL) but wait for their key like held messages: counted as lag.
+    const inFlight = Math.max(0, Number(info.pending ?? 0) - followers);
+    return { lag: unread + ready + held + followers + due, scheduled, inFlight, delayed };
   }
 
   /**

@@ -1,0 +1,149 @@
+/**
+ * Read-ahead (`bufferSize`, ADR 0304/0305): entries a consumer fetched ahead of its handler slots are
+ * leases like handed-out ones. While the holder lives, nobody else gets them; once it dies, they are
+ * reclaimed, in key order.
+ */
+import assert from 'node:assert/strict';
+import { fork, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { after, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { ConfigError, type Message } from '../../../src/index.js';
+import { redis, type RedisTransport, type RedisTransportOptions } from '../../../src/adapters/redis/index.js';
+import { needs } from '../../support/services.js';
+import { sleep, unique, waitUntil } from '../../support/wait.js';
+import { dropPrefix, SHARED_URL, uniquePrefix } from './harness.js';
+
+const fixture = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'buffer-holder.ts');
+
+describe('redis transport: bufferSize option', () => {
+  const bad: [RedisTransportOptions, string][] = [
+    [{ bufferSize: -1 }, 'bufferSize'],
+    [{ bufferSize: 2.5 }, 'bufferSize'],
+    [{ bufferSize: '64' as unknown as number }, 'bufferSize'],
+    [{ bufferSize: 1_000_000 }, 'bufferSize'],
+  ];
+  for (const [options, field] of bad) {
+    test(`rejects bufferSize ${JSON.stringify(options.bufferSize)} naming the field`, () => {
+      assert.throws(
+        () => redis(options),
+        (err: unknown) => err instanceof ConfigError && err.field === field,
+      );
+    });
+  }
+
+  test('accepts 0 (fetch only for free handler slots)', async () => {
+    const t = redis({ url: SHARED_URL, prefix: uniquePrefix('buffer-zero'), bufferSize: 0 });
+    await t.close();
+  });
+});
+
+describe('redis transport: leases of entries waiting in the local buffer', await needs('redis'), () => {
+  const prefix = uniquePrefix('read-ahead');
+  const raw = new Redis(SHARED_URL);
+  const children = new Set<ChildProcess>();
+  const transports: RedisTransport[] = [];
+  after(async () => {
+    for (const c of children) c.kill('SIGKILL');
+    await Promise.all(transports.map((t) => t.close()));
+    raw.disconnect();
+    await dropPrefix(SHARED_URL, prefix);
+  });
+
+  for (const ordering of ['none', 'key'] as const) {
+    test(`ordering ${ordering}: not reclaimed while the holder lives, reclaimed in order once it dies`, async () => {
+      const claimIdleMs = 300;
+      const topic = unique('ahead');
+      const group = unique('g');
+      const stream = `${prefix}:{${topic}}:s`;
+      const publisher = redis({ url: SHARED_URL, prefix });
+      transports.push(publisher);
+      const total = 300;
+      const messages: Message[] = Array.from({ length: total }, (_, i) => ({
+        id: `m-${String(i).padStart(4, '0')}`,
+        key: `k${i % 7}`,
+        headers: {},
+        body: new Uint8Array([i % 256]),
+      }));
+      for (let i = 0; i < total; i += 100) await publisher.publish(topic, messages.slice(i, i + 100));
+
+      const child = fork(fixture, [], {
+        execArgv: ['--import', 'tsx'],
+        env: {
+          ...process.env,
+          HOLDER_REDIS_URL: SHARED_URL,
+          HOLDER_PREFIX: prefix,
+          HOLDER_TOPIC: topic,
+          HOLDER_GROUP: group,
+          HOLDER_ORDERING: ordering,
+          HOLDER_CLAIM_IDLE_MS: String(claimIdleMs),
+          HOLDER_ACK_FIRST: '60',
+        },
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      });
+      children.add(child);
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      const stuckOn = await new Promise<string>((resolve, reject) => {
+        child.on('message', (m) => {
+          if (typeof m === 'object' && m !== null && 'stuckOn' in m) resolve(String(m.stuckOn));
+        });
+        child.once('exit', (code, signal) => reject(new Error(`holder exited early (${code ?? signal})`)));
+      });
+      await sleep(100); // let a fetch that was under way land in the buffer
+
+      // Everything the holder leased beyond the one in its handler waits in its local buffer.
+      const pending = (await raw.xpending(stream, group, '-', '+', 1000)) as [string, string][];
+      const holderName = pending[0]![1];
+      const leased = pending.filter(([, owner]) => owner === holderName).map(([id]) => id);
+      assert.ok(leased.length > 1, `the holder read ahead (it holds ${leased.length} entries)`);
+
+      // Another member, for well over claimIdleMs: it gets the rest of the stream but none of those.
+      const got: { id: string; streamId: string; key: string }[] = [];
+      const other = redis({ url: SHARED_URL, prefix, claimIdleMs, blockMs: 100 });
+      transports.push(other);
+      const sub = await other.subscribe(topic, { group, prefetch: 10, ordering }, async (d) => {
+        got.push({
+          id: d.message.id,
+          streamId: (d as unknown as { streamId: string }).streamId,
+          key: d.message.key!,
+        });
+        await d.ack();
+      });
+      await sleep(6 * claimIdleMs);
+      const stolen = got.filter((g) => leased.includes(g.streamId));
+      assert.deepEqual(stolen, [], 'no entry leased by the live holder went to another member');
+      const still = (await raw.xpending(stream, group, '-', '+', 1000)) as [string, string][];
+      for (const id of leased)
+        assert.ok(
+          still.some(([sid, owner]) => sid === id && owner === holderName),
+          `${id} is still leased to the holder`,
+        );
+
+      // The holder dies: its buffered entries (and the one it hung on) come to the other member.
+      child.kill('SIGKILL');
+      await exited;
+      await waitUntil(
+        () => leased.every((id) => got.some((g) => g.streamId === id)),
+        'every entry the dead holder leased is delivered to the other member',
+        15_000,
+      );
+      assert.ok(
+        got.some((g) => g.id === stuckOn),
+        'the entry the holder hung on is redelivered too',
+      );
+      await waitUntil(
+        () => new Set(got.map((g) => g.id)).size >= total - 60,
+        'everything not acked by the holder is handled',
+      );
+      if (ordering === 'key') {
+        // Per key, the other member handled its messages in publish order.
+        for (let k = 0; k < 7; k++) {
+          const ids = got.filter((g) => g.key === `k${k}`).map((g) => g.id);
+          assert.deepEqual(ids, [...ids].sort(), `order of k${k}`);
+        }
+      }
+      await sub.close();
+    });
+  }
+});
