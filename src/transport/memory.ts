@@ -55,7 +55,7 @@ export class MemoryTransport implements Transport {
       id: m.id,
       key: m.key,
       headers: { ...m.headers },
-      body: Uint8Array.from(m.body),
+      body: copyBytes(m.body),
     });
     if (deliverAt !== undefined) {
       log.schedule(messages.map(copy), deliverAt);
@@ -478,4 +478,10 @@ class MemoryDelivery implements Delivery {
   async release(): Promise<void> {
     this.settle('release', 0);
   }
+}
+
+/** A copy of `bytes`, small ones out of Node's shared buffer pool (no ArrayBuffer per message). */
+function copyBytes(bytes: Uint8Array): Uint8Array {
+  const b = Buffer.from(bytes);
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 }
