@@ -197,8 +197,21 @@ async function child(kind: string): Promise<void> {
   );
 }
 
-function spawnChild(kind: string, env: Record<string, string> = {}, wrap: string[] = []): string {
-  const args = [...wrap, process.execPath, '--expose-gc', '--import', 'tsx', fileURLToPath(import.meta.url)];
+function spawnChild(
+  kind: string,
+  env: Record<string, string> = {},
+  wrap: string[] = [],
+  nodeFlags: string[] = [],
+): string {
+  const args = [
+    ...wrap,
+    process.execPath,
+    ...nodeFlags,
+    '--expose-gc',
+    '--import',
+    'tsx',
+    fileURLToPath(import.meta.url),
+  ];
   const out = spawnSync(args[0]!, args.slice(1), {
     env: { ...process.env, ...env, HERALD_BENCH_PIPELINE_CHILD: kind },
     encoding: 'utf8',
@@ -213,12 +226,15 @@ function instructions(n: number): number {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'herald-callgrind-'));
   try {
     const file = path.join(dir, 'out');
-    spawnChild('callgrind', { HERALD_BENCH_PIPELINE_N: String(n) }, [
-      'valgrind',
-      '--tool=callgrind',
-      '--smc-check=all',
-      `--callgrind-out-file=${file}`,
-    ]);
+    // --predictable: V8 compiles and collects on the main thread, so the count does not depend on
+    // when background threads got to run. Two runs of the same code then differ by ~0.5% in total,
+    // a few thousand instructions in the per-event figure; without it the figure moved twofold.
+    spawnChild(
+      'callgrind',
+      { HERALD_BENCH_PIPELINE_N: String(n) },
+      ['valgrind', '--tool=callgrind', '--smc-check=all', `--callgrind-out-file=${file}`],
+      ['--predictable'],
+    );
     const summary = /^summary:\s+(\d+)/mu.exec(readFileSync(file, 'utf8'));
     if (!summary) throw new Error('callgrind output has no summary line');
     return Number(summary[1]);
@@ -255,7 +271,7 @@ export async function run(): Promise<string> {
     '| --- | ---: | ---: | ---: |',
     ...rows,
     '',
-    `Instructions per event (callgrind, the pipeline run after a ${CALLGRIND_WARM_UP.toLocaleString('en-US')}-event warm-up, (Ir(${n2.toLocaleString('en-US')}) − Ir(${n1.toLocaleString('en-US')})) / ${(n2 - n1).toLocaleString('en-US')}): ${fmt(perEvent)}.`,
+    `Instructions per event (callgrind under \`node --predictable\`, the pipeline run after a ${CALLGRIND_WARM_UP.toLocaleString('en-US')}-event warm-up, (Ir(${n2.toLocaleString('en-US')}) − Ir(${n1.toLocaleString('en-US')})) / ${(n2 - n1).toLocaleString('en-US')}): ${fmt(perEvent)}.`,
   ].join('\n');
 }
 
