@@ -55,7 +55,9 @@ export class MemoryTransport implements Transport {
       id: m.id,
       key: m.key,
       headers: { ...m.headers },
-      body: copyBytes(m.body),
+      // An ArrayBuffer of its own, not a slice of a shared pool: a message kept for long (a backlog,
+      // a scheduled one) would pin the whole pool block and the other bodies in it.
+      body: m.body.slice(),
     });
     if (deliverAt !== undefined) {
       log.schedule(messages.map(copy), deliverAt);
@@ -478,10 +480,4 @@ class MemoryDelivery implements Delivery {
   async release(): Promise<void> {
     this.settle('release', 0);
   }
-}
-
-/** A copy of `bytes`, small ones out of Node's shared buffer pool (no ArrayBuffer per message). */
-function copyBytes(bytes: Uint8Array): Uint8Array {
-  const b = Buffer.from(bytes);
-  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 }
