@@ -81,6 +81,15 @@ export {
 } from './core/codec/compression.js';
 export { CodecRegistry } from './core/codec/registry.js';
 export {
+  decodeMessage,
+  encodeMessage,
+  envelopeFromHeaders,
+  isBinaryMessage,
+  jsonEnvelopeOf,
+  withJsonPayload,
+  type WireMode,
+} from './core/codec/wire.js';
+export {
   toCloudEvent,
   fromCloudEvent,
   toBinaryCloudEvent,

@@ -1,3 +1,4 @@
+import { isBinaryMessage, jsonEnvelopeOf, withJsonPayload } from '../core/codec/wire.js';
 import { REPLAY_GROUP_HEADER } from '../core/consumer/consumer.js';
 import type { DeadLetterQueue } from '../core/dead-letters.js';
 import { SchemaValidationError, toError } from '../core/errors.js';
@@ -486,13 +487,8 @@ export class ConsoleService {
         throw err;
       }
     }
-    const body = new TextEncoder().encode(JSON.stringify({ ...envelope, payload: value }));
     await this.transport.publish(entry.topic, [
-      {
-        ...entry.message,
-        body,
-        headers: { ...entry.message.headers, [REPLAY_GROUP_HEADER]: entry.group },
-      },
+      withJsonPayload(entry.message, value, { [REPLAY_GROUP_HEADER]: entry.group }),
     ]);
     await this.dlq.store.remove([id]);
     this.index.forget([id]);
@@ -563,6 +559,12 @@ export const REASONS: readonly DeadLetterReason[] = ['max-attempts', 'decode', '
 function decodeBody(entry: DeadLetterEntry): unknown {
   const type = entry.message.headers['content-type'];
   if (type !== undefined && type !== 'application/json') return undefined;
+  // A binary-mode event (ADR 0010) shows as its whole envelope: headers and payload together.
+  if (isBinaryMessage(entry.message.headers)) return jsonEnvelopeOf(entry.message) ?? parseJson(entry);
+  return parseJson(entry);
+}
+
+function parseJson(entry: DeadLetterEntry): unknown {
   try {
     return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(entry.message.body)) as unknown;
   } catch {

@@ -6,6 +6,18 @@ export const Headers = {
   source: 'event-source',
   tenantId: 'tenant-id',
   correlationId: 'correlation-id',
+  /**
+   * Binary mode (ADR 0010): the envelope fields that are not already headers above travel as these,
+   * and the body holds only the payload. A message with `event-id` is binary; one without carries the
+   * whole envelope in its body (every Herald version before ADR 0010 wrote that).
+   */
+  eventId: 'event-id',
+  time: 'event-time',
+  aggregateId: 'aggregate-id',
+  userId: 'user-id',
+  causationId: 'causation-id',
+  /** The envelope's metadata as one JSON object; absent when the metadata is empty. */
+  metadata: 'event-metadata',
   /** W3C trace context, written only by the tracing middleware of `herald/observability`. */
   traceparent: 'traceparent',
   tracestate: 'tracestate',

@@ -1,8 +1,8 @@
 import { ClosedError, ConfigError, toError } from '../contracts/errors.js';
-import { Headers } from '../contracts/headers.js';
 import type { Middleware } from '../contracts/middleware.js';
 import type { Codec } from './codec/codec.js';
 import { jsonCodec } from './codec/json.js';
+import { encodeMessage, type WireMode } from './codec/wire.js';
 import { compose } from './compose.js';
 import {
   assertEventType,
@@ -15,7 +15,7 @@ import {
   type EventOptions,
 } from './event.js';
 import type { Observers } from './observer.js';
-import { uuidv7 } from './ids.js';
+import { isoNow, uuidv7 } from './ids.js';
 import { rejectUnknownOptions, type KnownKeys } from './options.js';
 import { Router, type RoutingRules } from './routing.js';
 import { deliveryTime, ScheduledPublishUnsupportedError, type ScheduleOptions } from './schedule.js';
@@ -69,6 +69,12 @@ export interface EventBusOptions {
   readonly middleware?: readonly PublishMiddleware[];
   /** Told of each transport call's outcome (`onPublished`, `onPublishFailed`), timed around the middleware. */
   readonly observers?: Observers;
+  /**
+   * Message layout (ADR 0010): `binary` (default) puts the envelope's fields in headers and only the
+   * payload in the body; `structured` writes the whole envelope as the body, which consumers on
+   * Herald versions before ADR 0010 need during a rolling upgrade.
+   */
+  readonly wire?: WireMode;
 }
 
 const EVENT_OPTIONS: KnownKeys<PublishEventOptions> = {
@@ -99,6 +105,7 @@ export class EventBus {
   private readonly eventStore: EventStore | undefined;
   private readonly middleware: PublishMiddleware[];
   private readonly observers: Observers | undefined;
+  private readonly wire: WireMode;
   private send: (ctx: PublishContext) => Promise<void>;
   private closed = false;
 
@@ -116,6 +123,9 @@ export class EventBus {
     this.eventStore = options.eventStore;
     this.middleware = [...(options.middleware ?? [])];
     this.observers = options.observers;
+    if (options.wire !== undefined && options.wire !== 'binary' && options.wire !== 'structured')
+      throw new ConfigError('wire', `must be "binary" or "structured", got ${JSON.stringify(options.wire)}`);
+    this.wire = options.wire ?? 'binary';
     this.send = this.buildChain();
   }
 
@@ -300,8 +310,7 @@ export class EventBus {
     if (options.aggregateId !== undefined) e.aggregateId = options.aggregateId;
     if (options.tenantId !== undefined) e.tenantId = options.tenantId;
     if (options.userId !== undefined) e.userId = options.userId;
-    e.time =
-      options.time instanceof Date ? options.time.toISOString() : (options.time ?? new Date().toISOString());
+    e.time = options.time instanceof Date ? options.time.toISOString() : (options.time ?? isoNow());
     e.payload = payload;
     e.metadata = { ...options.metadata };
     if (options.correlationId !== undefined) e.correlationId = options.correlationId;
@@ -311,18 +320,6 @@ export class EventBus {
 
   private toMessage(e: EventEnvelope, topicCodec: Codec): PublishContext['messages'][number] {
     const codec = (this.typeCodecs.size > 0 && this.typeCodecs.get(e.type)) || topicCodec;
-    const headers: Record<string, string> = {
-      [Headers.contentType]: codec.contentType,
-      [Headers.eventType]: e.type,
-      [Headers.eventVersion]: e.version,
-      [Headers.source]: e.source,
-    };
-    if (e.tenantId !== undefined) headers[Headers.tenantId] = e.tenantId;
-    if (e.correlationId !== undefined) headers[Headers.correlationId] = e.correlationId;
-    // Trace context is written by the tracing middleware of herald/observability, and only there.
-    const body = codec.encode(e);
-    return e.aggregateId === undefined
-      ? { id: e.id, headers, body }
-      : { id: e.id, key: e.aggregateId, headers, body };
+    return encodeMessage(e, codec, this.wire);
   }
 }

@@ -9,6 +9,7 @@ import type { Codec } from './codec/codec.js';
 import { batchSubscription, type BatchSubscribeSpec } from './batch.js';
 import { consumeEvents, type ConsumeSpec } from './consume.js';
 import { CodecRegistry } from './codec/registry.js';
+import type { WireMode } from './codec/wire.js';
 import type { ConsumerMiddleware } from './consumer/context.js';
 import { Consumer, type SubscribeSpec, type TypedSubscribeSpec } from './consumer/consumer.js';
 import { DeadLetterAdmin } from './dead-letters.js';
@@ -66,6 +67,12 @@ export interface HeraldOptions {
   readonly codecs?: readonly Codec[];
   /** Codecs by topic for publishing, e.g. `{ 'analytics.events': compressed(jsonCodec, zstd()) }`. */
   readonly topicCodecs?: Readonly<Record<string, Codec>>;
+  /**
+   * Message layout for publishing (ADR 0010): `binary` (default), envelope fields in headers and the
+   * payload alone as the body; `structured`, the whole envelope as the body, for consumers still on
+   * a Herald version before ADR 0010 during a rolling upgrade. Consumers read both.
+   */
+  readonly wire?: WireMode;
   readonly stores?: HeraldStores;
   /** A pino logger or anything with the same methods; default silent. */
   readonly logger?: Logger;
@@ -88,6 +95,7 @@ const HERALD_OPTIONS: KnownKeys<HeraldOptions> = {
   codec: true,
   codecs: true,
   topicCodecs: true,
+  wire: true,
   stores: true,
   logger: true,
   plugins: true,
@@ -201,6 +209,7 @@ export class Herald {
       routing: options.routing,
       codec: options.codec,
       ...(options.topicCodecs ? { topicCodecs: options.topicCodecs } : {}),
+      ...(options.wire !== undefined ? { wire: options.wire } : {}),
       eventStore: this.eventStore,
       observers: this.observers,
     });

@@ -70,3 +70,18 @@ function timeHex(ms: number): string {
   const hex = ms.toString(16).padStart(12, '0');
   return `${hex.slice(0, 8)}-${hex.slice(8)}-`;
 }
+
+let isoMs = -1;
+let isoText = '';
+
+/**
+ * `new Date().toISOString()`, formatted once per millisecond: events published in the same
+ * millisecond share the string instead of each allocating a Date and formatting it.
+ */
+export function isoNow(now: number = Date.now()): string {
+  if (now !== isoMs) {
+    isoMs = now;
+    isoText = new Date(now).toISOString();
+  }
+  return isoText;
+}

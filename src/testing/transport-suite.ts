@@ -11,8 +11,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test as nodeTest, type TestContext } from 'node:test';
 import {
   createHerald,
+  decodeMessage,
+  encodeMessage,
+  jsonCodec,
   MemoryDeadLetterStore,
   type Delivery,
+  type EventEnvelope,
   type Message,
   type Subscription,
   type Transport,
@@ -184,6 +188,29 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
       assert.deepEqual([...d.message.body], [...body]);
       assert.equal(d.topic, topic);
       assert.equal(d.attempt, 1);
+      await sub.close();
+    });
+
+    test("an event in binary mode (ADR 0010) round-trips: the envelope's fields in headers", async () => {
+      const topic = unique('wire');
+      const envelope: EventEnvelope = {
+        id: '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b',
+        type: 'shop.order.placed',
+        version: 'v2',
+        source: 'shop',
+        aggregateId: 'ä/agg 1',
+        tenantId: 't-1',
+        userId: 'ü"ser',
+        time: '2026-11-30T10:00:00.123Z',
+        payload: { text: 'line\nbreak ✓', n: 1 },
+        metadata: { 'x-key': 'a "quoted"\nvalue', other: '' },
+        correlationId: 'c-1',
+        causationId: 'k-1',
+      };
+      const { deliveries, sub } = await consume(t, topic, unique('g'));
+      await t.publish(topic, [encodeMessage(envelope, jsonCodec)]);
+      await waitUntil(() => deliveries.length === 1, 'one delivery');
+      assert.deepEqual(decodeMessage(jsonCodec, deliveries[0]!.message), envelope);
       await sub.close();
     });
 

@@ -55,7 +55,9 @@ export class MemoryTransport implements Transport {
       id: m.id,
       key: m.key,
       headers: { ...m.headers },
-      body: Uint8Array.from(m.body),
+      // An ArrayBuffer of its own, not a slice of a shared pool: a message kept for long (a backlog,
+      // a scheduled one) would pin the whole pool block and the other bodies in it.
+      body: m.body.slice(),
     });
     if (deliverAt !== undefined) {
       log.schedule(messages.map(copy), deliverAt);

@@ -18,6 +18,7 @@ import {
   uuidv7,
   type EventEnvelope,
 } from '../../src/index.js';
+import { isoNow } from '../../src/core/ids.js';
 
 const full: EventEnvelope = {
   id: uuidv7(),
@@ -84,6 +85,14 @@ describe('uuidv7', () => {
       ) >= t,
       true,
     );
+  });
+});
+
+describe('isoNow', () => {
+  test('is the ISO time of its millisecond, the same within one and the next one after', () => {
+    const t = Date.parse('2026-11-30T10:00:00.123Z');
+    for (const ms of [t, t, t + 1, t - 5, 0]) assert.equal(isoNow(ms), new Date(ms).toISOString());
+    assert.ok(Math.abs(Date.parse(isoNow()) - Date.now()) < 1000);
   });
 });
 

@@ -74,8 +74,15 @@ describe('publishing', () => {
         'event-source': 'shop',
         'tenant-id': 't-1',
         'correlation-id': 'c-1',
+        // Binary mode (ADR 0010): the rest of the envelope travels in headers too.
+        'event-id': e.id,
+        'event-time': e.time,
+        'aggregate-id': 'o-1',
+        'user-id': 'u-1',
+        'event-metadata': '{"a":"b"}',
       },
     );
+    assert.deepEqual(JSON.parse(new TextDecoder().decode(m.body)), { orderId: 'o-1', total: 5 });
     await herald.stop();
   });
 

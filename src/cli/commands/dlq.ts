@@ -12,6 +12,7 @@ import {
   type OptionSpecs,
   type ParsedValues,
 } from '../args.js';
+import { isBinaryMessage, jsonEnvelopeOf } from '../../core/codec/wire.js';
 import { withHerald, type Command } from '../command.js';
 import { isoTime, printJson, printTable, Progress, type Io } from '../output.js';
 import type { DeadLetterEntry, DeadLetterFilter, DeadLetterReason } from '../../store/dead-letter-store.js';
@@ -125,10 +126,17 @@ function parseTime(name: string, raw: string): number {
   return ms;
 }
 
-/** An entry as JSON: the message body decoded when it is JSON (the usual case), base64 otherwise. */
+/**
+ * An entry as JSON: the message body decoded when it is JSON (the usual case), base64 otherwise. A
+ * binary-mode event (ADR 0010) shows as its whole envelope, headers and payload together, as a
+ * structured one always did.
+ */
 export function entryJson(entry: DeadLetterEntry): Record<string, unknown> {
   const { body, ...message } = entry.message;
   let decoded: { body: unknown; bodyEncoding: 'json' | 'base64' };
+  const envelope = isBinaryMessage(message.headers) ? jsonEnvelopeOf(entry.message) : undefined;
+  if (envelope !== undefined)
+    return { ...entry, message: { ...message, body: envelope, bodyEncoding: 'json' } };
   try {
     decoded = {
       body: JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body)) as unknown,

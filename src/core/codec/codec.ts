@@ -7,7 +7,15 @@ import type { EventEnvelope } from '../../contracts/envelope.js';
 export interface Codec {
   /** MIME type written to the `content-type` header, e.g. `application/json`. */
   readonly contentType: string;
+  /** Structured mode: the whole envelope as the body. */
   encode(event: EventEnvelope): Uint8Array;
   /** Throws DecodeError when the bytes are not a valid envelope. */
   decode(body: Uint8Array): EventEnvelope;
+  /**
+   * Binary mode (ADR 0010): only the payload as the body, the other envelope fields go to headers.
+   * A codec without it is always written in structured mode.
+   */
+  encodePayload?(payload: unknown): Uint8Array;
+  /** Reads what {@link encodePayload} wrote; throws DecodeError on bytes it cannot read. */
+  decodePayload?(body: Uint8Array): unknown;
 }

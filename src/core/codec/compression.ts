@@ -58,32 +58,38 @@ export function compressed(
       'compression.minBytes',
       `must be a whole number >= 0, got ${JSON.stringify(minBytes)}`,
     );
-  return {
-    contentType: withSuffix(inner.contentType, compressor.name),
-    encode(event: EventEnvelope): Uint8Array {
-      const raw = inner.encode(event);
-      const packed = raw.byteLength >= minBytes ? compressor.compress(raw) : raw;
-      const out = new Uint8Array(packed.byteLength + 1);
-      out[0] = packed === raw ? 0 : 1;
-      out.set(packed, 1);
-      return out;
-    },
-    decode(body: Uint8Array): EventEnvelope {
-      if (body.byteLength === 0) throw new DecodeError('compressed body is empty');
-      const rest = body.subarray(1);
-      if (body[0] === 0) return inner.decode(rest);
-      if (body[0] !== 1) throw new DecodeError(`unknown compression marker ${body[0]}`);
-      let raw: Uint8Array;
-      try {
-        raw = compressor.decompress(rest);
-      } catch (err) {
-        throw new DecodeError(`body is not valid ${compressor.name} data: ${(err as Error).message}`, {
-          cause: err,
-        });
-      }
-      return inner.decode(raw);
-    },
+  const pack = (raw: Uint8Array): Uint8Array => {
+    const packed = raw.byteLength >= minBytes ? compressor.compress(raw) : raw;
+    const out = new Uint8Array(packed.byteLength + 1);
+    out[0] = packed === raw ? 0 : 1;
+    out.set(packed, 1);
+    return out;
   };
+  const unpack = (body: Uint8Array): Uint8Array => {
+    if (body.byteLength === 0) throw new DecodeError('compressed body is empty');
+    const rest = body.subarray(1);
+    if (body[0] === 0) return rest;
+    if (body[0] !== 1) throw new DecodeError(`unknown compression marker ${body[0]}`);
+    try {
+      return compressor.decompress(rest);
+    } catch (err) {
+      throw new DecodeError(`body is not valid ${compressor.name} data: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  };
+  const codec: Codec = {
+    contentType: withSuffix(inner.contentType, compressor.name),
+    encode: (event: EventEnvelope): Uint8Array => pack(inner.encode(event)),
+    decode: (body: Uint8Array): EventEnvelope => inner.decode(unpack(body)),
+  };
+  // Binary mode exactly when the inner codec has it: the payload alone is compressed.
+  const { encodePayload, decodePayload } = inner;
+  if (encodePayload && decodePayload) {
+    codec.encodePayload = (payload) => pack(encodePayload.call(inner, payload));
+    codec.decodePayload = (body) => decodePayload.call(inner, unpack(body));
+  }
+  return codec;
 }
 
 /** `type/subtype; params` → `type/subtype+suffix; params`. */

@@ -13,6 +13,7 @@ import type { Policy } from '../../resilience/policy.js';
 import { Timeout } from '../../resilience/timeout.js';
 import { wrap, type PolicyLike } from '../../resilience/wrap.js';
 import type { CodecRegistry } from '../codec/registry.js';
+import { decodeMessage } from '../codec/wire.js';
 import { compose } from '../compose.js';
 import { parsePayload, type AnyEventDefinition, type EnvelopeOf, type EventDefinition } from '../event.js';
 import { idempotencyMiddleware, type IdempotencyOptions } from '../middleware/idempotency.js';
@@ -365,7 +366,7 @@ export class Consumer {
       if (malformed !== undefined)
         return await this.deadLetter(delivery, 'decode', new DecodeError(malformed), this.name, undefined);
       try {
-        event = this.deps.codecs.get(message.headers['content-type']).decode(message.body);
+        event = decodeMessage(this.deps.codecs.get(message.headers[Headers.contentType]), message);
       } catch (err) {
         return await this.deadLetter(delivery, 'decode', toError(err), this.name, undefined);
       }
@@ -395,7 +396,9 @@ export class Consumer {
           // An older version is upcast to the current one first; the handler sees only the current.
           if (definition.version !== event.version) event = upcast(definition, event);
           const parsed = parsePayload(definition, event.payload);
-          event = { ...event, payload: parsed instanceof Promise ? await parsed : parsed };
+          // The envelope was decoded for this delivery alone: set the parsed payload in place
+          // rather than copy every field for it.
+          (event as { payload: unknown }).payload = parsed instanceof Promise ? await parsed : parsed;
         } catch (err) {
           if (err instanceof SchemaValidationError || err instanceof SchemaVersionError)
             return await this.deadLetter(delivery, 'schema', err, route.name, event.type);

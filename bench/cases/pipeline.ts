@@ -1,0 +1,279 @@
+/**
+ * The in-process cost of Herald's publish → consume pipeline on the memory transport, in the README
+ * configuration: `createHerald`, an event defined with a zod schema, one group at concurrency 16
+ * ordered by aggregate (100 aggregates), ~300-byte JSON payloads, a handler that does nothing.
+ *
+ * - pipeline: publishing (200 outstanding publishes) while the group consumes, until all are handled;
+ * - backlog: N events published before the group starts, then drained;
+ * - paced: a fixed publish rate (below capacity) held for a while: CPU per event at steady state;
+ * - memory: heap retained per queued event (backlog, after a full GC);
+ * - instructions: callgrind's instruction count per event of the pipeline run, (Ir(n2) − Ir(n1)) /
+ *   (n2 − n1) after the same warm-up run, so start-up and most JIT compiling cancel out. This is the
+ *   figure to trust on a shared machine.
+ *
+ * The library is the compiled `dist/` (built first, as in the observability case: tsx's keepNames
+ * transform taxes closures). `HERALD_BENCH_DIST=<dir>` measures another build instead, e.g. a
+ * commit's `src` compiled elsewhere, which is how a before/after pair is taken in one session.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { z } from 'zod';
+import type * as HeraldLib from '../../src/index.js';
+
+type Lib = typeof HeraldLib;
+
+const N = 40_000;
+const IN_FLIGHT = 200;
+const AGGREGATES = 100;
+const CONCURRENCY = 16;
+const PACED_RATE = 20_000;
+const PACED_SECONDS = 3;
+const ROUNDS = 3;
+const CALLGRIND_SIZES = [2_000, 10_000] as const;
+const CALLGRIND_WARM_UP = 5_000;
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** ~300 bytes of JSON once stringified, different per event. */
+function payload(i: number): {
+  orderId: string;
+  customer: string;
+  lines: { sku: string; qty: number }[];
+  note: string;
+} {
+  return {
+    orderId: `order-${i}`,
+    customer: `customer-${i % 977}`,
+    lines: [
+      { sku: 'SKU-000123', qty: 1 + (i % 3) },
+      { sku: 'SKU-004567', qty: 2 },
+      { sku: 'SKU-089012', qty: 1 },
+    ],
+    note: 'Leave at the door; ring twice. '.repeat(5),
+  };
+}
+
+const schema = z.object({
+  orderId: z.string(),
+  customer: z.string(),
+  lines: z.array(z.object({ sku: z.string(), qty: z.number().int().positive() })),
+  note: z.string(),
+});
+
+async function setup(
+  lib: Lib,
+  n: number,
+  onAll: () => void,
+): Promise<{ herald: Awaited<ReturnType<Lib['createHerald']>>; publish: (i: number) => Promise<unknown> }> {
+  const OrderPlaced = lib.defineEvent('shop.order.placed', { version: 'v1', schema });
+  const herald = await lib.createHerald({ service: 'bench', transport: new lib.MemoryTransport() });
+  let handled = 0;
+  herald.subscribe({
+    group: 'bench',
+    events: [OrderPlaced],
+    concurrency: CONCURRENCY,
+    handler: () => {
+      if (++handled === n) onAll();
+    },
+  });
+  return {
+    herald,
+    publish: (i) => herald.publish(OrderPlaced, payload(i), { aggregateId: `agg-${i % AGGREGATES}` }),
+  };
+}
+
+interface Measured {
+  rate: number;
+  cpuUs: number;
+  heapPerEvent?: number;
+}
+
+async function pipeline(lib: Lib, n: number): Promise<Measured> {
+  let done!: () => void;
+  const all = new Promise<void>((r) => (done = r));
+  const { herald, publish } = await setup(lib, n, done);
+  await herald.start();
+  const started = performance.now();
+  const cpu0 = process.cpuUsage();
+  for (let i = 0; i < n; i += IN_FLIGHT) {
+    const batch: Promise<unknown>[] = [];
+    for (let j = i; j < Math.min(n, i + IN_FLIGHT); j++) batch.push(publish(j));
+    await Promise.all(batch);
+  }
+  await all;
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  await herald.stop();
+  return { rate: n / seconds, cpuUs: (cpu.user + cpu.system) / n };
+}
+
+/** Heap plus ArrayBuffer memory (bodies live outside the JS heap). */
+function retained(): number {
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
+}
+
+async function backlog(lib: Lib, n: number): Promise<Measured> {
+  let done!: () => void;
+  const all = new Promise<void>((r) => (done = r));
+  const { herald, publish } = await setup(lib, n, done);
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  const heap0 = retained();
+  for (let i = 0; i < n; i += IN_FLIGHT) {
+    const batch: Promise<unknown>[] = [];
+    for (let j = i; j < Math.min(n, i + IN_FLIGHT); j++) batch.push(publish(j));
+    await Promise.all(batch);
+  }
+  gc?.();
+  const heapPerEvent = (retained() - heap0) / n;
+  const started = performance.now();
+  const cpu0 = process.cpuUsage();
+  await herald.start();
+  await all;
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  await herald.stop();
+  return { rate: n / seconds, cpuUs: (cpu.user + cpu.system) / n, heapPerEvent };
+}
+
+/** Publishes PACED_RATE events a second in 10 ms ticks; CPU per event over the whole span. */
+async function paced(lib: Lib): Promise<Measured> {
+  const n = PACED_RATE * PACED_SECONDS;
+  let done!: () => void;
+  const all = new Promise<void>((r) => (done = r));
+  const { herald, publish } = await setup(lib, n, done);
+  await herald.start();
+  const perTick = PACED_RATE / 100;
+  const started = performance.now();
+  const cpu0 = process.cpuUsage();
+  let sent = 0;
+  while (sent < n) {
+    const due = Math.min(n, Math.floor(((performance.now() - started) / 1000) * PACED_RATE) + perTick);
+    const batch: Promise<unknown>[] = [];
+    while (sent < due) batch.push(publish(sent++));
+    await Promise.all(batch);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  await all;
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  await herald.stop();
+  return { rate: n / seconds, cpuUs: (cpu.user + cpu.system) / n };
+}
+
+async function loadLib(): Promise<Lib> {
+  const dist = process.env.HERALD_BENCH_DIST ?? path.join(here, '..', '..', 'dist');
+  return (await import(pathToFileURL(path.join(dist, 'index.js')).href)) as Lib;
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** One kind of run in this process: a warm-up, then three measured runs; prints their medians. */
+async function child(kind: string): Promise<void> {
+  const lib = await loadLib();
+  if (kind === 'callgrind') {
+    // The same warm-up before either size, so the JIT's compiling mostly happens before and the
+    // difference of the two counts is the steady pipeline's.
+    await pipeline(lib, CALLGRIND_WARM_UP);
+    await pipeline(lib, Number(process.env.HERALD_BENCH_PIPELINE_N));
+    return;
+  }
+  const once = (): Promise<Measured> =>
+    kind === 'pipeline' ? pipeline(lib, N) : kind === 'backlog' ? backlog(lib, N) : paced(lib);
+  await once();
+  const runs: Measured[] = [];
+  for (let i = 0; i < 3; i++) runs.push(await once());
+  process.stdout.write(
+    JSON.stringify({
+      rate: median(runs.map((r) => r.rate)),
+      cpuUs: median(runs.map((r) => r.cpuUs)),
+      heapPerEvent:
+        runs[0]!.heapPerEvent === undefined ? undefined : median(runs.map((r) => r.heapPerEvent!)),
+    }),
+  );
+}
+
+function spawnChild(
+  kind: string,
+  env: Record<string, string> = {},
+  wrap: string[] = [],
+  nodeFlags: string[] = [],
+): string {
+  const args = [
+    ...wrap,
+    process.execPath,
+    ...nodeFlags,
+    '--expose-gc',
+    '--import',
+    'tsx',
+    fileURLToPath(import.meta.url),
+  ];
+  const out = spawnSync(args[0]!, args.slice(1), {
+    env: { ...process.env, ...env, HERALD_BENCH_PIPELINE_CHILD: kind },
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  if (out.status !== 0) throw new Error(`bench child (${kind}) failed: ${out.stderr}`);
+  return out.stdout;
+}
+
+/** Total instructions (Ir) of a pipeline run of n events under callgrind. */
+function instructions(n: number): number {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'herald-callgrind-'));
+  try {
+    const file = path.join(dir, 'out');
+    // --predictable: V8 compiles and collects on the main thread, so the count does not depend on
+    // when background threads got to run. Two runs of the same code then differ by ~0.5% in total,
+    // a few thousand instructions in the per-event figure; without it the figure moved twofold.
+    spawnChild(
+      'callgrind',
+      { HERALD_BENCH_PIPELINE_N: String(n) },
+      ['valgrind', '--tool=callgrind', '--smc-check=all', `--callgrind-out-file=${file}`],
+      ['--predictable'],
+    );
+    const summary = /^summary:\s+(\d+)/mu.exec(readFileSync(file, 'utf8'));
+    if (!summary) throw new Error('callgrind output has no summary line');
+    return Number(summary[1]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function build(): void {
+  if (process.env.HERALD_BENCH_DIST) return;
+  const out = spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { encoding: 'utf8' });
+  if (out.status !== 0) throw new Error(`tsc failed:\n${out.stdout}\n${out.stderr}`);
+}
+
+export async function run(): Promise<string> {
+  build();
+  const kinds = ['pipeline', 'backlog', 'paced'] as const;
+  const results = new Map<string, Measured[]>(kinds.map((k) => [k, []]));
+  // Kinds alternate within each round so the machine's load swings spread over all of them.
+  for (let r = 0; r < ROUNDS; r++)
+    for (const k of kinds) results.get(k)!.push(JSON.parse(spawnChild(k)) as Measured);
+  const [n1, n2] = CALLGRIND_SIZES;
+  const perEvent = (instructions(n2) - instructions(n1)) / (n2 - n1);
+  const fmt = (x: number): string => Math.round(x).toLocaleString('en-US');
+  const rows = kinds.map((k) => {
+    const list = results.get(k)!;
+    const heap = list[0]!.heapPerEvent === undefined ? '' : fmt(median(list.map((x) => x.heapPerEvent!)));
+    return `| ${k} | ${fmt(median(list.map((x) => x.rate)))} | ${median(list.map((x) => x.cpuUs)).toFixed(2)} | ${heap} |`;
+  });
+  return [
+    `Memory transport, README configuration: \`createHerald\`, \`defineEvent\` with a zod schema, one group at concurrency ${CONCURRENCY} ordered by aggregate (${AGGREGATES} aggregates), ~300-byte JSON payloads, a handler that does nothing. pipeline: ${N.toLocaleString('en-US')} events published with ${IN_FLIGHT} outstanding publishes while the group consumes; backlog: the same events published first, then drained (memory: heap and ArrayBuffer bytes retained per queued event after a full GC); paced: ${PACED_RATE.toLocaleString('en-US')} events/s for ${PACED_SECONDS} s. Each kind runs in its own process (a warm-up, then 3 runs, median) ${ROUNDS} times, alternating; medians shown. The library is the compiled \`dist/\`${process.env.HERALD_BENCH_DIST ? ` at \`${process.env.HERALD_BENCH_DIST}\`` : ''}.`,
+    '',
+    '| run | events/s | CPU µs per event | bytes per queued event (heap + ArrayBuffers) |',
+    '| --- | ---: | ---: | ---: |',
+    ...rows,
+    '',
+    `Instructions per event (callgrind under \`node --predictable\`, the pipeline run after a ${CALLGRIND_WARM_UP.toLocaleString('en-US')}-event warm-up, (Ir(${n2.toLocaleString('en-US')}) − Ir(${n1.toLocaleString('en-US')})) / ${(n2 - n1).toLocaleString('en-US')}): ${fmt(perEvent)}.`,
+  ].join('\n');
+}
+
+const childKind = process.env.HERALD_BENCH_PIPELINE_CHILD;
+if (childKind !== undefined) await child(childKind);
