@@ -3,8 +3,15 @@ import type { DeadLetterQueue } from '../core/dead-letters.js';
 import { SchemaValidationError, toError } from '../core/errors.js';
 import type { EventDefinition } from '../core/event.js';
 import type { Herald } from '../core/herald.js';
-import type { DeadLetterEntry, DeadLetterFilter, DeadLetterReason } from '../store/dead-letter-store.js';
-import { summarizeDeadLetters } from '../store/dead-letter-summary.js';
+import type {
+  DeadLetterEntry,
+  DeadLetterFilter,
+  DeadLetterKey,
+  DeadLetterReason,
+  DeadLetterSearch,
+  FailureCounts,
+} from '../store/dead-letter-store.js';
+import { summarizeDeadLetters, summarizeEntry } from '../store/dead-letter-summary.js';
 import type { GroupStats, Transport } from '../transport/transport.js';
 import { AuditLog, type AuditRecord } from './audit.js';
 import {
@@ -280,8 +287,7 @@ export class ConsoleService {
     };
     const f = storeFilter(filter);
     if (!f && store.search) {
-      const { q, ...rest } = filter;
-      const found = await store.search({ ...rest, ...(q !== undefined ? { text: q } : {}) }, request);
+      const found = await store.search(toSearch(filter), request);
       return {
         items: found.items.map(indexed),
         total: found.total,
@@ -304,8 +310,52 @@ export class ConsoleService {
     const store = this.dlq.store;
     if (storeCanGroup(store, filter) && store.failureCounts)
       return groupsFromCounts(await store.failureCounts(filter));
+    if (store.searchKeys) return this.groupsOfSearch(await store.searchKeys(toSearch(filter)));
     await this.index.fresh();
     return this.index.groups(filter);
+  }
+
+  /**
+   * Failure groups of a search's matches: counted from their keys, each group's sample read from
+   * its newest entry (the greatest (time, id), as the index picks it), one read per group.
+   */
+  private async groupsOfSearch(keys: readonly DeadLetterKey[]): Promise<FailureGroup[]> {
+    const counts = new Map<string, Mutable<FailureCounts['counts'][number]>>();
+    const newest = new Map<string, string>();
+    for (const k of keys) {
+      const place = JSON.stringify([k.fingerprint, k.topic, k.group, k.eventType ?? null, k.reason]);
+      const c = counts.get(place);
+      // Keys come oldest first: the last seen of a fingerprint is its newest entry.
+      newest.set(k.fingerprint, k.id);
+      if (c) {
+        c.count++;
+        c.lastSeen = k.deadLetteredAt;
+        continue;
+      }
+      counts.set(place, {
+        fingerprint: k.fingerprint,
+        topic: k.topic,
+        group: k.group,
+        ...(k.eventType !== undefined ? { eventType: k.eventType } : {}),
+        reason: k.reason,
+        count: 1,
+        firstSeen: k.deadLetteredAt,
+        lastSeen: k.deadLetteredAt,
+      });
+    }
+    const samples: FailureCounts['samples'][number][] = [];
+    for (const [fp, id] of newest) {
+      const e = await this.dlq.store.get(id);
+      if (!e) continue; // removed meanwhile: the group shows without a sample
+      const s = summarizeEntry(e);
+      samples.push({
+        fingerprint: fp,
+        errorName: s.errorName,
+        message: s.errorMessage,
+        ...(s.stackTop !== undefined ? { stackTop: s.stackTop } : {}),
+      });
+    }
+    return groupsFromCounts({ counts: [...counts.values()], samples });
   }
 
   /** An entry as the console shows it: body decoded, masked fields masked, trace link. */
@@ -367,6 +417,11 @@ export class ConsoleService {
       for await (const l of this.walk(f)) letters.push({ id: l.id, group: l.group });
       return { letters, notFound: 0 };
     }
+    const searchKeys = this.dlq.store.searchKeys?.bind(this.dlq.store);
+    if (searchKeys) {
+      const keys = await searchKeys(toSearch(selection.filter));
+      return { letters: keys.map((k) => ({ id: k.id, group: k.group })), notFound: 0 };
+    }
     await this.index.fresh(true);
     return { letters: this.index.select(selection.filter), notFound: 0 };
   }
@@ -420,6 +475,8 @@ export class ConsoleService {
       for (const c of (await store.failureCounts(f)).counts) add(c, c.count);
     } else if (f) {
       for await (const l of this.walk(f)) add(l);
+    } else if (store.searchKeys) {
+      for (const k of await store.searchKeys(toSearch(selection.filter))) add(k);
     } else {
       await this.index.fresh(true);
       for (const l of this.index.select(selection.filter)) add(l);
@@ -522,8 +579,13 @@ export class ConsoleService {
       } while (cursor !== undefined);
       return;
     }
-    await this.index.fresh(true);
-    const letters = this.index.select(filter);
+    const store = this.dlq.store;
+    let letters: readonly { readonly id: string }[];
+    if (store.searchKeys) letters = await store.searchKeys(toSearch(filter));
+    else {
+      await this.index.fresh(true);
+      letters = this.index.select(filter);
+    }
     for (let i = 0; i < letters.length; i += 100) {
       const entries = await Promise.all(letters.slice(i, i + 100).map((l) => this.dlq.get(l.id)));
       for (const e of entries) if (e) yield `${JSON.stringify(this.view(e))}\n`;
@@ -560,6 +622,12 @@ export interface Who {
 
 export const REASONS: readonly DeadLetterReason[] = ['max-attempts', 'decode', 'schema', 'permanent'];
 
+/** The console's filter as a store search: its free text `q` is the store's `text`. */
+function toSearch(filter: ConsoleFilter): DeadLetterSearch {
+  const { q, ...rest } = filter;
+  return { ...rest, ...(q !== undefined ? { text: q } : {}) };
+}
+
 function decodeBody(entry: DeadLetterEntry): unknown {
   const type = entry.message.headers['content-type'];
   if (type !== undefined && type !== 'application/json') return undefined;
@@ -573,6 +641,8 @@ function decodeBody(entry: DeadLetterEntry): unknown {
 function isEnvelope(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v) && 'payload' in v && 'type' in v;
 }
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 function round(n: number): number {
   return Math.round(n * 10) / 10;
