@@ -154,11 +154,11 @@ export class ConsoleService {
     this.heralds = [...(options.herald ? [options.herald] : []), ...(options.observe ?? [])];
     for (const h of new Set(this.heralds)) this.detach.push(h.observe(this.live.observer));
     for (const e of options.events ?? []) this.events.set(e.type, e);
-    // Pages, dry runs, replays and purges by store fields go to the store, and so do searches when it
-    // has `search` (ADR 0975); the index serves the other searches and bulk actions by a search. A
-    // store that counts failure groups itself (SQLite, Redis) also serves the overview and groups, so
-    // the index is built on the first such request. Otherwise the overview needs it: build it now, so
-    // the first view does not wait for the scan.
+    // Pages, dry runs, replays and purges by store fields go to the store (ADR 0975), and so do
+    // searches and bulk actions by a search when it has `search` and `searchKeys` (SQLite, Redis; ADR
+    // 0976); the index serves searches on the other stores. A store that counts failure groups itself
+    // also serves the overview and groups, so the index is built on the first such request, if ever.
+    // Otherwise the overview needs it: build it now, so the first view does not wait for the scan.
     if (typeof dlq.store.failureCounts !== 'function') this.index.fresh().catch(() => undefined);
   }
 
@@ -272,8 +272,8 @@ export class ConsoleService {
   /**
    * One page of dead letters and how many match. A filter of store fields (group, topic, type,
    * handler, reason, time, fingerprint) is one keyset page and one count from the store (ADR 0975);
-   * free text, error text, aggregate and event ids by the store's `search` when it has one (SQLite),
-   * else by the index, built on first use.
+   * free text, error text, aggregate and event ids by the store's `search` when it has one (SQLite,
+   * Redis; ADR 0976), else by the index, built on first use.
    */
   async list(
     filter: ConsoleFilter,
@@ -344,15 +344,19 @@ export class ConsoleService {
       });
     }
     const samples: FailureCounts['samples'][number][] = [];
-    for (const [fp, id] of newest) {
-      const e = await this.dlq.store.get(id);
-      if (!e) continue; // removed meanwhile: the group shows without a sample
-      const s = summarizeEntry(e);
-      samples.push({
-        fingerprint: fp,
-        errorName: s.errorName,
-        message: s.errorMessage,
-        ...(s.stackTop !== undefined ? { stackTop: s.stackTop } : {}),
+    const pick = [...newest];
+    for (let i = 0; i < pick.length; i += 100) {
+      const chunk = pick.slice(i, i + 100);
+      const entries = await Promise.all(chunk.map(([, id]) => this.dlq.store.get(id)));
+      entries.forEach((e, j) => {
+        if (!e) return; // removed meanwhile: the group shows without a sample
+        const s = summarizeEntry(e);
+        samples.push({
+          fingerprint: chunk[j]![0],
+          errorName: s.errorName,
+          message: s.errorMessage,
+          ...(s.stackTop !== undefined ? { stackTop: s.stackTop } : {}),
+        });
       });
     }
     return groupsFromCounts({ counts: [...counts.values()], samples });
@@ -399,7 +403,8 @@ export class ConsoleService {
 
   /**
    * The selected entries' ids and groups: by id from the store, by a filter of store fields by
-   * paging through the store, otherwise from the index.
+   * paging through the store, by a search from the store's `searchKeys` (one scan), otherwise from
+   * the index.
    */
   private async selected(selection: Selection): Promise<{ letters: Picked[]; notFound: number }> {
     if ('ids' in selection) {
@@ -448,7 +453,8 @@ export class ConsoleService {
 
   /**
    * What a replay or purge would touch. A filter of store fields on a store with `failureCounts` is
-   * answered by it without reading an entry; ids are read from the store.
+   * answered by it without reading an entry, a search by the store's `searchKeys`; ids are read
+   * from the store.
    */
   async dryRun(selection: Selection): Promise<DryRun> {
     const groups: Record<string, number> = {};
