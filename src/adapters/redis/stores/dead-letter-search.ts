@@ -14,8 +14,8 @@ import type { Descriptor } from './dead-letter-failures.js';
  * the lexical range of the value's 16-hex prefix, already in listing order. The hash makes the
  * prefix fixed-width whatever the value holds (a NUL, a `~`), and bounds the member's length.
  *
- * A search record is `<aggregate hash or 16 '-'><event hash><time, 15 digits><a>,<b>,<c>:<body>`:
- * the body is the lower-cased text the console's index searches with `q` (ids, type, group, topic,
+ * A search record is `<aggregate hash or 16 '-'><event hash><time, 15 digits><a><b><c><body>`
+ * (a, b, c: 8 digits each, so the header is 71 bytes and the script reads it by position): the body is the lower-cased text the console's index searches with `q` (ids, type, group, topic,
  * handler, fingerprint, `<error name>: <message>`), lower-cased by JavaScript as the index does, so
  * non-ASCII text matches exactly as there. `a` is the body's length in bytes; the error text
  * (`errorText` filter) is `c` bytes from byte `b` of the body: a suffix of the text, or appended
@@ -28,6 +28,12 @@ const NONE = '-'.repeat(16);
 /** 16 hex digits of the SHA-1 of an id value: the fixed-width prefix of its zset members. */
 export function valueHash(value: string): string {
   return createHash('sha1').update(value).digest('hex').slice(0, 16);
+}
+
+/** Lengths in the record header: fixed width, so the script reads them without searching. */
+function width8(n: number): string {
+  // A record's text is ids, names and 500 characters of error: never near 100 MB.
+  return String(Math.min(n, 99_999_999)).padStart(8, '0');
 }
 
 function time15(at: number): string {
@@ -48,7 +54,8 @@ export function searchRecord(entry: DeadLetterEntry, fingerprint = errorFingerpr
     (entry.message.key !== undefined ? valueHash(entry.message.key) : NONE) +
     valueHash(entry.message.id) +
     time15(entry.deadLetteredAt);
-  return `${header}${textBytes},${suffix ? textBytes - errorBytes : textBytes},${errorBytes}:${body}`;
+  const errorFrom = suffix ? textBytes - errorBytes : textBytes;
+  return `${header}${width8(textBytes)}${width8(errorFrom)}${width8(errorBytes)}${body}`;
 }
 
 /**
@@ -80,63 +87,80 @@ end
 `;
 
 /**
- * KEYS: listing index, search records, dimension map. ARGV: mode (`z`: walk the listing index from
- * min to max, `budget` members; `m`: check the listing members given), then whether there is a text
- * needle and the needle, the same for the error text, the aggregate and event id hashes (`''`: none),
- * the number of allowed dimensions and those (none: any), then min, max, reverse, budget (`z`) or
- * the members (`m`). Returns
- * `{last, member1, dim1, member2, dim2, ...}`: `last` is the last member walked (`''` when the range
- * is done; always `''` in mode `m`), then each matching listing member with its dimension id.
+ * KEYS: the zset walked (the listing index, or an id zset whose members carry a 16-byte prefix),
+ * search records, dimension map. ARGV: prefix length (0 or 16), whether there is a text needle and
+ * the needle, the same for the error text, the aggregate and event id hashes (`''`: none), whether
+ * to return each match's dimension, how many matches to return (`-1`: all; `0`: count only), the
+ * number of allowed dimensions and those (none: any), then min, max, reverse and budget of the
+ * walk. Returns `{last, count, member1, [dim1], ...}`: `last` is the last member walked when the
+ * budget was used up (`''`: the range is done), `count` how many of the walked entries match, then
+ * the first matches as listing members (`<time>\0<id>`).
  */
 const MATCH = `
-local mode = ARGV[1]
+local strip = tonumber(ARGV[1])
 local hasText, text = ARGV[2] == '1', ARGV[3]
 local hasErr, err = ARGV[4] == '1', ARGV[5]
 local agg, ev = ARGV[6], ARGV[7]
-local ndims = tonumber(ARGV[8])
+local wantDims = ARGV[8] == '1'
+local room = tonumber(ARGV[9])
+local ndims = tonumber(ARGV[10])
 local dims = {}
-for i = 9, 8 + ndims do dims[ARGV[i]] = true end
-local at = 9 + ndims
-local needRec = hasText or hasErr or agg ~= '' or ev ~= ''
-local out = {''}
-local function check(m)
-  local id = string.sub(m, 17)
-  local dim = redis.call('HGET', KEYS[3], id)
-  if ndims > 0 and not (dim and dims[dim]) then return end
-  if needRec then
-    local rec = redis.call('HGET', KEYS[2], id)
-    if not rec then return end
-    if agg ~= '' and string.sub(rec, 1, 16) ~= agg then return end
-    if ev ~= '' and string.sub(rec, 17, 32) ~= ev then return end
-    local c1 = string.find(rec, ',', 48, true)
-    local c2 = string.find(rec, ',', c1 + 1, true)
-    local colon = string.find(rec, ':', c2 + 1, true)
-    local textLen = tonumber(string.sub(rec, 48, c1 - 1))
-    local errFrom = colon + 1 + tonumber(string.sub(rec, c1 + 1, c2 - 1))
-    local errLen = tonumber(string.sub(rec, c2 + 1, colon - 1))
-    -- The first occurrence from the region's start ends inside the region when any occurrence does.
-    if hasText then
-      local s, e = string.find(rec, text, colon + 1, true)
-      if not s or e > colon + textLen then return end
+for i = 11, 10 + ndims do dims[ARGV[i]] = true end
+local at = 11 + ndims
+local min, max, rev, budget = ARGV[at], ARGV[at + 1], ARGV[at + 2] == '1', tonumber(ARGV[at + 3])
+local walked
+if rev then walked = redis.call('ZREVRANGEBYLEX', KEYS[1], max, min, 'LIMIT', 0, budget)
+else walked = redis.call('ZRANGEBYLEX', KEYS[1], min, max, 'LIMIT', 0, budget) end
+local n = #walked
+local last = ''
+if n == budget then last = walked[n] end
+if n == 0 then return {last, 0} end
+local members, ids, ok = {}, {}, {}
+for i = 1, n do
+  local m = string.sub(walked[i], strip + 1)
+  members[i] = m
+  ids[i] = string.sub(m, 17)
+  ok[i] = true
+end
+local dimOf
+if ndims > 0 or wantDims then
+  dimOf = redis.call('HMGET', KEYS[3], unpack(ids))
+  if ndims > 0 then
+    for i = 1, n do if not (dimOf[i] and dims[dimOf[i]]) then ok[i] = false end end
+  end
+end
+if hasText or hasErr or agg ~= '' or ev ~= '' then
+  local recs = redis.call('HMGET', KEYS[2], unpack(ids))
+  for i = 1, n do
+    local rec = recs[i]
+    if ok[i] and not rec then ok[i] = false end
+    if ok[i] and agg ~= '' and string.sub(rec, 1, 16) ~= agg then ok[i] = false end
+    if ok[i] and ev ~= '' and string.sub(rec, 17, 32) ~= ev then ok[i] = false end
+    -- The first occurrence from a region's start ends inside it when any occurrence does.
+    if ok[i] and hasText then
+      local s, e = string.find(rec, text, 72, true)
+      if not s or e > 71 + tonumber(string.sub(rec, 48, 55)) then ok[i] = false end
     end
-    if hasErr then
-      local s, e = string.find(rec, err, errFrom, true)
-      if not s or e > errFrom + errLen - 1 then return end
+    if ok[i] and hasErr then
+      local from = 72 + tonumber(string.sub(rec, 56, 63))
+      local s, e = string.find(rec, err, from, true)
+      if not s or e >= from + tonumber(string.sub(rec, 64, 71)) then ok[i] = false end
     end
   end
-  out[#out + 1] = m
-  out[#out + 1] = dim or ''
 end
-if mode == 'm' then
-  for i = at, #ARGV do check(ARGV[i]) end
-  return out
+local out = {last, 0}
+local count = 0
+for i = 1, n do
+  if ok[i] then
+    count = count + 1
+    if room ~= 0 then
+      out[#out + 1] = members[i]
+      if wantDims then out[#out + 1] = dimOf[i] or '' end
+      room = room - 1
+    end
+  end
 end
-local min, max, rev, budget = ARGV[at], ARGV[at + 1], ARGV[at + 2] == '1', tonumber(ARGV[at + 3])
-local batch
-if rev then batch = redis.call('ZREVRANGEBYLEX', KEYS[1], max, min, 'LIMIT', 0, budget)
-else batch = redis.call('ZRANGEBYLEX', KEYS[1], min, max, 'LIMIT', 0, budget) end
-for _, m in ipairs(batch) do check(m) end
-if #batch == budget then out[1] = batch[#batch] end
+out[2] = count
 return out
 `;
 
@@ -168,8 +192,6 @@ type Script = (...args: (string | number)[]) => Promise<unknown>;
 
 /** Entries a match script walks per call: a few milliseconds of Redis time, so it is never blocked long. */
 const WALK = 2_000;
-/** Ids checked per call when a search starts from an aggregate or event id. */
-const CHECK = 1_000;
 const BACKFILL_BATCH = 1_000;
 
 export interface SearchKeys {
@@ -212,80 +234,94 @@ export class RedisDeadLetterSearch {
   }
 
   /**
-   * Every entry matching the search, in listing order (`newest`: descending). `dims` are the
-   * failure dimensions the filter's store fields allow (`undefined`: no such field).
+   * How many entries match the search, and the first `room` of them (`Infinity`: all) in listing
+   * order (`newest`: descending) strictly after `after`. `dims` are the failure dimensions the
+   * search's store fields allow (`undefined`: no such field); `wantDims` returns each match's.
    */
   async matches(
     search: DeadLetterSearch,
-    dims: readonly string[] | undefined,
-    newest: boolean,
-  ): Promise<SearchMatch[]> {
+    options: {
+      dims: readonly string[] | undefined;
+      newest: boolean;
+      after?: { at: number; id: string } | undefined;
+      room: number;
+      wantDims: boolean;
+    },
+  ): Promise<{ total: number; matches: SearchMatch[] }> {
     await this.fresh();
-    const head = [
+    const { dims, newest, after } = options;
+    // An id search walks its id's members (already in listing order), any other the listing index.
+    const byId =
+      search.eventId !== undefined
+        ? { key: this.keys.events, prefix: valueHash(search.eventId) }
+        : search.aggregateId !== undefined
+          ? { key: this.keys.aggregates, prefix: valueHash(search.aggregateId) }
+          : { key: this.keys.index, prefix: '' };
+    const p = byId.prefix;
+    const min = search.since !== undefined ? `[${p}${time15(search.since)}` : p ? `[${p}` : '-';
+    const max = search.until !== undefined ? `(${p}${time15(search.until)}` : p ? `(${p}~` : '+';
+    const head = (room: number): string[] => [
+      String(p.length),
       search.text !== undefined ? '1' : '0',
       search.text?.toLowerCase() ?? '',
       search.errorText !== undefined ? '1' : '0',
       search.errorText?.toLowerCase() ?? '',
       search.aggregateId !== undefined ? valueHash(search.aggregateId) : '',
       search.eventId !== undefined ? valueHash(search.eventId) : '',
+      options.wantDims ? '1' : '0',
+      String(room),
       String(dims?.length ?? 0),
       ...(dims ?? []),
     ];
-    const out: SearchMatch[] = [];
-    const collect = (flat: string[]): void => {
-      for (let i = 1; i < flat.length; i += 2) {
-        const m = flat[i]!;
-        out.push({ at: Number(m.slice(0, 15)), id: m.slice(16), dim: flat[i + 1]! });
+    let total = 0;
+    const matches: SearchMatch[] = [];
+    const walk = async (from: string, to: string, collect: boolean): Promise<void> => {
+      let lo = from;
+      let hi = to;
+      for (;;) {
+        const room = !collect ? 0 : options.room === Infinity ? -1 : options.room - matches.length;
+        const flat = (await this.matchScript(
+          byId.key,
+          this.keys.records,
+          this.keys.dims,
+          ...head(room),
+          lo,
+          hi,
+          newest ? '1' : '0',
+          WALK,
+        )) as (string | number)[];
+        total += Number(flat[1]);
+        const step = options.wantDims ? 2 : 1;
+        for (let i = 2; i < flat.length; i += step) {
+          const m = String(flat[i]);
+          matches.push({
+            at: Number(m.slice(0, 15)),
+            id: m.slice(16),
+            dim: options.wantDims ? String(flat[i + 1]) : '',
+          });
+        }
+        const last = String(flat[0]);
+        if (!last) return;
+        if (newest) hi = `(${last}`;
+        else lo = `(${last}`;
       }
     };
-    const since = search.since !== undefined ? time15(search.since) : undefined;
-    const until = search.until !== undefined ? time15(search.until) : undefined;
-    const byId =
-      search.eventId !== undefined
-        ? { key: this.keys.events, prefix: valueHash(search.eventId) }
-        : search.aggregateId !== undefined
-          ? { key: this.keys.aggregates, prefix: valueHash(search.aggregateId) }
-          : undefined;
-    if (byId) {
-      // The value's members, already in listing order; the other conditions are checked in Lua.
-      const p = byId.prefix;
-      let min = since !== undefined ? `[${p}${since}` : `[${p}`;
-      let max = until !== undefined ? `(${p}${until}` : `(${p}~`;
-      for (;;) {
-        const batch = newest
-          ? await this.client.zrevrangebylex(byId.key, max, min, 'LIMIT', 0, CHECK)
-          : await this.client.zrangebylex(byId.key, min, max, 'LIMIT', 0, CHECK);
-        if (batch.length === 0) break;
-        const members = batch.map((m) => m.slice(16));
-        collect((await this.matchScript(...this.matchKeys(), 'm', ...head, ...members)) as string[]);
-        if (batch.length < CHECK) break;
-        if (newest) max = `(${batch[batch.length - 1]!}`;
-        else min = `(${batch[batch.length - 1]!}`;
-      }
-      return out;
+    if (!after) {
+      await walk(min, max, true);
+      return { total, matches };
     }
-    let min = since !== undefined ? `[${since}` : '-';
-    let max = until !== undefined ? `(${until}` : '+';
-    for (;;) {
-      const flat = (await this.matchScript(
-        ...this.matchKeys(),
-        'z',
-        ...head,
-        min,
-        max,
-        newest ? '1' : '0',
-        WALK,
-      )) as string[];
-      collect(flat);
-      const last = flat[0];
-      if (!last) return out;
-      if (newest) max = `(${last}`;
-      else min = `(${last}`;
+    // Entries up to the cursor are counted only, the rest collected: the ranges split at the cursor.
+    const cursor = `${p}${time15(after.at)}\u0000${after.id}`;
+    const belowMax = max === '+' || cursor < max.slice(1);
+    const aboveMin = min === '-' || cursor >= min.slice(1);
+    if (newest) {
+      await walk(aboveMin ? `[${cursor}` : min, max, false);
+      await walk(min, belowMax ? `(${cursor}` : max, true);
+    } else {
+      await walk(min, belowMax ? `[${cursor}` : max, false);
+      await walk(aboveMin ? `(${cursor}` : min, max, true);
     }
-  }
-
-  private matchKeys(): [string, string, string] {
-    return [this.keys.index, this.keys.records, this.keys.dims];
+    return { total, matches };
   }
 
   private recordKeys(): [string, string, string, string] {

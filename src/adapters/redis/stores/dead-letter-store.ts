@@ -1,5 +1,4 @@
 import {
-  compareDeadLetters,
   decodeCursor,
   matchesDeadLetterFilter,
   pageLimit,
@@ -272,11 +271,11 @@ export class RedisDeadLetterStore implements DeadLetterStore {
   }
 
   /**
-   * Matches free text, error text and ids without reading entries (ADR 0976): an aggregate or event
-   * id reads its id zset; otherwise a Lua script walks the listing index over the time range,
-   * 2,000 entries per call, testing each entry's search record (and its failure dimension when the
-   * search has store fields), and returns only the matches. Their number is the total; the page's
-   * entries are then read by id. Entries written before the records existed are indexed on first
+   * Matches free text, error text and ids without reading entries (ADR 0976): a Lua script walks
+   * the listing index over the time range (an aggregate or event id: that id's members), 2,000
+   * entries per call, testing each entry's search record (and its failure dimension when the search
+   * has store fields); it returns how many match and only the page's ids, whose entries are then
+   * read. Entries written before the records existed are indexed on first
    * use, 1,000 per script call.
    */
   async search(
@@ -286,42 +285,46 @@ export class RedisDeadLetterStore implements DeadLetterStore {
     const limit = pageLimit(page);
     const newest = pageOrder(page) === 'newest';
     const after = decodeCursor(page?.cursor);
-    const found = await this.matches(search, newest);
-    const sign = newest ? -1 : 1;
-    let start = 0;
-    if (after) {
-      const cursor = { deadLetteredAt: after.at, id: after.id };
-      while (
-        start < found.length &&
-        sign * compareDeadLetters({ deadLetteredAt: found[start]!.at, id: found[start]!.id }, cursor) <= 0
-      )
-        start++;
-    }
-    const ids = found.slice(start, start + limit).map((m) => m.id);
+    const { total, matches } = await this.matches(search, {
+      newest,
+      after,
+      room: limit + 1,
+      wantDims: false,
+    });
+    const ids = matches.slice(0, limit).map((m) => m.id);
     const items: DeadLetterSummary[] = [];
     if (ids.length > 0)
       for (const json of await this.client.hmget(this.entries, ...ids))
         if (json !== null) items.push(summarizeEntry(JSON.parse(json) as DeadLetterEntry));
     // An entry removed between the two reads is left out of the page (the total still counts it).
     const last = items[items.length - 1];
-    return found.length > start + limit && last
-      ? { items, total: found.length, nextCursor: encodeCursor(last.deadLetteredAt, last.id) }
-      : { items, total: found.length };
+    return matches.length > limit && last
+      ? { items, total, nextCursor: encodeCursor(last.deadLetteredAt, last.id) }
+      : { items, total };
   }
 
-  /** Every match of a search, oldest first, with its group, topic and fingerprint: one walk. */
+  /** Every match of a search, oldest first, with its group, topic, type, reason and fingerprint: one walk. */
   async searchKeys(search: DeadLetterSearch): Promise<readonly DeadLetterKey[]> {
     const registry = await this.failures.matching({});
-    return keysOf(await this.matches(search, false), (dim) => registry.get(dim));
+    const { matches } = await this.matches(search, { newest: false, room: Infinity, wantDims: true });
+    return keysOf(matches, (dim) => registry.get(dim));
   }
 
-  private async matches(search: DeadLetterSearch, newest: boolean): Promise<SearchMatch[]> {
+  private async matches(
+    search: DeadLetterSearch,
+    options: {
+      newest: boolean;
+      after?: { at: number; id: string } | undefined;
+      room: number;
+      wantDims: boolean;
+    },
+  ): Promise<{ total: number; matches: SearchMatch[] }> {
     let dims: string[] | undefined;
     if (byDimension(search)) {
       dims = [...(await this.failures.matching(search)).keys()];
-      if (dims.length === 0) return [];
+      if (dims.length === 0) return { total: 0, matches: [] };
     }
-    return this.searches.matches(search, dims, newest);
+    return this.searches.matches(search, { ...options, dims });
   }
 
   /** The listing index's bounds for the filter's time range (since inclusive, until exclusive). */
