@@ -15,9 +15,10 @@ import type { Descriptor } from './dead-letter-failures.js';
  * prefix fixed-width whatever the value holds (a NUL, a `~`), and bounds the member's length.
  *
  * A search record is `<aggregate hash or 16 '-'><event hash><time, 15 digits><a><b><c><body>`
- * (a, b, c: 8 digits each, so the header is 71 bytes and the script reads it by position): the body is the lower-cased text the console's index searches with `q` (ids, type, group, topic,
+ * (a, b, c: 8 digits each, so the header is 71 bytes and the script reads it by position). The
+ * body is the lower-cased text the console's index searches with `q` (ids, type, group, topic,
  * handler, fingerprint, `<error name>: <message>`), lower-cased by JavaScript as the index does, so
- * non-ASCII text matches exactly as there. `a` is the body's length in bytes; the error text
+ * non-ASCII text matches exactly as there. `a` is that text's length in bytes; the error text
  * (`errorText` filter) is `c` bytes from byte `b` of the body: a suffix of the text, or appended
  * after it should lower-casing the whole ever differ from lower-casing the error alone. The header
  * lets the scripts remove the id-zset members without reading the entry.
