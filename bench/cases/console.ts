@@ -1,10 +1,12 @@
 /**
  * The console's dead-letter views on 100,000 entries, per backend (SQLite file, Redis on 6379).
  * First what a cold console answers from the store alone (ADR 0975: list pages, filtered pages,
- * a failure group's page, the next page by cursor, a dry run), checking that no index was built;
- * then the index's first build (what every one of those paid before, and what free-text search
- * still pays once), its refresh and the queries it answers; then the store's failure counts
- * (ADR 0973) and the raw store calls for scale.
+ * a failure group's page, the next page by cursor, a dry run; ADR 0976: searches, dry runs and
+ * failure groups by a search), checking that no index was built; then the index's first build
+ * (what every one of those paid before, and what stores without `search` still pay once), its
+ * refresh and the queries it answers; then the store's failure counts (ADR 0973) and the raw store
+ * calls for scale. `dropSearch` removes the Redis search records, so the first search after an
+ * upgrade is measured too.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -95,6 +97,7 @@ async function measure(
   name: string,
   opened: OpenedBackend,
   dropCounts?: () => Promise<void>,
+  dropSearch?: () => Promise<void>,
 ): Promise<string[]> {
   const store = opened.stores.deadLetters!;
   await store.purge();
@@ -164,12 +167,59 @@ async function measure(
         'console: aggregate id + group (cold, store search)',
         await cold((c) => c.list({ aggregateId: 'customer-977', group: 'billing' }, newest)),
       ],
+      [
+        'console: aggregate id (cold, store search)',
+        await cold((c) => c.list({ aggregateId: 'customer-977' }, newest)),
+      ],
+      [
+        'console: event id (cold, store search)',
+        await cold((c) => c.list({ eventId: entry(4242, 0).message.id }, newest)),
+      ],
+      [
+        'console: error text + group, next page via cursor (cold, store search)',
+        await cold(async (c) => {
+          const first = await c.list({ errorText: 'returned 503', group: 'billing' }, newest);
+          await c.list(
+            { errorText: 'returned 503', group: 'billing' },
+            { ...newest, cursor: first.nextCursor! },
+          );
+        }),
+      ],
+      [
+        'console: dry run by error text (cold, store searchKeys)',
+        await cold((c) => c.dryRun({ filter: { errorText: 'returned 503' } })),
+      ],
+      [
+        'console: dry run by aggregate id (cold, store searchKeys)',
+        await cold((c) => c.dryRun({ filter: { aggregateId: 'customer-977' } })),
+      ],
+      [
+        'console: failure groups of a search q (cold, store searchKeys)',
+        await cold((c) => c.groups({ q: 'customer-977' })),
+      ],
     );
+  if (typeof store.search === 'function' && dropSearch) {
+    await dropSearch();
+    rows.push([
+      `console: first search after upgrade (writes ${N.toLocaleString('en-US')} search records)`,
+      await time(async () => {
+        const c = new ConsoleService({
+          deadLetters: new DeadLetterAdmin(store, opened.transport),
+          transport: opened.transport,
+        });
+        await c.list({ q: 'customer-977' }, newest);
+        c.close();
+      }, 1),
+    ]);
+  }
   const index = new DeadLetterIndex(store, { staleMs: 0 });
   const build = await time(() => new DeadLetterIndex(store).fresh(), 1);
   await index.fresh();
   rows.push(
-    ['index: first build (before: every list page and dry run of a cold console; now free text only)', build],
+    [
+      'index: first build (before: every list page, dry run and search of a cold console; now stores without search only)',
+      build,
+    ],
     ['index: refresh, nothing new', await time(() => index.fresh(true))],
   );
   let extra = N;
@@ -193,6 +243,15 @@ async function measure(
       'list: search q (one aggregate id)',
       await time(() => index.page({ q: 'customer-977' }, { limit: 100 })),
     ],
+    [
+      'list: aggregate id',
+      await time(() => index.page({ aggregateId: 'customer-977' }, { limit: 100, newestFirst: true })),
+    ],
+    [
+      'list: event id',
+      await time(() => index.page({ eventId: entry(4242, 0).message.id }, { limit: 100, newestFirst: true })),
+    ],
+    ['dry run: by error text', await time(() => index.select({ errorText: 'returned 503' }))],
     [
       'list: time range (last 10%)',
       await time(() => index.page({ since: base - N, until: base }, { limit: 100 })),
@@ -254,10 +313,11 @@ export async function run(): Promise<string> {
     'one request answers (ADR 0975): list pages of store fields are a keyset page and a count from',
     "the store (newest first, as the UI asks), dry runs the store's failure counts; each row checks",
     'that no index was built. The `index:` rows are the in-memory index of summaries that answered',
-    'every page and dry run before (ADR 0970) and still answers free text, error text and ids,',
-    'built on the first such search where the store has no `search` (SQLite searches in SQL: the',
-    '"store search" rows). A store with `failureCounts` (ADR 0973) answers failure groups and the',
-    'overview itself: the "store-side" rows.',
+    'every page and dry run before (ADR 0970) and answered searches (free text, error text, ids)',
+    'on Redis until ADR 0976; it is now built only for stores without `search` (memory, NATS,',
+    'PostgreSQL). SQLite searches in SQL, Redis in Lua over per-entry search records: the "store',
+    'search" rows; dry runs and failure groups by a search use `searchKeys`. A store with',
+    '`failureCounts` (ADR 0973) answers failure groups and the overview itself: the "store-side" rows.',
     '',
     `Load average at the start of the run: ${os
       .loadavg()
@@ -281,12 +341,21 @@ export async function run(): Promise<string> {
   const raw = new Redis('redis://127.0.0.1:6379');
   try {
     out.push(
-      ...(await measure('Redis', redis, async () => {
-        // The keys of the failure counts (src/adapters/redis/stores/dead-letter-failures.ts).
-        const base = `{${namespace}:dlq}`;
-        const dims = await raw.hkeys(`${base}:fr`);
-        await raw.unlink(`${base}:d`, `${base}:fr`, ...dims.map((d) => `${base}:f:${d}`));
-      })),
+      ...(await measure(
+        'Redis',
+        redis,
+        async () => {
+          // The keys of the failure counts (src/adapters/redis/stores/dead-letter-failures.ts).
+          const base = `{${namespace}:dlq}`;
+          const dims = await raw.hkeys(`${base}:fr`);
+          await raw.unlink(`${base}:d`, `${base}:fr`, ...dims.map((d) => `${base}:f:${d}`));
+        },
+        async () => {
+          // The search records and id zsets (src/adapters/redis/stores/dead-letter-search.ts).
+          const base = `{${namespace}:dlq}`;
+          await raw.unlink(`${base}:s`, `${base}:ia`, `${base}:ii`);
+        },
+      )),
     );
   } finally {
     raw.disconnect();

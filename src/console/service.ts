@@ -4,8 +4,15 @@ import type { DeadLetterQueue } from '../core/dead-letters.js';
 import { SchemaValidationError, toError } from '../core/errors.js';
 import type { EventDefinition } from '../core/event.js';
 import type { Herald } from '../core/herald.js';
-import type { DeadLetterEntry, DeadLetterFilter, DeadLetterReason } from '../store/dead-letter-store.js';
-import { summarizeDeadLetters } from '../store/dead-letter-summary.js';
+import type {
+  DeadLetterEntry,
+  DeadLetterFilter,
+  DeadLetterKey,
+  DeadLetterReason,
+  DeadLetterSearch,
+  FailureCounts,
+} from '../store/dead-letter-store.js';
+import { summarizeDeadLetters, summarizeEntry } from '../store/dead-letter-summary.js';
 import type { GroupStats, Transport } from '../transport/transport.js';
 import { AuditLog, type AuditRecord } from './audit.js';
 import {
@@ -148,11 +155,11 @@ export class ConsoleService {
     this.heralds = [...(options.herald ? [options.herald] : []), ...(options.observe ?? [])];
     for (const h of new Set(this.heralds)) this.detach.push(h.observe(this.live.observer));
     for (const e of options.events ?? []) this.events.set(e.type, e);
-    // Pages, dry runs, replays and purges by store fields go to the store, and so do searches when it
-    // has `search` (ADR 0975); the index serves the other searches and bulk actions by a search. A
-    // store that counts failure groups itself (SQLite, Redis) also serves the overview and groups, so
-    // the index is built on the first such request. Otherwise the overview needs it: build it now, so
-    // the first view does not wait for the scan.
+    // Pages, dry runs, replays and purges by store fields go to the store (ADR 0975), and so do
+    // searches and bulk actions by a search when it has `search` and `searchKeys` (SQLite, Redis; ADR
+    // 0976); the index serves searches on the other stores. A store that counts failure groups itself
+    // also serves the overview and groups, so the index is built on the first such request, if ever.
+    // Otherwise the overview needs it: build it now, so the first view does not wait for the scan.
     if (typeof dlq.store.failureCounts !== 'function') this.index.fresh().catch(() => undefined);
   }
 
@@ -266,8 +273,8 @@ export class ConsoleService {
   /**
    * One page of dead letters and how many match. A filter of store fields (group, topic, type,
    * handler, reason, time, fingerprint) is one keyset page and one count from the store (ADR 0975);
-   * free text, error text, aggregate and event ids by the store's `search` when it has one (SQLite),
-   * else by the index, built on first use.
+   * free text, error text, aggregate and event ids by the store's `search` when it has one (SQLite,
+   * Redis; ADR 0976), else by the index, built on first use.
    */
   async list(
     filter: ConsoleFilter,
@@ -281,8 +288,7 @@ export class ConsoleService {
     };
     const f = storeFilter(filter);
     if (!f && store.search) {
-      const { q, ...rest } = filter;
-      const found = await store.search({ ...rest, ...(q !== undefined ? { text: q } : {}) }, request);
+      const found = await store.search(toSearch(filter), request);
       return {
         items: found.items.map(indexed),
         total: found.total,
@@ -305,8 +311,56 @@ export class ConsoleService {
     const store = this.dlq.store;
     if (storeCanGroup(store, filter) && store.failureCounts)
       return groupsFromCounts(await store.failureCounts(filter));
+    if (store.searchKeys) return this.groupsOfSearch(await store.searchKeys(toSearch(filter)));
     await this.index.fresh();
     return this.index.groups(filter);
+  }
+
+  /**
+   * Failure groups of a search's matches: counted from their keys, each group's sample read from
+   * its newest entry (the greatest (time, id), as the index picks it), one read per group.
+   */
+  private async groupsOfSearch(keys: readonly DeadLetterKey[]): Promise<FailureGroup[]> {
+    const counts = new Map<string, Mutable<FailureCounts['counts'][number]>>();
+    const newest = new Map<string, string>();
+    for (const k of keys) {
+      const place = JSON.stringify([k.fingerprint, k.topic, k.group, k.eventType ?? null, k.reason]);
+      const c = counts.get(place);
+      // Keys come oldest first: the last seen of a fingerprint is its newest entry.
+      newest.set(k.fingerprint, k.id);
+      if (c) {
+        c.count++;
+        c.lastSeen = k.deadLetteredAt;
+        continue;
+      }
+      counts.set(place, {
+        fingerprint: k.fingerprint,
+        topic: k.topic,
+        group: k.group,
+        ...(k.eventType !== undefined ? { eventType: k.eventType } : {}),
+        reason: k.reason,
+        count: 1,
+        firstSeen: k.deadLetteredAt,
+        lastSeen: k.deadLetteredAt,
+      });
+    }
+    const samples: FailureCounts['samples'][number][] = [];
+    const pick = [...newest];
+    for (let i = 0; i < pick.length; i += 100) {
+      const chunk = pick.slice(i, i + 100);
+      const entries = await Promise.all(chunk.map(([, id]) => this.dlq.store.get(id)));
+      entries.forEach((e, j) => {
+        if (!e) return; // removed meanwhile: the group shows without a sample
+        const s = summarizeEntry(e);
+        samples.push({
+          fingerprint: chunk[j]![0],
+          errorName: s.errorName,
+          message: s.errorMessage,
+          ...(s.stackTop !== undefined ? { stackTop: s.stackTop } : {}),
+        });
+      });
+    }
+    return groupsFromCounts({ counts: [...counts.values()], samples });
   }
 
   /** An entry as the console shows it: body decoded, masked fields masked, trace link. */
@@ -350,7 +404,8 @@ export class ConsoleService {
 
   /**
    * The selected entries' ids and groups: by id from the store, by a filter of store fields by
-   * paging through the store, otherwise from the index.
+   * paging through the store, by a search from the store's `searchKeys` (one scan), otherwise from
+   * the index.
    */
   private async selected(selection: Selection): Promise<{ letters: Picked[]; notFound: number }> {
     if ('ids' in selection) {
@@ -367,6 +422,11 @@ export class ConsoleService {
       const letters: Picked[] = [];
       for await (const l of this.walk(f)) letters.push({ id: l.id, group: l.group });
       return { letters, notFound: 0 };
+    }
+    const searchKeys = this.dlq.store.searchKeys?.bind(this.dlq.store);
+    if (searchKeys) {
+      const keys = await searchKeys(toSearch(selection.filter));
+      return { letters: keys.map((k) => ({ id: k.id, group: k.group })), notFound: 0 };
     }
     await this.index.fresh(true);
     return { letters: this.index.select(selection.filter), notFound: 0 };
@@ -394,7 +454,8 @@ export class ConsoleService {
 
   /**
    * What a replay or purge would touch. A filter of store fields on a store with `failureCounts` is
-   * answered by it without reading an entry; ids are read from the store.
+   * answered by it without reading an entry, a search by the store's `searchKeys`; ids are read
+   * from the store.
    */
   async dryRun(selection: Selection): Promise<DryRun> {
     const groups: Record<string, number> = {};
@@ -421,6 +482,8 @@ export class ConsoleService {
       for (const c of (await store.failureCounts(f)).counts) add(c, c.count);
     } else if (f) {
       for await (const l of this.walk(f)) add(l);
+    } else if (store.searchKeys) {
+      for (const k of await store.searchKeys(toSearch(selection.filter))) add(k);
     } else {
       await this.index.fresh(true);
       for (const l of this.index.select(selection.filter)) add(l);
@@ -518,8 +581,13 @@ export class ConsoleService {
       } while (cursor !== undefined);
       return;
     }
-    await this.index.fresh(true);
-    const letters = this.index.select(filter);
+    const store = this.dlq.store;
+    let letters: readonly { readonly id: string }[];
+    if (store.searchKeys) letters = await store.searchKeys(toSearch(filter));
+    else {
+      await this.index.fresh(true);
+      letters = this.index.select(filter);
+    }
     for (let i = 0; i < letters.length; i += 100) {
       const entries = await Promise.all(letters.slice(i, i + 100).map((l) => this.dlq.get(l.id)));
       for (const e of entries) if (e) yield `${JSON.stringify(this.view(e))}\n`;
@@ -556,6 +624,12 @@ export interface Who {
 
 export const REASONS: readonly DeadLetterReason[] = ['max-attempts', 'decode', 'schema', 'permanent'];
 
+/** The console's filter as a store search: its free text `q` is the store's `text`. */
+function toSearch(filter: ConsoleFilter): DeadLetterSearch {
+  const { q, ...rest } = filter;
+  return { ...rest, ...(q !== undefined ? { text: q } : {}) };
+}
+
 function decodeBody(entry: DeadLetterEntry): unknown {
   const type = entry.message.headers['content-type'];
   if (type !== undefined && type !== 'application/json') return undefined;
@@ -575,6 +649,8 @@ function parseJson(entry: DeadLetterEntry): unknown {
 function isEnvelope(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v) && 'payload' in v && 'type' in v;
 }
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 function round(n: number): number {
   return Math.round(n * 10) / 10;

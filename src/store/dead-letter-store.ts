@@ -113,7 +113,25 @@ export interface DeadLetterStore {
     search: DeadLetterSearch,
     page?: DeadLetterPageRequest,
   ): Promise<Page<DeadLetterSummary> & { readonly total: number }>;
+  /**
+   * Optional, with `search`: every entry matching a search, oldest first, as the keys a dry run,
+   * replay, purge or export needs (see {@link DeadLetterKey}). One pass over the store, where paging
+   * through `search` would repeat its scan for every page.
+   */
+  searchKeys?(search: DeadLetterSearch): Promise<readonly DeadLetterKey[]>;
   close?(): Promise<void>;
+}
+
+/** An entry found by `DeadLetterStore.searchKeys`: enough to count, replay or remove it. */
+export interface DeadLetterKey {
+  readonly id: string;
+  readonly deadLetteredAt: number;
+  readonly group: string;
+  readonly topic: string;
+  readonly eventType?: string;
+  readonly reason: DeadLetterReason;
+  /** `errorFingerprint(entry.error)`. */
+  readonly fingerprint: string;
 }
 
 /** A filter plus the console's searches: what `DeadLetterStore.search` takes. */

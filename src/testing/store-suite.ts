@@ -13,11 +13,14 @@ import {
   uuidv7,
   type DeadLetterEntry,
   type DeadLetterFilter,
+  type DeadLetterSearch,
   type DeadLetterStore,
   type EventEnvelope,
   type EventStore,
   type IdempotencyStore,
 } from '../index.js';
+import { DeadLetterIndex } from '../console/dead-letter-index.js';
+import { MemoryDeadLetterStore } from '../store/memory/dead-letter-store.js';
 import { sleep } from './wait.js';
 
 export interface StoreHarness {
@@ -49,6 +52,40 @@ function entry(n: number, overrides: Partial<DeadLetterEntry> = {}): DeadLetterE
     deadLetteredAt: 1_700_000_002_000 + n,
     ...overrides,
   };
+}
+
+/**
+ * Entries for the search case: two groups and topics, entries sharing a millisecond (pages break
+ * ties by id), a missing aggregate id, and non-ASCII errors whose lower case differs from the ASCII
+ * one (`É`, `ß`, a Greek final sigma).
+ */
+function searchEntries(): DeadLetterEntry[] {
+  const errors = [
+    (i: number) => ({ name: 'Error', message: `failure ${i}`, stack: `Error: failure ${i}\n    at handler` }),
+    () => ({
+      name: 'RangeError',
+      message: 'Größe des ÉTATS ungültig',
+      stack: 'RangeError: x\n    at s (/s.ts:1:1)',
+    }),
+    (i: number) => ({ name: 'TypeError', message: `Cannot read 'x' of ${i % 2 ? 'null' : 'undefined'}` }),
+  ];
+  return Array.from({ length: 45 }, (_, i) => {
+    const group = i % 2 ? 'group-b' : 'group-a';
+    return entry(i, {
+      id: `${group}:m-${String(i).padStart(3, '0')}`,
+      group,
+      handler: i % 2 ? 'billing' : 'mail',
+      topic: i % 5 === 0 ? 'other.events' : 'shop.events',
+      message: {
+        id: `msg-${i}`,
+        ...(i % 11 === 4 ? {} : { key: `agg-${i % 4}` }),
+        headers: {},
+        body: new Uint8Array([i]),
+      },
+      error: i === 44 ? { name: 'Error', message: 'ΣΊΣΥΦΟΣ failed' } : errors[i % 3]!(i),
+      deadLetteredAt: 1_700_000_002_000 + Math.floor(i / 3),
+    });
+  }).filter((_, i) => i % 3 !== 1 || i === 1 || i === 4);
 }
 
 function event(n: number, overrides: Partial<EventEnvelope> = {}): EventEnvelope {
@@ -296,6 +333,110 @@ export function runStoreSuite(name: string, harness: StoreHarness): void {
       test('dead letters: a foreign cursor is rejected with a clear error', async () => {
         const store = await make();
         await assert.rejects(store.list({}, { cursor: 'not-a-cursor' }), /cursor/);
+      });
+
+      test('dead letters: search answers what the console index answers, pages, totals and keys', async (t) => {
+        const store = await make();
+        if (typeof store.search !== 'function') {
+          t.skip('the store has no search()');
+          return;
+        }
+        const find = store.search.bind(store);
+        const reference = new MemoryDeadLetterStore();
+        const entries = searchEntries();
+        for (const e of entries) {
+          await store.add(e);
+          await reference.add(e);
+        }
+        // A replace moves the entry's ids and text: the old ones must no longer match.
+        const replaced = {
+          ...entries[5]!,
+          message: { ...entries[5]!.message, id: 'moved', key: 'elsewhere' },
+        };
+        await store.add(replaced);
+        await reference.add(replaced);
+        await store.remove([entries[6]!.id]);
+        await reference.remove([entries[6]!.id]);
+        const index = new DeadLetterIndex(reference);
+        await index.fresh();
+        const fp = errorFingerprint(entries[1]!.error);
+        const since = entries[10]!.deadLetteredAt;
+        const searches: DeadLetterSearch[] = [
+          { text: 'ÉtaTs' },
+          { text: 'grösse' },
+          { text: 'GRÖSSE' },
+          { text: 'σίσυφος' },
+          { errorText: 'ΣΊΣΥΦΟΣ' },
+          { errorText: 'größe des états' },
+          { errorText: 'billing' },
+          { text: 'billing' },
+          { text: 'error: failure 1' },
+          { text: '\nagg' },
+          { text: '' },
+          { errorText: '' },
+          { aggregateId: 'agg-1' },
+          { aggregateId: 'agg-1', group: 'group-b' },
+          { aggregateId: 'AGG-1' },
+          { aggregateId: 'elsewhere' },
+          { aggregateId: entries[5]!.message.key! },
+          { eventId: 'msg-7' },
+          { eventId: 'moved', aggregateId: 'elsewhere' },
+          { eventId: 'msg-7', aggregateId: 'agg-2' },
+          { eventId: entries[6]!.message.id },
+          { text: 'group-b', since, until: since + 20 },
+          { text: fp },
+          { errorText: 'failure', fingerprint: fp, reason: 'max-attempts' },
+          { text: 'failure', topic: 'other.events' },
+          { text: 'nothing matches this' },
+          { aggregateId: 'agg-2', since, until: since + 30 },
+        ];
+        for (const search of searches) {
+          const { text, ...rest } = search;
+          const filter = { ...rest, ...(text !== undefined ? { q: text } : {}) };
+          const label = JSON.stringify(search);
+          for (const order of ['newest', 'oldest'] as const) {
+            let cursor: string | undefined;
+            for (let p = 0; p < 20; p++) {
+              const got = await find(search, { limit: 7, order, ...(cursor ? { cursor } : {}) });
+              const want = index.page(filter, {
+                limit: 7,
+                newestFirst: order === 'newest',
+                ...(cursor ? { cursor } : {}),
+              });
+              assert.deepEqual(
+                { ...got, items: got.items.map((i) => ({ ...i })) },
+                { ...want, items: want.items.map(({ fingerprint: _, ...i }) => i) },
+                `${label} ${order} page ${p}`,
+              );
+              cursor = got.nextCursor;
+              if (!cursor) break;
+            }
+            assert.equal(cursor, undefined, `${label}: pages did not end`);
+          }
+          if (typeof store.searchKeys === 'function')
+            assert.deepEqual(
+              (await store.searchKeys(search)).map((k) => ({ ...k })),
+              index.select(filter).map((l) => ({
+                id: l.id,
+                deadLetteredAt: l.deadLetteredAt,
+                group: l.group,
+                topic: l.topic,
+                ...(l.eventType !== undefined ? { eventType: l.eventType } : {}),
+                reason: l.reason,
+                fingerprint: l.fingerprint,
+              })),
+              `${label} keys`,
+            );
+        }
+        // Not vacuous: the non-ASCII, id and combined searches find something.
+        assert.equal((await store.search({ text: 'ÉtaTs' })).total, 2);
+        assert.equal((await store.search({ errorText: 'ΣΊΣΥΦΟΣ' })).total, 1);
+        assert.equal((await store.search({ eventId: 'moved', aggregateId: 'elsewhere' })).total, 1);
+        assert.ok((await store.search({ aggregateId: 'agg-1', group: 'group-b' })).total > 1);
+        assert.equal((await store.search({ eventId: entries[6]!.message.id })).total, 0);
+        await store.purge();
+        assert.equal((await store.search({ text: '' })).total, 0);
+        assert.equal((await store.search({ aggregateId: 'agg-1' })).total, 0);
       });
     }
 

@@ -162,7 +162,7 @@ function cases(name: string, open: () => Promise<DeadLetterStore>, options: { sk
       console.close();
     });
 
-    test('free text, error text and id searches answer what the index answers (SQLite: in SQL, no index)', async () => {
+    test('free text, error text and id searches answer what the index answers (store search: no index)', async () => {
       const raw = await make();
       await raw.add({
         ...entry(N),
@@ -206,6 +206,70 @@ function cases(name: string, open: () => Promise<DeadLetterStore>, options: { sk
       }
       assert.equal((await console.list({ q: 'ÉtaTs' }, {})).total, 1);
       if (typeof raw.search === 'function') assert.equal(console.index.size, 0, 'the index was built');
+      console.close();
+    });
+
+    test('dry runs, groups, export, purge and replay by a search equal the index (store search: no index)', async () => {
+      const raw = await make();
+      await raw.add({
+        ...entry(N),
+        id: 'mail:umlaut',
+        error: { name: 'RangeError', message: 'Größe des ÉTATS ungültig' },
+      });
+      const { store } = spy(raw);
+      const console = service(store);
+      const reference = new DeadLetterIndex(raw);
+      await reference.fresh();
+      const filters: ConsoleFilter[] = [
+        { q: 'm-100' },
+        { q: 'ÉtaTs' },
+        { errorText: 'not found', group: 'billing' },
+        { aggregateId: 'c-4' },
+        { aggregateId: 'c-4', reason: 'schema', since: 1_000_100 },
+        { eventId: 'm-17' },
+        { q: 'nothing matches this' },
+      ];
+      for (const filter of filters) {
+        const dry = await console.dryRun({ filter });
+        const expected = { count: 0, groups: {}, topics: {}, failureGroups: {}, notFound: 0 } as {
+          count: number;
+          groups: Record<string, number>;
+          topics: Record<string, number>;
+          failureGroups: Record<string, number>;
+          notFound: number;
+        };
+        for (const l of reference.select(filter)) {
+          expected.count++;
+          expected.groups[l.group] = (expected.groups[l.group] ?? 0) + 1;
+          expected.topics[l.topic] = (expected.topics[l.topic] ?? 0) + 1;
+          expected.failureGroups[l.fingerprint] = (expected.failureGroups[l.fingerprint] ?? 0) + 1;
+        }
+        assert.deepEqual(dry, expected, `dry run ${JSON.stringify(filter)}`);
+        assert.deepEqual(
+          await console.groups(filter),
+          reference.groups(filter),
+          `groups ${JSON.stringify(filter)}`,
+        );
+      }
+      const lines: string[] = [];
+      for await (const line of console.export({ aggregateId: 'c-4', reason: 'schema' })) lines.push(line);
+      assert.deepEqual(
+        lines.map((l) => (JSON.parse(l) as { id: string }).id),
+        reference.select({ aggregateId: 'c-4', reason: 'schema' }).map((l) => l.id),
+      );
+      assert.ok(lines.length > 0);
+      const who = { actor: 'test' };
+      const selection = { filter: { aggregateId: 'c-5', errorText: 'upstream' } };
+      const n = reference.select(selection.filter).length;
+      assert.ok(n > 0);
+      await assert.rejects(console.purge(selection, n + 1, who), /now holds/);
+      assert.deepEqual(await console.purge(selection, n, who), { purged: n });
+      assert.equal((await console.list(selection.filter, {})).total, 0);
+      const replayed = await console.replay({ filter: { q: 'ÉTATS' } }, who);
+      assert.deepEqual(replayed, { replayed: 1, failed: 0, notFound: 0 });
+      assert.equal(await raw.get('mail:umlaut'), undefined);
+      assert.equal(console.audit.list(10).length, 2);
+      if (typeof raw.searchKeys === 'function') assert.equal(console.index.size, 0, 'the index was built');
       console.close();
     });
 

@@ -4,6 +4,7 @@ import {
   encodeCursor,
   pageLimit,
   pageOrder,
+  type DeadLetterKey,
   type DeadLetterPageRequest,
   type DeadLetterSearch,
   type Page,
@@ -57,24 +58,7 @@ export function searchSummaries(
   const limit = pageLimit(page);
   const newest = pageOrder(page) === 'newest';
   const after = decodeCursor(page?.cursor);
-  const where = whereClause(search);
-  const fn = lower(db);
-  if (search.aggregateId !== undefined) {
-    where.sql.push(`json_extract(entry, '$.message.key') = ?`);
-    where.params.push(search.aggregateId);
-  }
-  if (search.eventId !== undefined) {
-    where.sql.push(`json_extract(entry, '$.message.id') = ?`);
-    where.params.push(search.eventId);
-  }
-  if (search.errorText !== undefined) {
-    where.sql.push(`instr(${fn}(${ERROR_TEXT}), ?) > 0`);
-    where.params.push(search.errorText.toLowerCase());
-  }
-  if (search.text !== undefined) {
-    where.sql.push(`instr(${fn}(${SEARCH_TEXT}), ?) > 0`);
-    where.params.push(search.text.toLowerCase());
-  }
+  const where = searchWhere(db, search);
   const keys = db.run('dead-letter search', () =>
     db.db
       .prepare(
@@ -99,4 +83,46 @@ export function searchSummaries(
   return rest.length > limit && last
     ? { items, total: keys.length, nextCursor: encodeCursor(last.deadLetteredAt, last.id) }
     : { items, total: keys.length };
+}
+
+/**
+ * `searchKeys()` of the SQLite store: the same scan as a search, returning every match's keys
+ * oldest first, so a dry run, replay, purge or export by a search scans once.
+ */
+export function searchKeys(db: SqliteDatabase, search: DeadLetterSearch): DeadLetterKey[] {
+  const where = searchWhere(db, search);
+  const rows = db.run('dead-letter search keys', () =>
+    db.db
+      .prepare(
+        `SELECT id, dead_lettered_at AS deadLetteredAt, grp AS "group", topic, event_type AS eventType, reason, fingerprint FROM herald_dead_letters ${sqlWhere(where.sql)} ORDER BY dead_lettered_at, id`,
+      )
+      .all(...where.params),
+  ) as (Omit<DeadLetterKey, 'eventType'> & { eventType: string | null })[];
+  return rows.map(({ eventType, ...k }) => (eventType === null ? k : { ...k, eventType }));
+}
+
+/** The conditions of a search: the filter's columns, then the ids and text matched in SQL. */
+function searchWhere(
+  db: SqliteDatabase,
+  search: DeadLetterSearch,
+): { sql: string[]; params: (string | number)[] } {
+  const where = whereClause(search);
+  const fn = lower(db);
+  if (search.aggregateId !== undefined) {
+    where.sql.push(`json_extract(entry, '$.message.key') = ?`);
+    where.params.push(search.aggregateId);
+  }
+  if (search.eventId !== undefined) {
+    where.sql.push(`json_extract(entry, '$.message.id') = ?`);
+    where.params.push(search.eventId);
+  }
+  if (search.errorText !== undefined) {
+    where.sql.push(`instr(${fn}(${ERROR_TEXT}), ?) > 0`);
+    where.params.push(search.errorText.toLowerCase());
+  }
+  if (search.text !== undefined) {
+    where.sql.push(`instr(${fn}(${SEARCH_TEXT}), ?) > 0`);
+    where.params.push(search.text.toLowerCase());
+  }
+  return where;
 }

@@ -4,6 +4,7 @@ import {
   type DeadLetterEntry,
   type DeadLetterFilter,
   type DeadLetterPageRequest,
+  type DeadLetterKey,
   type DeadLetterSearch,
   type DeadLetterStore,
   type Page,
@@ -13,7 +14,7 @@ import { resolveConnectionOptions, type SqliteConnectionOptions } from './option
 import { ClosedError } from '../../core/errors.js';
 import type { DeadLetterSummary } from '../../store/dead-letter-summary.js';
 import { listSummaries } from './dead-letter-summaries.js';
-import { searchSummaries } from './dead-letter-search.js';
+import { searchKeys, searchSummaries } from './dead-letter-search.js';
 import { errorFingerprint } from '../../store/dead-letter-fingerprint.js';
 import { backfillFingerprints, failureCounts } from './dead-letter-failures.js';
 import type { FailureCounts } from '../../store/dead-letter-store.js';
@@ -135,6 +136,11 @@ export class SqliteDeadLetterStore implements DeadLetterStore {
     page?: DeadLetterPageRequest,
   ): Promise<Page<DeadLetterSummary> & { readonly total: number }> {
     return searchSummaries(this.fingerprinted(true), search, page);
+  }
+
+  /** Every match of a search with its keys, oldest first: the same scan, once (ADR 0976). */
+  async searchKeys(search: DeadLetterSearch): Promise<readonly DeadLetterKey[]> {
+    return searchKeys(this.fingerprinted(true), search);
   }
 
   /** Counts per failure fingerprint from the covering index; no entry is read (ADR 0973). */

@@ -100,7 +100,7 @@ return {rows, samples}
 type Script = (...args: (string | number)[]) => Promise<unknown>;
 
 /** A dimension as stored in the registry. */
-type Descriptor = [
+export type Descriptor = [
   fingerprint: string,
   topic: string,
   group: string,
@@ -110,11 +110,15 @@ type Descriptor = [
 ];
 
 /** The dimension of an entry: its id (used in key names) and its descriptor JSON. */
-export function dimensionOf(entry: DeadLetterEntry): { id: string; descriptor: string } {
+export function dimensionOf(entry: DeadLetterEntry): { id: string; descriptor: string; fingerprint: string } {
   const fp = errorFingerprint(entry.error);
   const d: Descriptor = [fp, entry.topic, entry.group, entry.eventType ?? null, entry.reason, entry.handler];
   const descriptor = JSON.stringify(d);
-  return { id: createHash('sha1').update(descriptor).digest('hex').slice(0, 16), descriptor };
+  return {
+    id: createHash('sha1').update(descriptor).digest('hex').slice(0, 16),
+    descriptor,
+    fingerprint: fp,
+  };
 }
 
 const BACKFILL_BATCH = 1000;
@@ -166,7 +170,7 @@ export class RedisFailureCounts {
   }
 
   /** The dimensions whose entries match the filter's fields (time aside), indexing first if stale. */
-  private async matching(filter: DeadLetterFilter): Promise<Map<string, Descriptor>> {
+  async matching(filter: DeadLetterFilter): Promise<Map<string, Descriptor>> {
     let registry = await this.registry();
     if (registry.stale) {
       await this.reconcile();

@@ -6,13 +6,24 @@ import {
   encodeCursor,
   type DeadLetterEntry,
   type DeadLetterFilter,
+  type DeadLetterKey,
   type DeadLetterPageRequest,
+  type DeadLetterSearch,
+  type DeadLetterSummary,
   type DeadLetterStore,
   type FailureCounts,
   type Page,
 } from '../../../store/dead-letter-store.js';
+import { summarizeEntry } from '../../../store/dead-letter-summary.js';
 import type { RedisClient } from '../connection.js';
 import { dimensionOf, RedisFailureCounts, UNINDEX_LUA } from './dead-letter-failures.js';
+import {
+  keysOf,
+  RedisDeadLetterSearch,
+  searchRecord,
+  SEARCH_LUA,
+  type SearchMatch,
+} from './dead-letter-search.js';
 
 /*
  * Layout (one hash tag, so the scripts can touch every key in a cluster):
@@ -23,11 +34,13 @@ import { dimensionOf, RedisFailureCounts, UNINDEX_LUA } from './dead-letter-fail
  *             ZRANGE BYLEX bound, so paging is keyset-based and stable under inserts and removals.
  *   <base>:d, <base>:fr, <base>:f:<dim>  the failure counts (see dead-letter-failures.ts), moved in
  *             the same script as the entry.
- * KEYS of the add and remove scripts: e, m, z, d, fr (add: then the entry's dimension zset); the
- * zset of an entry's previous dimension is named from `d` inside the script (same hash tag, so the
- * same slot).
+ *   <base>:s, <base>:ia, <base>:ii  the search records and aggregate/event id zsets (see
+ *             dead-letter-search.ts), written and removed in the same script as the entry.
+ * KEYS of the add and remove scripts: e, m, z, d, fr, s, ia, ii (add: then the entry's dimension
+ * zset); the zset of an entry's previous dimension is named from `d` inside the script (same hash
+ * tag, so the same slot).
  */
-const ADD = `${UNINDEX_LUA}
+const ADD = `${UNINDEX_LUA}${SEARCH_LUA}
 local old = redis.call('HGET', KEYS[2], ARGV[1])
 if old then redis.call('ZREM', KEYS[3], old) end
 if redis.call('HGET', KEYS[4], ARGV[1]) ~= ARGV[4] then unindex(KEYS[4], KEYS[5], ARGV[7], ARGV[1]) end
@@ -36,11 +49,12 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('ZADD', KEYS[3], 0, ARGV[3])
 redis.call('HSET', KEYS[4], ARGV[1], ARGV[4])
 redis.call('HSET', KEYS[5], ARGV[4], ARGV[5])
-redis.call('ZADD', KEYS[6], ARGV[6], ARGV[1])
+redis.call('ZADD', KEYS[9], ARGV[6], ARGV[1])
+index_search(KEYS[6], KEYS[7], KEYS[8], ARGV[1], ARGV[8])
 return 1
 `;
 
-const REMOVE = `${UNINDEX_LUA}
+const REMOVE = `${UNINDEX_LUA}${SEARCH_LUA}
 local n = 0
 for i = 2, #ARGV do
   local m = redis.call('HGET', KEYS[2], ARGV[i])
@@ -51,6 +65,7 @@ for i = 2, #ARGV do
     n = n + 1
   end
   unindex(KEYS[4], KEYS[5], ARGV[1], ARGV[i])
+  unsearch(KEYS[6], KEYS[7], KEYS[8], ARGV[i])
 end
 return n
 `;
@@ -64,7 +79,7 @@ for i = 1, #dims, 500 do
   for j = i, math.min(i + 499, #dims) do slice[#slice + 1] = ARGV[1] .. dims[j] end
   redis.call('UNLINK', unpack(slice))
 end
-redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8])
 return n
 `;
 
@@ -116,7 +131,11 @@ export class RedisDeadLetterStore implements DeadLetterStore {
   private readonly dims: string;
   private readonly registry: string;
   private readonly dimPrefix: string;
+  private readonly records: string;
+  private readonly aggregates: string;
+  private readonly eventIds: string;
   private readonly failures: RedisFailureCounts;
+  private readonly searches: RedisDeadLetterSearch;
   private readonly addScript: Script;
   private readonly removeScript: Script;
   private readonly purgeScript: Script;
@@ -132,9 +151,12 @@ export class RedisDeadLetterStore implements DeadLetterStore {
     this.dims = `${base}:d`;
     this.registry = `${base}:fr`;
     this.dimPrefix = `${base}:f:`;
-    client.defineCommand('herald_dlq_add', { lua: ADD, numberOfKeys: 6 });
-    client.defineCommand('herald_dlq_remove', { lua: REMOVE, numberOfKeys: 5 });
-    client.defineCommand('herald_dlq_purge', { lua: PURGE_ALL, numberOfKeys: 5 });
+    this.records = `${base}:s`;
+    this.aggregates = `${base}:ia`;
+    this.eventIds = `${base}:ii`;
+    client.defineCommand('herald_dlq_add', { lua: ADD, numberOfKeys: 9 });
+    client.defineCommand('herald_dlq_remove', { lua: REMOVE, numberOfKeys: 8 });
+    client.defineCommand('herald_dlq_purge', { lua: PURGE_ALL, numberOfKeys: 8 });
     const commands = client as unknown as Record<string, Script>;
     this.addScript = commands.herald_dlq_add!.bind(client);
     this.removeScript = commands.herald_dlq_remove!.bind(client);
@@ -146,11 +168,28 @@ export class RedisDeadLetterStore implements DeadLetterStore {
       registry: this.registry,
       dimPrefix: this.dimPrefix,
     });
+    this.searches = new RedisDeadLetterSearch(client, {
+      entries: this.entries,
+      index: this.index,
+      dims: this.dims,
+      records: this.records,
+      aggregates: this.aggregates,
+      events: this.eventIds,
+    });
   }
 
   /** The keys every add, remove and purge script takes, in their order. */
-  private keys(): [string, string, string, string, string] {
-    return [this.entries, this.members, this.index, this.dims, this.registry];
+  private keys(): string[] {
+    return [
+      this.entries,
+      this.members,
+      this.index,
+      this.dims,
+      this.registry,
+      this.records,
+      this.aggregates,
+      this.eventIds,
+    ];
   }
 
   async add(entry: DeadLetterEntry): Promise<void> {
@@ -165,6 +204,7 @@ export class RedisDeadLetterStore implements DeadLetterStore {
       dim.descriptor,
       entry.deadLetteredAt,
       this.dimPrefix,
+      searchRecord(entry, dim.fingerprint),
     );
   }
 
@@ -228,6 +268,63 @@ export class RedisDeadLetterStore implements DeadLetterStore {
    */
   async failureCounts(filter?: DeadLetterFilter): Promise<FailureCounts> {
     return this.failures.counts(filter);
+  }
+
+  /**
+   * Matches free text, error text and ids without reading entries (ADR 0976): a Lua script walks
+   * the listing index over the time range (an aggregate or event id: that id's members), 2,000
+   * entries per call, testing each entry's search record (and its failure dimension when the search
+   * has store fields); it returns how many match and only the page's ids, whose entries are then
+   * read. Entries written before the records existed are indexed on first
+   * use, 1,000 per script call.
+   */
+  async search(
+    search: DeadLetterSearch,
+    page?: DeadLetterPageRequest,
+  ): Promise<Page<DeadLetterSummary> & { readonly total: number }> {
+    const limit = pageLimit(page);
+    const newest = pageOrder(page) === 'newest';
+    const after = decodeCursor(page?.cursor);
+    const { total, matches } = await this.matches(search, {
+      newest,
+      after,
+      room: limit + 1,
+      wantDims: false,
+    });
+    const ids = matches.slice(0, limit).map((m) => m.id);
+    const items: DeadLetterSummary[] = [];
+    if (ids.length > 0)
+      for (const json of await this.client.hmget(this.entries, ...ids))
+        if (json !== null) items.push(summarizeEntry(JSON.parse(json) as DeadLetterEntry));
+    // An entry removed between the two reads is left out of the page (the total still counts it).
+    const last = items[items.length - 1];
+    return matches.length > limit && last
+      ? { items, total, nextCursor: encodeCursor(last.deadLetteredAt, last.id) }
+      : { items, total };
+  }
+
+  /** Every match of a search, oldest first, with its group, topic, type, reason and fingerprint: one walk. */
+  async searchKeys(search: DeadLetterSearch): Promise<readonly DeadLetterKey[]> {
+    const registry = await this.failures.matching({});
+    const { matches } = await this.matches(search, { newest: false, room: Infinity, wantDims: true });
+    return keysOf(matches, (dim) => registry.get(dim));
+  }
+
+  private async matches(
+    search: DeadLetterSearch,
+    options: {
+      newest: boolean;
+      after?: { at: number; id: string } | undefined;
+      room: number;
+      wantDims: boolean;
+    },
+  ): Promise<{ total: number; matches: SearchMatch[] }> {
+    let dims: string[] | undefined;
+    if (byDimension(search)) {
+      dims = [...(await this.failures.matching(search)).keys()];
+      if (dims.length === 0) return { total: 0, matches: [] };
+    }
+    return this.searches.matches(search, { ...options, dims });
   }
 
   /** The listing index's bounds for the filter's time range (since inclusive, until exclusive). */
