@@ -4,8 +4,8 @@ import type {
   DeadLetterEntry,
   DeadLetterFilter,
   DeadLetterStore,
+  DeadLetterPageRequest,
   Page,
-  PageRequest,
 } from '../store/dead-letter-store.js';
 import type { Transport } from '../transport/transport.js';
 
@@ -31,7 +31,8 @@ export class DeadLetterAdmin {
     private readonly observers?: Observers,
   ) {}
 
-  list(filter?: DeadLetterFilter, page?: PageRequest): Promise<Page<DeadLetterEntry>> {
+  /** A page of entries, oldest first unless `page.order` is `newest` (keyset cursors, as the store's). */
+  list(filter?: DeadLetterFilter, page?: DeadLetterPageRequest): Promise<Page<DeadLetterEntry>> {
     return this.store.list(filter, page);
   }
 
