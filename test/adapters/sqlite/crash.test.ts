@@ -34,6 +34,9 @@ test('a consumer SIGKILLed mid-handler again and again loses nothing; side effec
     transport: sqlite({ path: broker }),
     routing: { 'demo.*': 'demo.events' },
   });
+  const busy = app.prepare(
+    'SELECT count(*) AS n FROM starts WHERE pid = ? AND event_id NOT IN (SELECT event_id FROM runs WHERE pid = ?)',
+  );
   const published: string[] = [];
   let producing = true;
   const production = (async () => {
@@ -55,6 +58,13 @@ test('a consumer SIGKILLed mid-handler again and again loses nothing; side effec
     for (let k = 0; k < KILLS; k++) {
       child = await startReady(fixture, [broker, appDb]);
       await sleep(300 + Math.random() * 700);
+      // Kill while a handler of this child is running (started, not yet recorded), so the kill
+      // interrupts work rather than landing between events, which a caught-up consumer mostly is.
+      await until(
+        () => (busy.get(child!.pid, child!.pid) as { n: number }).n > 0,
+        5_000,
+        'a handler running',
+      );
       child.kill('SIGKILL');
       await exited(child);
     }
