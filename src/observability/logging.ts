@@ -168,14 +168,14 @@ export class EventLogging {
   /** Must run before the tracing observer, which ends the pending span. */
   observer(): Observer {
     const logger = this.logger;
-    const ids = (group: string, eventId: string | undefined): object => {
-      const span = this.tracing?.pendingSpan(group, eventId);
+    const ids = (group: string, eventId: string | undefined, attempt?: number): object => {
+      const span = this.tracing?.pendingSpan(group, eventId, attempt);
       if (!span) return {};
       const sc = span.spanContext();
       return { trace_id: sc.traceId, span_id: sc.spanId };
     };
     const delivery = (info: DeliveryInfo): object => ({
-      ...ids(info.group, info.event?.id),
+      ...ids(info.group, info.event?.id, info.attempt),
       event_id: info.event?.id,
       event_type: info.event?.type,
       handler: info.handler,

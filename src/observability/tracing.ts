@@ -83,6 +83,12 @@ export interface TracingOptions {
 /** Key under which the consumer span is put in `ctx.state`, for handlers that want it. */
 export const SPAN_STATE_KEY = 'otel.span';
 
+interface PendingSpan {
+  readonly attempt: number;
+  readonly span: Span;
+  readonly timer: NodeJS.Timeout;
+}
+
 /** How long a failed process span waits for the retry/dead-letter decision before it is ended anyway. */
 const PENDING_SPAN_MS = 30_000;
 
@@ -105,7 +111,12 @@ export class EventTracing {
   private readonly rootSampler: TraceIdRatioSampler | undefined;
   private readonly ids = new PooledIdGenerator();
   /** Failed process spans, ended when the consumer decides between retry and dead letter. */
-  private readonly pending = new Map<string, { span: Span; timer: NodeJS.Timeout }>();
+  /**
+   * Failed process spans waiting for their retry/dead-letter decision, per group and event id, in
+   * attempt order. Keyed by attempt too: a retry can come due and fail again before the decision of
+   * the attempt before it is reported (a transport that commits the nack and the next fetch together).
+   */
+  private readonly pending = new Map<string, PendingSpan[]>();
 
   constructor(options: TracingOptions) {
     if (options.sampleRate !== undefined && !(options.sampleRate >= 0 && options.sampleRate <= 1)) {
@@ -264,7 +275,7 @@ export class EventTracing {
           exit: (err: unknown): void => {
             if (err !== undefined) {
               fail(span, err);
-              this.hold(`${ctx.group}\0${ctx.event.id}`, span);
+              this.hold(`${ctx.group}\0${ctx.event.id}`, ctx.attempt, span);
               return;
             }
             if (ctx.skipped) span.setAttribute('herald.skipped', ctx.skipped);
@@ -289,7 +300,7 @@ export class EventTracing {
   observer(): Observer {
     return {
       onRetryScheduled: (info) => {
-        const span = this.release(`${info.group}\0${info.event?.id ?? ''}`);
+        const span = this.release(`${info.group}\0${info.event?.id ?? ''}`, info.attempt);
         span?.addEvent('retry_scheduled', {
           'herald.retry.delay_ms': info.delayMs,
           'herald.delivery.attempt': info.attempt,
@@ -307,9 +318,14 @@ export class EventTracing {
     };
   }
 
-  /** Trace and span id of the span active for a failed message, while its fate is pending. */
-  pendingSpan(group: string, eventId: string | undefined): Span | undefined {
-    return this.pending.get(`${group}\0${eventId ?? ''}`)?.span;
+  /**
+   * The span of a failed message while its fate is pending: of the given attempt, or the latest
+   * failed attempt when none is given (a dead letter is the decision of the latest).
+   */
+  pendingSpan(group: string, eventId: string | undefined, attempt?: number): Span | undefined {
+    const list = this.pending.get(`${group}\0${eventId ?? ''}`);
+    if (!list) return undefined;
+    return (attempt === undefined ? list[list.length - 1] : list.find((p) => p.attempt === attempt))?.span;
   }
 
   /** Wraps an event store so each append is an INTERNAL span `append events` under the caller's context. */
@@ -336,9 +352,11 @@ export class EventTracing {
 
   /** Ends pending spans and flushes the exporter; never waits longer than `shutdownTimeoutMs`. */
   async shutdown(): Promise<void> {
-    for (const [k, { span, timer }] of this.pending) {
-      clearTimeout(timer);
-      span.end();
+    for (const [k, list] of this.pending) {
+      for (const { span, timer } of list) {
+        clearTimeout(timer);
+        span.end();
+      }
       this.pending.delete(k);
     }
     let timer: NodeJS.Timeout | undefined;
@@ -365,19 +383,26 @@ export class EventTracing {
     for (const m of ctx.messages) Object.assign(m.headers, carrier);
   }
 
-  private hold(key: string, span: Span): void {
-    this.release(key)?.end();
-    const timer = setTimeout(() => this.release(key)?.end(), PENDING_SPAN_MS);
+  private hold(key: string, attempt: number, span: Span): void {
+    // The same attempt again (redelivered after a crash or a release): its decision never came.
+    this.release(key, attempt)?.end();
+    const timer = setTimeout(() => this.release(key, attempt)?.end(), PENDING_SPAN_MS);
     timer.unref();
-    this.pending.set(key, { span, timer });
+    const list = this.pending.get(key);
+    if (list) list.push({ attempt, span, timer });
+    else this.pending.set(key, [{ attempt, span, timer }]);
   }
 
-  private release(key: string): Span | undefined {
-    const entry = this.pending.get(key);
-    if (!entry) return undefined;
-    clearTimeout(entry.timer);
-    this.pending.delete(key);
-    return entry.span;
+  /** Takes the pending span of `attempt` (the latest one when undefined) out of the map. */
+  private release(key: string, attempt?: number): Span | undefined {
+    const list = this.pending.get(key);
+    if (!list) return undefined;
+    const i = attempt === undefined ? list.length - 1 : list.findIndex((p) => p.attempt === attempt);
+    if (i < 0) return undefined;
+    const [entry] = list.splice(i, 1);
+    if (list.length === 0) this.pending.delete(key);
+    clearTimeout(entry!.timer);
+    return entry!.span;
   }
 }
 

@@ -7,6 +7,7 @@ import { after, describe, test } from 'node:test';
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { createHerald, MemoryTransport, type Transport } from '../../src/index.js';
+import type { Delivery, DeliveryHandler, SubscribeOptions } from '../../src/transport/transport.js';
 import { sqlite } from '../../src/adapters/sqlite/index.js';
 import { createObservability, SPAN_STATE_KEY } from '../../src/observability/index.js';
 import { LineSink } from './helpers.js';
@@ -26,12 +27,35 @@ function setup(exporter: InMemorySpanExporter, sink?: LineSink) {
 
 const byName = (spans: ReadableSpan[], name: string): ReadableSpan[] => spans.filter((s) => s.name === name);
 
-const transports: [string, () => Transport][] = [
-  ['memory', () => new MemoryTransport()],
-  ['sqlite', () => sqlite({ path: join(dir, `${unique('t')}.db`), pollIntervalMs: 10 })],
+/**
+ * A memory transport whose nacks report back late: the redelivery comes due and runs before the nack's
+ * promise settles, as on SQLite when one group commit applies the nack and fetches the retry.
+ */
+function lateNackTransport(): Transport {
+  const inner = new MemoryTransport();
+  return Object.assign(Object.create(inner) as Transport, {
+    subscribe: (topic: string, options: SubscribeOptions, onDelivery: DeliveryHandler) =>
+      inner.subscribe(topic, options, (d) =>
+        onDelivery(
+          Object.assign(Object.create(d) as Delivery, {
+            nack: async (o?: { delayMs?: number }) => {
+              await d.nack(o);
+              await new Promise((resolve) => setTimeout(resolve, 50));
+            },
+          }),
+        ),
+      ),
+  });
+}
+
+/** Label, factory, and the transport's own name (the messaging system in spans and logs). */
+const transports: [string, () => Transport, string][] = [
+  ['memory', () => new MemoryTransport(), 'memory'],
+  ['memory, nacks reported late', lateNackTransport, 'memory'],
+  ['sqlite', () => sqlite({ path: join(dir, `${unique('t')}.db`), pollIntervalMs: 10 }), 'sqlite'],
 ];
 
-for (const [name, makeTransport] of transports) {
+for (const [name, makeTransport, system] of transports) {
   describe(`tracing across the ${name} transport`, () => {
     test('producer → consumer: child of the send span, linked to it, handler runs inside it', async () => {
       const exporter = new InMemorySpanExporter();
@@ -91,7 +115,7 @@ for (const [name, makeTransport] of transports) {
           op: send.attributes['messaging.operation.type'],
           id: send.attributes['messaging.message.id'],
         },
-        { system: name, dest: 'orders.events', op: 'send', id: sent.id },
+        { system, dest: 'orders.events', op: 'send', id: sent.id },
       );
       assert.equal(proc.attributes['messaging.operation.type'], 'process');
       assert.equal(proc.attributes['messaging.consumer.group.name'], group);
