@@ -1,7 +1,7 @@
 import { jsonCodec } from '../core/codec/json.js';
+import { encodeMessage } from '../core/codec/wire.js';
 import { ConfigError } from '../core/errors.js';
 import { assertEventType, type EventEnvelope } from '../core/event.js';
-import { Headers } from '../core/headers.js';
 import { uuidv7 } from '../core/ids.js';
 import type { Message } from '../transport/transport.js';
 
@@ -33,8 +33,8 @@ export interface OutboxRecord {
 }
 
 /**
- * Builds the envelope and message of an outbox event the way `herald.publish` does (JSON codec,
- * the same headers), so consumers cannot tell an outbox event from a direct one.
+ * Builds the envelope and message of an outbox event as `herald.publish` does with
+ * `wire: 'structured'` (JSON codec, the same headers): consumers handle it like a direct event.
  */
 export function outboxRecord(source: string, event: OutboxEvent): OutboxRecord {
   if (typeof event !== 'object' || event === null) throw new ConfigError('event', 'must be an object');
@@ -55,19 +55,8 @@ export function outboxRecord(source: string, event: OutboxEvent): OutboxRecord {
   e.metadata = { ...event.metadata };
   if (event.correlationId !== undefined) e.correlationId = event.correlationId;
   if (event.causationId !== undefined) e.causationId = event.causationId;
-  const envelope = e as EventEnvelope;
-  const headers: Record<string, string> = {
-    [Headers.contentType]: jsonCodec.contentType,
-    [Headers.eventType]: envelope.type,
-    [Headers.eventVersion]: envelope.version,
-    [Headers.source]: envelope.source,
-  };
-  if (envelope.tenantId !== undefined) headers[Headers.tenantId] = envelope.tenantId;
-  if (envelope.correlationId !== undefined) headers[Headers.correlationId] = envelope.correlationId;
-  const body = jsonCodec.encode(envelope);
-  const message: Message =
-    envelope.aggregateId === undefined
-      ? { id: envelope.id, headers, body }
-      : { id: envelope.id, key: envelope.aggregateId, headers, body };
+  // Structured layout (ADR 0010): every consumer version reads it, so rows written before an
+  // upgrade of the consumers stay readable whatever the relay's version.
+  const message: Message = encodeMessage(e as EventEnvelope, jsonCodec, 'structured');
   return { topic: event.topic, message };
 }
