@@ -33,6 +33,8 @@ const DUE_HEADER = 'Herald-Deliver-At';
 const STATE_HEADER = 'Herald-Sched';
 /** Pulled per request: the scheduler only nak()s or moves, so it never holds many at once. */
 const BATCH = 64;
+/** AckWait of the shared scheduler consumer (see where it is created). */
+const SCHEDULER_ACK_WAIT_MS = 1_000;
 
 type State = 'moving' | 'cancelled';
 
@@ -128,7 +130,10 @@ export class Scheduler {
           durable_name: durable,
           ack_policy: AckPolicy.Explicit,
           deliver_policy: DeliverPolicy.All,
-          ack_wait: this.ctx.options.ackWaitMs * 1_000_000,
+          // The scheduler holds a delivery only for a nak() or a claim, milliseconds. A short AckWait
+          // bounds how late a message comes when it was pulled by a scheduler closing at that moment
+          // (a stopped pull drops what it had buffered): 1 s, not the members' lease of 30 s.
+          ack_wait: Math.min(this.ctx.options.ackWaitMs, SCHEDULER_ACK_WAIT_MS) * 1_000_000,
           // A message waits for its due time by being nak()ed: never give up on one, and never
           // let thousands of waiting messages stall the consumer.
           max_deliver: -1,
@@ -202,6 +207,7 @@ export class Scheduler {
         await this.move(s, claimed);
         return;
       }
+      msg.working(); // a move can outlast the short AckWait; the claim makes a repeat harmless anyway
       await this.move(s, msg.seq); // a claimant crashed mid-move: finish it
       msg.ack();
     } catch (err) {
