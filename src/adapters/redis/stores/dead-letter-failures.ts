@@ -3,6 +3,7 @@ import type { DeadLetterEntry, DeadLetterFilter, FailureCounts } from '../../../
 import { errorFingerprint } from '../../../store/dead-letter-fingerprint.js';
 import { SUMMARY_MESSAGE_MAX, stackTop } from '../../../store/dead-letter-summary.js';
 import type { RedisClient } from '../connection.js';
+import { reconcileDerived } from './dead-letter-backfill.js';
 
 /*
  * Failure counts kept at write time (ADR 0973). Every entry belongs to one *dimension*: its
@@ -120,8 +121,6 @@ export function dimensionOf(entry: DeadLetterEntry): { id: string; descriptor: s
     fingerprint: fp,
   };
 }
-
-const BACKFILL_BATCH = 1000;
 
 export interface FailureKeys {
   readonly entries: string;
@@ -273,45 +272,19 @@ export class RedisFailureCounts {
     return this.reconciling;
   }
 
-  /**
-   * Indexes unindexed entries, `BACKFILL_BATCH` per script call so Redis is never blocked for long,
-   * walking the listing index; then, if ids are still indexed whose entry is gone (removed by a
-   * Herald without counts), drops them.
-   */
-  private async backfill(): Promise<void> {
-    let min = '-';
-    for (;;) {
-      const members = await this.client.zrangebylex(this.keys.index, min, '+', 'LIMIT', 0, BACKFILL_BATCH);
-      if (members.length === 0) break;
-      const ids = members.map((m) => m.slice(m.indexOf('\u0000') + 1));
-      const mapped = await this.client.hmget(this.keys.dims, ...ids);
-      const missing = ids.filter((_, i) => mapped[i] === null);
-      if (missing.length > 0) {
-        const values = await this.client.hmget(this.keys.entries, ...missing);
-        const args: (string | number)[] = [];
-        values.forEach((json, i) => {
-          if (json === null) return;
-          const e = JSON.parse(json) as DeadLetterEntry;
-          const dim = dimensionOf(e);
-          args.push(missing[i]!, dim.id, dim.descriptor, e.deadLetteredAt);
-        });
-        if (args.length > 0) await this.indexScript(...this.scriptKeys(), this.keys.dimPrefix, ...args);
-      }
-      if (members.length < BACKFILL_BATCH) break;
-      min = `(${members[members.length - 1]!}`;
-    }
-    const [entries, indexed] = await Promise.all([
-      this.client.hlen(this.keys.entries),
-      this.client.hlen(this.keys.dims),
-    ]);
-    if (indexed <= entries) return;
-    let cursor = '0';
-    do {
-      const [next, flat] = await this.client.hscan(this.keys.dims, cursor, 'COUNT', BACKFILL_BATCH);
-      cursor = next;
-      const ids = flat.filter((_, i) => i % 2 === 0);
-      if (ids.length > 0) await this.orphansScript(...this.scriptKeys(), this.keys.dimPrefix, ...ids);
-    } while (cursor !== '0');
+  /** Indexes entries written without counts and drops ids whose entry is gone (see `reconcileDerived`). */
+  private backfill(): Promise<void> {
+    return reconcileDerived({
+      client: this.client,
+      keys: this.keys,
+      derived: this.keys.dims,
+      argsFor: (id, e, args) => {
+        const dim = dimensionOf(e);
+        args.push(id, dim.id, dim.descriptor, e.deadLetteredAt);
+      },
+      index: (args) => this.indexScript(...this.scriptKeys(), this.keys.dimPrefix, ...args),
+      dropOrphans: (ids) => this.orphansScript(...this.scriptKeys(), this.keys.dimPrefix, ...ids),
+    });
   }
 
   private scriptKeys(): [string, string, string] {

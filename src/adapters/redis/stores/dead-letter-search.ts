@@ -3,6 +3,7 @@ import { errorFingerprint } from '../../../store/dead-letter-fingerprint.js';
 import type { DeadLetterEntry, DeadLetterKey, DeadLetterSearch } from '../../../store/dead-letter-store.js';
 import { SUMMARY_MESSAGE_MAX } from '../../../store/dead-letter-summary.js';
 import type { RedisClient } from '../connection.js';
+import { reconcileDerived } from './dead-letter-backfill.js';
 import type { Descriptor } from './dead-letter-failures.js';
 
 /*
@@ -193,7 +194,6 @@ type Script = (...args: (string | number)[]) => Promise<unknown>;
 
 /** Entries a match script walks per call: a few milliseconds of Redis time, so it is never blocked long. */
 const WALK = 2_000;
-const BACKFILL_BATCH = 1_000;
 
 export interface SearchKeys {
   readonly entries: string;
@@ -343,37 +343,15 @@ export class RedisDeadLetterSearch {
     await this.reconciling;
   }
 
-  private async backfill(): Promise<void> {
-    let min = '-';
-    for (;;) {
-      const members = await this.client.zrangebylex(this.keys.index, min, '+', 'LIMIT', 0, BACKFILL_BATCH);
-      if (members.length === 0) break;
-      const ids = members.map((m) => m.slice(m.indexOf('\u0000') + 1));
-      const have = await this.client.hmget(this.keys.records, ...ids);
-      const missing = ids.filter((_, i) => have[i] === null);
-      if (missing.length > 0) {
-        const values = await this.client.hmget(this.keys.entries, ...missing);
-        const args: string[] = [];
-        values.forEach((json, i) => {
-          if (json !== null) args.push(missing[i]!, searchRecord(JSON.parse(json) as DeadLetterEntry));
-        });
-        if (args.length > 0) await this.indexScript(...this.recordKeys(), ...args);
-      }
-      if (members.length < BACKFILL_BATCH) break;
-      min = `(${members[members.length - 1]!}`;
-    }
-    const [entries, records] = await Promise.all([
-      this.client.hlen(this.keys.entries),
-      this.client.hlen(this.keys.records),
-    ]);
-    if (records <= entries) return;
-    let cursor = '0';
-    do {
-      const [next, flat] = await this.client.hscan(this.keys.records, cursor, 'COUNT', BACKFILL_BATCH);
-      cursor = next;
-      const ids = flat.filter((_, i) => i % 2 === 0);
-      if (ids.length > 0) await this.orphansScript(...this.recordKeys(), ...ids);
-    } while (cursor !== '0');
+  private backfill(): Promise<void> {
+    return reconcileDerived({
+      client: this.client,
+      keys: this.keys,
+      derived: this.keys.records,
+      argsFor: (id, e, args) => void args.push(id, searchRecord(e)),
+      index: (args) => this.indexScript(...this.recordKeys(), ...args),
+      dropOrphans: (ids) => this.orphansScript(...this.recordKeys(), ...ids),
+    });
   }
 }
 
