@@ -177,19 +177,40 @@ end
 local read = 0
 if room > 0 and readNew then
   local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', room, 'STREAMS', s, '>')
-  if r and r[1] then
+  local entries = r and r[1] and r[1][2] or {}
+  read = #entries
+  if not keyed then
+    for _, e in ipairs(entries) do emit(e[1], 1, e[2]) end
+  elseif read > 0 then
+    -- The holders of the batch's keys in one HMGET and the keys it takes in one HSET: per message
+    -- only Lua table work, not two commands (a command from Lua costs as much as a dozen table steps).
+    local ekeys, ks, seen = {}, {}, {}
+    for j, e in ipairs(entries) do
+      local k = keyOf(e[2])
+      ekeys[j] = k
+      if k and not seen[k] then
+        seen[k] = true
+        ks[#ks + 1] = k
+      end
+    end
+    local holderOf = {}
+    if #ks > 0 then
+      local h = redis.call('HMGET', lk, unpack(ks))
+      for j, k in ipairs(ks) do holderOf[k] = h[j] end
+    end
     -- key -> whether this consumer may keep the key's later entries as followers
     local follows = {}
-    for _, e in ipairs(r[1][2]) do
-      read = read + 1
-      local id = e[1]
-      local k = nil
-      if keyed then k = keyOf(e[2]) end
+    local locks, fws = {}, {}
+    local anyHeld = redis.call('EXISTS', hd) == 1
+    for j, e in ipairs(entries) do
+      local id, k = e[1], ekeys[j]
       local holder = nil
-      if k then holder = redis.call('HGET', lk, k) end
+      if k then holder = holderOf[k] end
       if not holder then
         if k then
-          redis.call('HSET', lk, k, id)
+          holderOf[k] = id
+          locks[#locks + 1] = k
+          locks[#locks + 1] = id
           follows[k] = true
         end
         emit(id, 1, e[2])
@@ -198,19 +219,25 @@ if room > 0 and readNew then
         if own == nil then
           own = false
           if redis.call('XPENDING', s, group, holder, holder, 1, consumer)[1] then
-            local lo, hi = keyRange(heldPrefix(k))
-            own = not redis.call('ZRANGEBYLEX', hd, lo, hi, 'LIMIT', 0, 1)[1]
+            own = true
+            if anyHeld then
+              local lo, hi = keyRange(heldPrefix(k))
+              own = not redis.call('ZRANGEBYLEX', hd, lo, hi, 'LIMIT', 0, 1)[1]
+            end
           end
           follows[k] = own
         end
         if own then
-          redis.call('ZADD', fw, 0, heldPrefix(k) .. pad(id))
+          fws[#fws + 1] = 0
+          fws[#fws + 1] = heldPrefix(k) .. pad(id)
           emit(id, 1, e[2], 1)
         else
           park(id, k)
         end
       end
     end
+    if #locks > 0 then redis.call('HSET', lk, unpack(locks)) end
+    if #fws > 0 then redis.call('ZADD', fw, unpack(fws)) end
   end
 end
 
@@ -251,35 +278,92 @@ local group, consumer = ARGV[1], ARGV[2]
 local now = nil
 local woke = false
 local results = {}
+-- Passes key on from its holder id (just acknowledged): to its oldest follower (returned, the
+-- consumer holding it hands it out), else to its oldest held message (made ready), else frees it.
+-- free collects freed keys when given (one HDEL for all), else the key is freed here.
+local function passOn(key, id, checkFw, checkHd, free)
+  if checkFw or checkHd then
+    local prefix = heldPrefix(key)
+    local lo, hi = keyRange(prefix)
+    if checkFw then
+      local f = redis.call('ZRANGEBYLEX', fw, lo, hi, 'LIMIT', 0, 1)
+      if f[1] then
+        redis.call('ZREM', fw, f[1])
+        local nid = unpad(string.sub(f[1], #prefix + 1))
+        redis.call('HSET', lk, key, nid)
+        return nid
+      end
+    end
+    if checkHd then
+      local nxt = redis.call('ZRANGEBYLEX', hd, lo, hi, 'LIMIT', 0, 1)
+      if nxt[1] then
+        redis.call('ZREM', hd, nxt[1])
+        local nid = unpad(string.sub(nxt[1], #prefix + 1))
+        redis.call('HSET', lk, key, nid)
+        redis.call('RPUSH', rd, nid)
+        woke = true
+        return 1
+      end
+    end
+  end
+  if free then free[#free + 1] = key else redis.call('HDEL', lk, key) end
+  return 1
+end
+
+-- Common case: only acks, no key twice. The acks are independent of each other then, so they run
+-- as one XACK, one HMGET of the holders and one HDEL of the freed keys, and the follower and held
+-- sets are searched only when they are not empty.
+local acksOnly = true
+local seen = {}
+for i = 3, #ARGV, 4 do
+  local key = ARGV[i + 2]
+  if ARGV[i] ~= 'a' or (key ~= '' and seen[key]) then
+    acksOnly = false
+    break
+  end
+  if key ~= '' then seen[key] = true end
+end
+if acksOnly and #ARGV > 2 then
+  local ids, ks, kidx = {}, {}, {}
+  for i = 3, #ARGV, 4 do
+    ids[#ids + 1] = ARGV[i + 1]
+    results[#results + 1] = 1
+    if ARGV[i + 2] ~= '' then
+      ks[#ks + 1] = ARGV[i + 2]
+      kidx[#kidx + 1] = #ids
+    end
+  end
+  local acked = redis.call('XACK', s, group, unpack(ids))
+  if #ks > 0 then
+    local holders = redis.call('HMGET', lk, unpack(ks))
+    local checkFw = redis.call('EXISTS', fw) == 1
+    local checkHd = redis.call('EXISTS', hd) == 1
+    local free = {}
+    for j, key in ipairs(ks) do
+      local id = ids[kidx[j]]
+      if holders[j] == id then
+        -- Some ids were not pending: one parked (nacked or released by a member that reclaimed it,
+        -- so waiting in ready or delayed) keeps its key; the late ack of its former lease is void.
+        if acked < #ids and redis.call('ZSCORE', pk, pad(id)) then
+          results[kidx[j]] = 0
+        else
+          results[kidx[j]] = passOn(key, id, checkFw, checkHd, free)
+        end
+      end
+    end
+    if #free > 0 then redis.call('HDEL', lk, unpack(free)) end
+  end
+  if woke then redis.call('XADD', wk, 'MAXLEN', 1, '*', 'w', 1) end
+  return results
+end
+
 for i = 3, #ARGV, 4 do
   local op, id, key, delay = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   local done = 0
   if op == 'a' then
     done = redis.call('XACK', s, group, id)
     if done == 1 and key ~= '' and redis.call('HGET', lk, key) == id then
-      local prefix = heldPrefix(key)
-      local lo, hi = keyRange(prefix)
-      local f = redis.call('ZRANGEBYLEX', fw, lo, hi, 'LIMIT', 0, 1)
-      local nxt = {}
-      if f[1] then
-        redis.call('ZREM', fw, f[1])
-        local nid = unpad(string.sub(f[1], #prefix + 1))
-        redis.call('HSET', lk, key, nid)
-        done = nid
-      else
-        nxt = redis.call('ZRANGEBYLEX', hd, lo, hi, 'LIMIT', 0, 1)
-      end
-      if done ~= 1 then
-        -- passed to a follower above
-      elseif nxt[1] then
-        redis.call('ZREM', hd, nxt[1])
-        local nid = unpad(string.sub(nxt[1], #prefix + 1))
-        redis.call('HSET', lk, key, nid)
-        redis.call('RPUSH', rd, nid)
-        woke = true
-      else
-        redis.call('HDEL', lk, key)
-      end
+      done = passOn(key, id, true, true, nil)
     end
   else
     local p = redis.call('XPENDING', s, group, id, id, 1, consumer)
