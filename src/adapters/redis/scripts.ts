@@ -90,14 +90,162 @@ end
 `;
 
 /**
+ * The settle steps, shared by the settle script and the fetch script (which settles what a consumer
+ * queued before it fetches, in the same call). Needs the locals s dl rd lk hd pk at wk fw group
+ * consumer. `settleOps(first)` runs the operations in ARGV from index `first`, four items each:
+ * op(a|n|r) id key delayMs. `a` acknowledges (by anyone: the work is done) and passes the key on to
+ * its oldest follower, else to its next held message; `n` (nack) and `r` (release) act only while the
+ * consumer still holds the lease, so a late settle of a reclaimed message cannot disturb its new
+ * owner, and move the key's followers to the held set. Returns per operation 0/1, or for an ack that
+ * passed the key to a follower, that follower's id (the consumer holding it hands it out now).
+ */
+const SETTLE_OPS = `
+local woke = false
+-- Passes key on from its holder id (just acknowledged): to its oldest follower (returned, the
+-- consumer holding it hands it out), else to its oldest held message (made ready), else frees it.
+-- free collects freed keys when given (one HDEL for all), else the key is freed here.
+local function passOn(key, id, checkFw, checkHd, free)
+  if checkFw or checkHd then
+    local prefix = heldPrefix(key)
+    local lo, hi = keyRange(prefix)
+    if checkFw then
+      local f = redis.call('ZRANGEBYLEX', fw, lo, hi, 'LIMIT', 0, 1)
+      if f[1] then
+        redis.call('ZREM', fw, f[1])
+        local nid = unpad(string.sub(f[1], #prefix + 1))
+        redis.call('HSET', lk, key, nid)
+        return nid
+      end
+    end
+    if checkHd then
+      local nxt = redis.call('ZRANGEBYLEX', hd, lo, hi, 'LIMIT', 0, 1)
+      if nxt[1] then
+        redis.call('ZREM', hd, nxt[1])
+        local nid = unpad(string.sub(nxt[1], #prefix + 1))
+        redis.call('HSET', lk, key, nid)
+        redis.call('RPUSH', rd, nid)
+        woke = true
+        return 1
+      end
+    end
+  end
+  if free then free[#free + 1] = key else redis.call('HDEL', lk, key) end
+  return 1
+end
+
+-- Common case: only acks, no key twice. The acks are independent of each other then, so they run
+-- as one XACK, one HMGET of the holders and one HDEL of the freed keys, and the follower and held
+-- sets are searched only when they are not empty.
+local function settleAcks(first, results)
+  local ids, ks, kidx = {}, {}, {}
+  for i = first, #ARGV, 4 do
+    ids[#ids + 1] = ARGV[i + 1]
+    results[#results + 1] = 1
+    if ARGV[i + 2] ~= '' then
+      ks[#ks + 1] = ARGV[i + 2]
+      kidx[#kidx + 1] = #ids
+    end
+  end
+  local acked = redis.call('XACK', s, group, unpack(ids))
+  if #ks == 0 then return end
+  local holders = redis.call('HMGET', lk, unpack(ks))
+  local checkFw = redis.call('EXISTS', fw) == 1
+  local checkHd = redis.call('EXISTS', hd) == 1
+  local free = {}
+  for j, key in ipairs(ks) do
+    local id = ids[kidx[j]]
+    if holders[j] == id then
+      -- Some ids were not pending: one parked (nacked or released by a member that reclaimed it,
+      -- so waiting in ready or delayed) keeps its key; the late ack of its former lease is void.
+      if acked < #ids and redis.call('ZSCORE', pk, pad(id)) then
+        results[kidx[j]] = 0
+      else
+        results[kidx[j]] = passOn(key, id, checkFw, checkHd, free)
+      end
+    end
+  end
+  if #free > 0 then redis.call('HDEL', lk, unpack(free)) end
+end
+
+local function settleOps(first)
+  local results = {}
+  if #ARGV < first then return results end
+  woke = false
+  local acksOnly = true
+  local seen = {}
+  for i = first, #ARGV, 4 do
+    local key = ARGV[i + 2]
+    if ARGV[i] ~= 'a' or (key ~= '' and seen[key]) then
+      acksOnly = false
+      break
+    end
+    if key ~= '' then seen[key] = true end
+  end
+  if acksOnly then
+    settleAcks(first, results)
+  else
+    local now = nil
+    for i = first, #ARGV, 4 do
+      local op, id, key, delay = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+      local done = 0
+      if op == 'a' then
+        done = redis.call('XACK', s, group, id)
+        if done == 1 and key ~= '' and redis.call('HGET', lk, key) == id then
+          done = passOn(key, id, true, true, nil)
+        end
+      else
+        local p = redis.call('XPENDING', s, group, id, id, 1, consumer)
+        if p[1] then
+          local attempts = p[1][4]
+          redis.call('XACK', s, group, id)
+          if key ~= '' and redis.call('HGET', lk, key) == id then parkFollowers(s, group, fw, hd, pk, key) end
+          if op == 'r' then attempts = attempts - 1 end
+          if attempts > 0 then redis.call('HSET', at, id, attempts) else redis.call('HDEL', at, id) end
+          redis.call('ZADD', pk, 0, pad(id))
+          if op == 'n' and delay > 0 then
+            if not now then now = nowMs() end
+            redis.call('ZADD', dl, now + delay, id)
+          elseif op == 'n' then
+            redis.call('RPUSH', rd, id)
+            woke = true
+          else
+            redis.call('LPUSH', rd, id)
+            woke = true
+          end
+          done = 1
+        end
+      end
+      results[#results + 1] = done
+    end
+  end
+  if woke then redis.call('XADD', wk, 'MAXLEN', 1, '*', 'w', 1) end
+  return results
+end
+`;
+
+/**
+ * Settles a batch of deliveries (see SETTLE_OPS). KEYS: stream delayed ready locks held parked
+ * attempts wake followers. ARGV: group consumer, then per operation: op(a|n|r) id key delayMs.
+ */
+export const SETTLE = `${HELPERS}
+local s, dl, rd, lk, hd, pk, at, wk = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local fw = KEYS[9]
+local group, consumer = ARGV[1], ARGV[2]
+${SETTLE_OPS}
+return settleOps(3)
+`;
+
+/**
  * Hands out up to `room` messages to one consumer: reclaimed leases first, then due retries and
  * other ready messages, then new entries (holding back those whose key is taken). Due scheduled
  * messages of the topic enter the stream first, so they are new entries like any other.
  * KEYS: stream delayed ready locks held parked attempts wake followers scheduled scheduledBodies
- * topicWake. ARGV: group consumer room keyed(1|0) claimIdleMs(-1 = no reclaim) cursor readNew(1|0).
+ * topicWake. ARGV: group consumer room keyed(1|0) claimIdleMs(-1 = no reclaim) cursor readNew(1|0),
+ * then settle operations as in the settle script (four items each), run first: a consumer's settles
+ * and its next fetch so cost one script call and one round trip.
  * Returns { cursor, lastStreamId, lastWakeId, lastTopicWakeId, msUntilDue(-1 none), newEntriesRead,
- * {id, attempt, fields, follower(0|1)}... }; msUntilDue covers retries and scheduled messages. A
- * follower waits in the consumer for its key's holder to be acknowledged.
+ * {id, attempt, fields, follower(0|1)}..., settle results }; msUntilDue covers retries and scheduled
+ * messages. A follower waits in the consumer for its key's holder to be acknowledged.
  */
 export const FETCH = `${HELPERS}${MOVE_DUE}
 local s, dl, rd, lk, hd, pk, at, wk = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -108,6 +256,8 @@ local keyed = ARGV[4] == '1'
 local claimIdle = tonumber(ARGV[5])
 local cursor = ARGV[6]
 local readNew = ARGV[7] ~= '0'
+${SETTLE_OPS}
+local settled = settleOps(8)
 local now = nowMs()
 local out = {}
 local delivered = 0
@@ -260,137 +410,7 @@ if delivered == 0 and read == 0 then
     end
   end
 end
-return { cursor, lastS, lastW, lastT, untilDue, read, out }
-`;
-
-/**
- * Settles a batch of deliveries. ARGV: group consumer, then per operation: op(a|n|r) id key delayMs.
- * `a` acknowledges (by anyone: the work is done) and passes the key on to its oldest follower, else
- * to its next held message; `n` (nack) and `r` (release) act only while the consumer still holds the
- * lease, so a late settle of a reclaimed message cannot disturb its new owner, and move the key's
- * followers to the held set. Returns per operation 0/1, or for an ack that passed the key to a
- * follower, that follower's id (the consumer holding it hands it out now).
- */
-export const SETTLE = `${HELPERS}
-local s, dl, rd, lk, hd, pk, at, wk = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local fw = KEYS[9]
-local group, consumer = ARGV[1], ARGV[2]
-local now = nil
-local woke = false
-local results = {}
--- Passes key on from its holder id (just acknowledged): to its oldest follower (returned, the
--- consumer holding it hands it out), else to its oldest held message (made ready), else frees it.
--- free collects freed keys when given (one HDEL for all), else the key is freed here.
-local function passOn(key, id, checkFw, checkHd, free)
-  if checkFw or checkHd then
-    local prefix = heldPrefix(key)
-    local lo, hi = keyRange(prefix)
-    if checkFw then
-      local f = redis.call('ZRANGEBYLEX', fw, lo, hi, 'LIMIT', 0, 1)
-      if f[1] then
-        redis.call('ZREM', fw, f[1])
-        local nid = unpad(string.sub(f[1], #prefix + 1))
-        redis.call('HSET', lk, key, nid)
-        return nid
-      end
-    end
-    if checkHd then
-      local nxt = redis.call('ZRANGEBYLEX', hd, lo, hi, 'LIMIT', 0, 1)
-      if nxt[1] then
-        redis.call('ZREM', hd, nxt[1])
-        local nid = unpad(string.sub(nxt[1], #prefix + 1))
-        redis.call('HSET', lk, key, nid)
-        redis.call('RPUSH', rd, nid)
-        woke = true
-        return 1
-      end
-    end
-  end
-  if free then free[#free + 1] = key else redis.call('HDEL', lk, key) end
-  return 1
-end
-
--- Common case: only acks, no key twice. The acks are independent of each other then, so they run
--- as one XACK, one HMGET of the holders and one HDEL of the freed keys, and the follower and held
--- sets are searched only when they are not empty.
-local acksOnly = true
-local seen = {}
-for i = 3, #ARGV, 4 do
-  local key = ARGV[i + 2]
-  if ARGV[i] ~= 'a' or (key ~= '' and seen[key]) then
-    acksOnly = false
-    break
-  end
-  if key ~= '' then seen[key] = true end
-end
-if acksOnly and #ARGV > 2 then
-  local ids, ks, kidx = {}, {}, {}
-  for i = 3, #ARGV, 4 do
-    ids[#ids + 1] = ARGV[i + 1]
-    results[#results + 1] = 1
-    if ARGV[i + 2] ~= '' then
-      ks[#ks + 1] = ARGV[i + 2]
-      kidx[#kidx + 1] = #ids
-    end
-  end
-  local acked = redis.call('XACK', s, group, unpack(ids))
-  if #ks > 0 then
-    local holders = redis.call('HMGET', lk, unpack(ks))
-    local checkFw = redis.call('EXISTS', fw) == 1
-    local checkHd = redis.call('EXISTS', hd) == 1
-    local free = {}
-    for j, key in ipairs(ks) do
-      local id = ids[kidx[j]]
-      if holders[j] == id then
-        -- Some ids were not pending: one parked (nacked or released by a member that reclaimed it,
-        -- so waiting in ready or delayed) keeps its key; the late ack of its former lease is void.
-        if acked < #ids and redis.call('ZSCORE', pk, pad(id)) then
-          results[kidx[j]] = 0
-        else
-          results[kidx[j]] = passOn(key, id, checkFw, checkHd, free)
-        end
-      end
-    end
-    if #free > 0 then redis.call('HDEL', lk, unpack(free)) end
-  end
-  if woke then redis.call('XADD', wk, 'MAXLEN', 1, '*', 'w', 1) end
-  return results
-end
-
-for i = 3, #ARGV, 4 do
-  local op, id, key, delay = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
-  local done = 0
-  if op == 'a' then
-    done = redis.call('XACK', s, group, id)
-    if done == 1 and key ~= '' and redis.call('HGET', lk, key) == id then
-      done = passOn(key, id, true, true, nil)
-    end
-  else
-    local p = redis.call('XPENDING', s, group, id, id, 1, consumer)
-    if p[1] then
-      local attempts = p[1][4]
-      redis.call('XACK', s, group, id)
-      if key ~= '' and redis.call('HGET', lk, key) == id then parkFollowers(s, group, fw, hd, pk, key) end
-      if op == 'r' then attempts = attempts - 1 end
-      if attempts > 0 then redis.call('HSET', at, id, attempts) else redis.call('HDEL', at, id) end
-      redis.call('ZADD', pk, 0, pad(id))
-      if op == 'n' and delay > 0 then
-        if not now then now = nowMs() end
-        redis.call('ZADD', dl, now + delay, id)
-      elseif op == 'n' then
-        redis.call('RPUSH', rd, id)
-        woke = true
-      else
-        redis.call('LPUSH', rd, id)
-        woke = true
-      end
-      done = 1
-    end
-  end
-  results[#results + 1] = done
-end
-if woke then redis.call('XADD', wk, 'MAXLEN', 1, '*', 'w', 1) end
-return results
+return { cursor, lastS, lastW, lastT, untilDue, read, out, settled }
 `;
 
 /**
