@@ -103,17 +103,24 @@ const SETTLE_OPS = `
 local woke = false
 -- Passes key on from its holder id (just acknowledged): to its oldest follower (returned, the
 -- consumer holding it hands it out), else to its oldest held message (made ready), else frees it.
--- free collects freed keys when given (one HDEL for all), else the key is freed here.
-local function passOn(key, id, checkFw, checkHd, free)
+-- With batch (a batch of acks of distinct keys), the writes that touch only this key are collected
+-- there (one ZREM, HSET and HDEL for the whole batch); without it they run here.
+local function passOn(key, id, checkFw, checkHd, batch)
   if checkFw or checkHd then
     local prefix = heldPrefix(key)
     local lo, hi = keyRange(prefix)
     if checkFw then
       local f = redis.call('ZRANGEBYLEX', fw, lo, hi, 'LIMIT', 0, 1)
       if f[1] then
-        redis.call('ZREM', fw, f[1])
         local nid = unpad(string.sub(f[1], #prefix + 1))
-        redis.call('HSET', lk, key, nid)
+        if batch then
+          batch.fwRem[#batch.fwRem + 1] = f[1]
+          batch.lkSet[#batch.lkSet + 1] = key
+          batch.lkSet[#batch.lkSet + 1] = nid
+        else
+          redis.call('ZREM', fw, f[1])
+          redis.call('HSET', lk, key, nid)
+        end
         return nid
       end
     end
@@ -129,7 +136,7 @@ local function passOn(key, id, checkFw, checkHd, free)
       end
     end
   end
-  if free then free[#free + 1] = key else redis.call('HDEL', lk, key) end
+  if batch then batch.free[#batch.free + 1] = key else redis.call('HDEL', lk, key) end
   return 1
 end
 
@@ -151,7 +158,7 @@ local function settleAcks(first, results)
   local holders = redis.call('HMGET', lk, unpack(ks))
   local checkFw = redis.call('EXISTS', fw) == 1
   local checkHd = redis.call('EXISTS', hd) == 1
-  local free = {}
+  local batch = { free = {}, fwRem = {}, lkSet = {} }
   for j, key in ipairs(ks) do
     local id = ids[kidx[j]]
     if holders[j] == id then
@@ -160,11 +167,13 @@ local function settleAcks(first, results)
       if acked < #ids and redis.call('ZSCORE', pk, pad(id)) then
         results[kidx[j]] = 0
       else
-        results[kidx[j]] = passOn(key, id, checkFw, checkHd, free)
+        results[kidx[j]] = passOn(key, id, checkFw, checkHd, batch)
       end
     end
   end
-  if #free > 0 then redis.call('HDEL', lk, unpack(free)) end
+  if #batch.fwRem > 0 then redis.call('ZREM', fw, unpack(batch.fwRem)) end
+  if #batch.lkSet > 0 then redis.call('HSET', lk, unpack(batch.lkSet)) end
+  if #batch.free > 0 then redis.call('HDEL', lk, unpack(batch.free)) end
 end
 
 local function settleOps(first)
@@ -350,6 +359,8 @@ if room > 0 and readNew then
     end
     -- key -> whether this consumer may keep the key's later entries as followers
     local follows = {}
+    -- key -> its held/follower member prefix, built once per call (string.format is not cheap)
+    local prefixOf = {}
     local locks, fws = {}, {}
     local anyHeld = redis.call('EXISTS', hd) == 1
     for j, e in ipairs(entries) do
@@ -371,7 +382,8 @@ if room > 0 and readNew then
           if redis.call('XPENDING', s, group, holder, holder, 1, consumer)[1] then
             own = true
             if anyHeld then
-              local lo, hi = keyRange(heldPrefix(k))
+              prefixOf[k] = heldPrefix(k)
+              local lo, hi = keyRange(prefixOf[k])
               own = not redis.call('ZRANGEBYLEX', hd, lo, hi, 'LIMIT', 0, 1)[1]
             end
           end
@@ -379,7 +391,12 @@ if room > 0 and readNew then
         end
         if own then
           fws[#fws + 1] = 0
-          fws[#fws + 1] = heldPrefix(k) .. pad(id)
+          local prefix = prefixOf[k]
+          if not prefix then
+            prefix = heldPrefix(k)
+            prefixOf[k] = prefix
+          end
+          fws[#fws + 1] = prefix .. pad(id)
           emit(id, 1, e[2], 1)
         else
           park(id, k)
