@@ -453,7 +453,8 @@ export async function run(): Promise<string> {
           runNo++,
         );
         console.log(
-          `${c.label} ${v}: ${fmt((m.handled / m.elapsedMs) * 1000)}/s, server ${m.serverCpuUs.toFixed(2)} µs/msg`,
+          `${c.label} ${v}: ${fmt((m.handled / m.elapsedMs) * 1000)}/s, server ${m.serverCpuUs.toFixed(2)} µs/msg` +
+            (m.p99 !== undefined ? `, p50 ${m.p50!.toFixed(2)} ms p99 ${m.p99.toFixed(2)} ms` : ''),
         );
       }
     admin.disconnect();

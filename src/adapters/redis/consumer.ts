@@ -88,6 +88,8 @@ export class GroupConsumer implements Subscription {
   private queue: PendingSettle[] = [];
   private flushScheduled = false;
   private readonly flushes = new Set<Promise<void>>();
+  /** Settles carried by the fetch call in flight (see takeForFetch). */
+  private carriedFlush: { readonly flush: Promise<void>; readonly done: () => void } | undefined;
   private sending = false;
   private renewTimer: NodeJS.Timeout | undefined;
   private dueTimes: number[] = [];
@@ -258,12 +260,14 @@ export class GroupConsumer implements Subscription {
       let applied!: () => void;
       const fetchSeq = ++this.callSeq;
       this.fetchInFlight = { seq: fetchSeq, applied: new Promise<void>((r) => (applied = r)) };
+      const carried = this.takeForFetch();
       try {
-        result = await this.fetch(Math.min(room, this.ctx.options.batchSize), reclaim, readNew);
+        result = await this.fetch(Math.min(room, this.ctx.options.batchSize), reclaim, readNew, carried);
         backoffMs = 0;
       } catch (err) {
         this.fetchInFlight = undefined;
         applied();
+        if (carried) this.carriedDone(carried, undefined, fetchSeq, err);
         if (!this.active) break;
         if (/NOGROUP/.test(toError(err).message)) {
           // The stream or group vanished (deleted, or a server restarted without persistence).
@@ -276,6 +280,8 @@ export class GroupConsumer implements Subscription {
         await this.pause(backoffMs);
         continue;
       }
+      // The settles ran before this call's fetch steps, so they concern followers of earlier fetches.
+      if (carried) this.carriedDone(carried, result.settled, fetchSeq, undefined);
       if (reclaim) this.afterReclaim(result.cursor);
       for (const d of result.deliveries) if (d.follower) this.addFollower(d, fetchSeq);
       this.fetchInFlight = undefined;
@@ -293,8 +299,13 @@ export class GroupConsumer implements Subscription {
     }
   }
 
-  private async fetch(room: number, reclaim: boolean, readNew: boolean): Promise<FetchResult> {
-    const reply = (await this.ctx.scripts.fetch(this.keys.fetchKeys(), [
+  private async fetch(
+    room: number,
+    reclaim: boolean,
+    readNew: boolean,
+    carried: PendingSettle[] | undefined,
+  ): Promise<FetchResult> {
+    const args: (string | number)[] = [
       this.group,
       this.name,
       room,
@@ -302,8 +313,19 @@ export class GroupConsumer implements Subscription {
       reclaim ? this.ctx.options.claimIdleMs : -1,
       this.cursor,
       readNew ? '1' : '0',
-    ])) as [Buffer, Buffer, Buffer, Buffer, number, number, [Buffer, number, Buffer[], number][]];
-    const [cursor, lastStream, lastWake, lastTopicWake, untilDue, read, entries] = reply;
+    ];
+    if (carried) this.pushOps(args, carried);
+    const reply = (await this.ctx.scripts.fetch(this.keys.fetchKeys(), args)) as [
+      Buffer,
+      Buffer,
+      Buffer,
+      Buffer,
+      number,
+      number,
+      [Buffer, number, Buffer[], number][],
+      (number | Buffer)[] | undefined,
+    ];
+    const [cursor, lastStream, lastWake, lastTopicWake, untilDue, read, entries, settled] = reply;
     const deliveries: RedisDelivery[] = [];
     for (const [idBuf, attempt, fields, follower] of entries) {
       const streamId = idBuf.toString('latin1');
@@ -322,6 +344,7 @@ export class GroupConsumer implements Subscription {
       untilDue,
       read,
       deliveries,
+      settled: (settled ?? []).map((r) => (typeof r === 'number' ? r : r.toString('latin1'))),
     };
   }
 
@@ -528,36 +551,87 @@ export class GroupConsumer implements Subscription {
         );
       } else {
         const args: (string | number)[] = [this.group, this.name];
-        for (const p of batch) {
-          args.push(p.op, p.delivery.streamId, keyed ? (p.delivery.message.key ?? '') : '', p.delayMs);
-        }
+        this.pushOps(args, batch);
         const seq = ++this.callSeq;
         const replies = await this.ctx.scripts.settle(this.keys.all(), args);
         // Redis ran a fetch sent before this call first: its followers must be known here before
         // this reply passes a key to one of them or says they were moved to the held set.
         const fetching = this.fetchInFlight;
         if (fetching && fetching.seq < seq) await fetching.applied;
-        if (keyed) {
-          batch.forEach((p, i) => {
-            const key = p.delivery.message.key;
-            if (key === undefined || !this.followers.has(key)) return;
-            const reply = replies[i];
-            if (typeof reply === 'string') this.promoteFollower(key, reply);
-            else if (!p.delivery.follower) this.dropFollowers(key, seq);
-          });
-        }
+        this.applySettled(batch, replies, seq);
       }
       for (const p of batch) p.resolve();
     } catch (thrown) {
-      const err = toError(thrown);
-      // The messages stay leased to this consumer and are reclaimed after claimIdleMs: not lost.
-      this.ctx.connections.report(err, `settle on ${this.topic}/${this.group}`);
-      // Whether the call ran is unknown: it may have passed a key to a follower. Letting the
-      // followers' leases lapse hands them to the reclaim step, which sorts out either case.
-      for (const p of batch)
-        if (p.delivery.message.key !== undefined) this.dropFollowers(p.delivery.message.key);
-      for (const p of batch) p.reject(err);
+      this.settleFailed(batch, thrown);
     }
+  }
+
+  /** The settle script's arguments for `batch`: op id key delayMs each. */
+  private pushOps(args: (string | number)[], batch: readonly PendingSettle[]): void {
+    const keyed = this.ordering === 'key';
+    for (const p of batch)
+      args.push(p.op, p.delivery.streamId, keyed ? (p.delivery.message.key ?? '') : '', p.delayMs);
+  }
+
+  /** Applies a settle reply: keys passed to followers here, or followers moved to the held set. */
+  private applySettled(batch: readonly PendingSettle[], replies: (number | string)[], seq: number): void {
+    if (this.ordering !== 'key') return;
+    batch.forEach((p, i) => {
+      const key = p.delivery.message.key;
+      if (key === undefined || !this.followers.has(key)) return;
+      const reply = replies[i];
+      if (typeof reply === 'string') this.promoteFollower(key, reply);
+      else if (!p.delivery.follower) this.dropFollowers(key, seq);
+    });
+  }
+
+  private settleFailed(batch: readonly PendingSettle[], thrown: unknown): void {
+    const err = toError(thrown);
+    // The messages stay leased to this consumer and are reclaimed after claimIdleMs: not lost.
+    this.ctx.connections.report(err, `settle on ${this.topic}/${this.group}`);
+    // Whether the call ran is unknown: it may have passed a key to a follower. Letting the
+    // followers' leases lapse hands them to the reclaim step, which sorts out either case.
+    for (const p of batch)
+      if (p.delivery.message.key !== undefined) this.dropFollowers(p.delivery.message.key);
+    for (const p of batch) p.reject(err);
+  }
+
+  /**
+   * With ordering by key, the settles queued when the loop fetches ride in the fetch call (ADR 0307):
+   * one script run and one round trip instead of two. They count as the settle call in flight, so
+   * settles queued meanwhile wait for the fetch reply and leave in the next call, as before.
+   */
+  private takeForFetch(): PendingSettle[] | undefined {
+    if (this.ordering !== 'key' || this.sending || this.released || this.queue.length === 0) return undefined;
+    this.sending = true;
+    const batch = this.queue.splice(0, SETTLE_CHUNK);
+    let done!: () => void;
+    const flush = new Promise<void>((resolve) => (done = resolve));
+    this.carriedFlush = { flush, done };
+    this.flushes.add(flush);
+    return batch;
+  }
+
+  /** The fetch that carried `batch` answered (`replies`) or failed (`err`). */
+  private carriedDone(
+    batch: PendingSettle[],
+    replies: (number | string)[] | undefined,
+    seq: number,
+    err: unknown,
+  ): void {
+    if (replies) {
+      this.applySettled(batch, replies, seq);
+      for (const p of batch) p.resolve();
+    } else this.settleFailed(batch, err);
+    const carried = this.carriedFlush;
+    this.carriedFlush = undefined;
+    this.sending = false;
+    if (carried) {
+      this.flushes.delete(carried.flush);
+      carried.done();
+    }
+    this.flushNow();
+    this.maybeRetire();
   }
 
   private renewLeases(): void {
@@ -642,6 +716,8 @@ interface FetchResult {
   readonly lastStream: string;
   readonly lastWake: string;
   readonly lastTopicWake: string;
+  /** Per settle operation carried by the call: as the settle script returns them. */
+  readonly settled: (number | string)[];
   /** Milliseconds until the earliest retry or scheduled message is due; -1 when there is none. */
   readonly untilDue: number;
   /** New stream entries read (delivered or held back by their key). */

@@ -90,14 +90,171 @@ end
 `;
 
 /**
+ * The settle steps, shared by the settle script and the fetch script (which settles what a consumer
+ * queued before it fetches, in the same call). Needs the locals s dl rd lk hd pk at wk fw group
+ * consumer. `settleOps(first)` runs the operations in ARGV from index `first`, four items each:
+ * op(a|n|r) id key delayMs. `a` acknowledges (by anyone: the work is done) and passes the key on to
+ * its oldest follower, else to its next held message; `n` (nack) and `r` (release) act only while the
+ * consumer still holds the lease, so a late settle of a reclaimed message cannot disturb its new
+ * owner, and move the key's followers to the held set. Returns per operation 0/1, or for an ack that
+ * passed the key to a follower, that follower's id (the consumer holding it hands it out now).
+ */
+const SETTLE_OPS = `
+local woke = false
+-- Passes key on from its holder id (just acknowledged): to its oldest follower (returned, the
+-- consumer holding it hands it out), else to its oldest held message (made ready), else frees it.
+-- With batch (a batch of acks of distinct keys), the writes that touch only this key are collected
+-- there (one ZREM, HSET and HDEL for the whole batch); without it they run here.
+local function passOn(key, id, checkFw, checkHd, batch)
+  if checkFw or checkHd then
+    local prefix = heldPrefix(key)
+    local lo, hi = keyRange(prefix)
+    if checkFw then
+      local f = redis.call('ZRANGEBYLEX', fw, lo, hi, 'LIMIT', 0, 1)
+      if f[1] then
+        local nid = unpad(string.sub(f[1], #prefix + 1))
+        if batch then
+          batch.fwRem[#batch.fwRem + 1] = f[1]
+          batch.lkSet[#batch.lkSet + 1] = key
+          batch.lkSet[#batch.lkSet + 1] = nid
+        else
+          redis.call('ZREM', fw, f[1])
+          redis.call('HSET', lk, key, nid)
+        end
+        return nid
+      end
+    end
+    if checkHd then
+      local nxt = redis.call('ZRANGEBYLEX', hd, lo, hi, 'LIMIT', 0, 1)
+      if nxt[1] then
+        redis.call('ZREM', hd, nxt[1])
+        local nid = unpad(string.sub(nxt[1], #prefix + 1))
+        redis.call('HSET', lk, key, nid)
+        redis.call('RPUSH', rd, nid)
+        woke = true
+        return 1
+      end
+    end
+  end
+  if batch then batch.free[#batch.free + 1] = key else redis.call('HDEL', lk, key) end
+  return 1
+end
+
+-- Common case: only acks, no key twice. The acks are independent of each other then, so they run
+-- as one XACK, one HMGET of the holders and one HDEL of the freed keys, and the follower and held
+-- sets are searched only when they are not empty.
+local function settleAcks(first, results)
+  local ids, ks, kidx = {}, {}, {}
+  for i = first, #ARGV, 4 do
+    ids[#ids + 1] = ARGV[i + 1]
+    results[#results + 1] = 1
+    if ARGV[i + 2] ~= '' then
+      ks[#ks + 1] = ARGV[i + 2]
+      kidx[#kidx + 1] = #ids
+    end
+  end
+  local acked = redis.call('XACK', s, group, unpack(ids))
+  if #ks == 0 then return end
+  local holders = redis.call('HMGET', lk, unpack(ks))
+  local checkFw = redis.call('EXISTS', fw) == 1
+  local checkHd = redis.call('EXISTS', hd) == 1
+  local batch = { free = {}, fwRem = {}, lkSet = {} }
+  for j, key in ipairs(ks) do
+    local id = ids[kidx[j]]
+    if holders[j] == id then
+      -- Some ids were not pending: one parked (nacked or released by a member that reclaimed it,
+      -- so waiting in ready or delayed) keeps its key; the late ack of its former lease is void.
+      if acked < #ids and redis.call('ZSCORE', pk, pad(id)) then
+        results[kidx[j]] = 0
+      else
+        results[kidx[j]] = passOn(key, id, checkFw, checkHd, batch)
+      end
+    end
+  end
+  if #batch.fwRem > 0 then redis.call('ZREM', fw, unpack(batch.fwRem)) end
+  if #batch.lkSet > 0 then redis.call('HSET', lk, unpack(batch.lkSet)) end
+  if #batch.free > 0 then redis.call('HDEL', lk, unpack(batch.free)) end
+end
+
+local function settleOps(first)
+  local results = {}
+  if #ARGV < first then return results end
+  woke = false
+  local acksOnly = true
+  local seen = {}
+  for i = first, #ARGV, 4 do
+    local key = ARGV[i + 2]
+    if ARGV[i] ~= 'a' or (key ~= '' and seen[key]) then
+      acksOnly = false
+      break
+    end
+    if key ~= '' then seen[key] = true end
+  end
+  if acksOnly then
+    settleAcks(first, results)
+  else
+    local now = nil
+    for i = first, #ARGV, 4 do
+      local op, id, key, delay = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+      local done = 0
+      if op == 'a' then
+        done = redis.call('XACK', s, group, id)
+        if done == 1 and key ~= '' and redis.call('HGET', lk, key) == id then
+          done = passOn(key, id, true, true, nil)
+        end
+      else
+        local p = redis.call('XPENDING', s, group, id, id, 1, consumer)
+        if p[1] then
+          local attempts = p[1][4]
+          redis.call('XACK', s, group, id)
+          if key ~= '' and redis.call('HGET', lk, key) == id then parkFollowers(s, group, fw, hd, pk, key) end
+          if op == 'r' then attempts = attempts - 1 end
+          if attempts > 0 then redis.call('HSET', at, id, attempts) else redis.call('HDEL', at, id) end
+          redis.call('ZADD', pk, 0, pad(id))
+          if op == 'n' and delay > 0 then
+            if not now then now = nowMs() end
+            redis.call('ZADD', dl, now + delay, id)
+          elseif op == 'n' then
+            redis.call('RPUSH', rd, id)
+            woke = true
+          else
+            redis.call('LPUSH', rd, id)
+            woke = true
+          end
+          done = 1
+        end
+      end
+      results[#results + 1] = done
+    end
+  end
+  if woke then redis.call('XADD', wk, 'MAXLEN', 1, '*', 'w', 1) end
+  return results
+end
+`;
+
+/**
+ * Settles a batch of deliveries (see SETTLE_OPS). KEYS: stream delayed ready locks held parked
+ * attempts wake followers. ARGV: group consumer, then per operation: op(a|n|r) id key delayMs.
+ */
+export const SETTLE = `${HELPERS}
+local s, dl, rd, lk, hd, pk, at, wk = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local fw = KEYS[9]
+local group, consumer = ARGV[1], ARGV[2]
+${SETTLE_OPS}
+return settleOps(3)
+`;
+
+/**
  * Hands out up to `room` messages to one consumer: reclaimed leases first, then due retries and
  * other ready messages, then new entries (holding back those whose key is taken). Due scheduled
  * messages of the topic enter the stream first, so they are new entries like any other.
  * KEYS: stream delayed ready locks held parked attempts wake followers scheduled scheduledBodies
- * topicWake. ARGV: group consumer room keyed(1|0) claimIdleMs(-1 = no reclaim) cursor readNew(1|0).
+ * topicWake. ARGV: group consumer room keyed(1|0) claimIdleMs(-1 = no reclaim) cursor readNew(1|0),
+ * then settle operations as in the settle script (four items each), run first: a consumer's settles
+ * and its next fetch so cost one script call and one round trip.
  * Returns { cursor, lastStreamId, lastWakeId, lastTopicWakeId, msUntilDue(-1 none), newEntriesRead,
- * {id, attempt, fields, follower(0|1)}... }; msUntilDue covers retries and scheduled messages. A
- * follower waits in the consumer for its key's holder to be acknowledged.
+ * {id, attempt, fields, follower(0|1)}..., settle results }; msUntilDue covers retries and scheduled
+ * messages. A follower waits in the consumer for its key's holder to be acknowledged.
  */
 export const FETCH = `${HELPERS}${MOVE_DUE}
 local s, dl, rd, lk, hd, pk, at, wk = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -108,6 +265,8 @@ local keyed = ARGV[4] == '1'
 local claimIdle = tonumber(ARGV[5])
 local cursor = ARGV[6]
 local readNew = ARGV[7] ~= '0'
+${SETTLE_OPS}
+local settled = settleOps(8)
 local now = nowMs()
 local out = {}
 local delivered = 0
@@ -177,19 +336,42 @@ end
 local read = 0
 if room > 0 and readNew then
   local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', room, 'STREAMS', s, '>')
-  if r and r[1] then
+  local entries = r and r[1] and r[1][2] or {}
+  read = #entries
+  if not keyed then
+    for _, e in ipairs(entries) do emit(e[1], 1, e[2]) end
+  elseif read > 0 then
+    -- The holders of the batch's keys in one HMGET and the keys it takes in one HSET: per message
+    -- only Lua table work, not two commands (a command from Lua costs as much as a dozen table steps).
+    local ekeys, ks, seen = {}, {}, {}
+    for j, e in ipairs(entries) do
+      local k = keyOf(e[2])
+      ekeys[j] = k
+      if k and not seen[k] then
+        seen[k] = true
+        ks[#ks + 1] = k
+      end
+    end
+    local holderOf = {}
+    if #ks > 0 then
+      local h = redis.call('HMGET', lk, unpack(ks))
+      for j, k in ipairs(ks) do holderOf[k] = h[j] end
+    end
     -- key -> whether this consumer may keep the key's later entries as followers
     local follows = {}
-    for _, e in ipairs(r[1][2]) do
-      read = read + 1
-      local id = e[1]
-      local k = nil
-      if keyed then k = keyOf(e[2]) end
+    -- key -> its held/follower member prefix, built once per call (string.format is not cheap)
+    local prefixOf = {}
+    local locks, fws = {}, {}
+    local anyHeld = redis.call('EXISTS', hd) == 1
+    for j, e in ipairs(entries) do
+      local id, k = e[1], ekeys[j]
       local holder = nil
-      if k then holder = redis.call('HGET', lk, k) end
+      if k then holder = holderOf[k] end
       if not holder then
         if k then
-          redis.call('HSET', lk, k, id)
+          holderOf[k] = id
+          locks[#locks + 1] = k
+          locks[#locks + 1] = id
           follows[k] = true
         end
         emit(id, 1, e[2])
@@ -198,19 +380,31 @@ if room > 0 and readNew then
         if own == nil then
           own = false
           if redis.call('XPENDING', s, group, holder, holder, 1, consumer)[1] then
-            local lo, hi = keyRange(heldPrefix(k))
-            own = not redis.call('ZRANGEBYLEX', hd, lo, hi, 'LIMIT', 0, 1)[1]
+            own = true
+            if anyHeld then
+              prefixOf[k] = heldPrefix(k)
+              local lo, hi = keyRange(prefixOf[k])
+              own = not redis.call('ZRANGEBYLEX', hd, lo, hi, 'LIMIT', 0, 1)[1]
+            end
           end
           follows[k] = own
         end
         if own then
-          redis.call('ZADD', fw, 0, heldPrefix(k) .. pad(id))
+          fws[#fws + 1] = 0
+          local prefix = prefixOf[k]
+          if not prefix then
+            prefix = heldPrefix(k)
+            prefixOf[k] = prefix
+          end
+          fws[#fws + 1] = prefix .. pad(id)
           emit(id, 1, e[2], 1)
         else
           park(id, k)
         end
       end
     end
+    if #locks > 0 then redis.call('HSET', lk, unpack(locks)) end
+    if #fws > 0 then redis.call('ZADD', fw, unpack(fws)) end
   end
 end
 
@@ -233,80 +427,7 @@ if delivered == 0 and read == 0 then
     end
   end
 end
-return { cursor, lastS, lastW, lastT, untilDue, read, out }
-`;
-
-/**
- * Settles a batch of deliveries. ARGV: group consumer, then per operation: op(a|n|r) id key delayMs.
- * `a` acknowledges (by anyone: the work is done) and passes the key on to its oldest follower, else
- * to its next held message; `n` (nack) and `r` (release) act only while the consumer still holds the
- * lease, so a late settle of a reclaimed message cannot disturb its new owner, and move the key's
- * followers to the held set. Returns per operation 0/1, or for an ack that passed the key to a
- * follower, that follower's id (the consumer holding it hands it out now).
- */
-export const SETTLE = `${HELPERS}
-local s, dl, rd, lk, hd, pk, at, wk = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local fw = KEYS[9]
-local group, consumer = ARGV[1], ARGV[2]
-local now = nil
-local woke = false
-local results = {}
-for i = 3, #ARGV, 4 do
-  local op, id, key, delay = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
-  local done = 0
-  if op == 'a' then
-    done = redis.call('XACK', s, group, id)
-    if done == 1 and key ~= '' and redis.call('HGET', lk, key) == id then
-      local prefix = heldPrefix(key)
-      local lo, hi = keyRange(prefix)
-      local f = redis.call('ZRANGEBYLEX', fw, lo, hi, 'LIMIT', 0, 1)
-      local nxt = {}
-      if f[1] then
-        redis.call('ZREM', fw, f[1])
-        local nid = unpad(string.sub(f[1], #prefix + 1))
-        redis.call('HSET', lk, key, nid)
-        done = nid
-      else
-        nxt = redis.call('ZRANGEBYLEX', hd, lo, hi, 'LIMIT', 0, 1)
-      end
-      if done ~= 1 then
-        -- passed to a follower above
-      elseif nxt[1] then
-        redis.call('ZREM', hd, nxt[1])
-        local nid = unpad(string.sub(nxt[1], #prefix + 1))
-        redis.call('HSET', lk, key, nid)
-        redis.call('RPUSH', rd, nid)
-        woke = true
-      else
-        redis.call('HDEL', lk, key)
-      end
-    end
-  else
-    local p = redis.call('XPENDING', s, group, id, id, 1, consumer)
-    if p[1] then
-      local attempts = p[1][4]
-      redis.call('XACK', s, group, id)
-      if key ~= '' and redis.call('HGET', lk, key) == id then parkFollowers(s, group, fw, hd, pk, key) end
-      if op == 'r' then attempts = attempts - 1 end
-      if attempts > 0 then redis.call('HSET', at, id, attempts) else redis.call('HDEL', at, id) end
-      redis.call('ZADD', pk, 0, pad(id))
-      if op == 'n' and delay > 0 then
-        if not now then now = nowMs() end
-        redis.call('ZADD', dl, now + delay, id)
-      elseif op == 'n' then
-        redis.call('RPUSH', rd, id)
-        woke = true
-      else
-        redis.call('LPUSH', rd, id)
-        woke = true
-      end
-      done = 1
-    end
-  end
-  results[#results + 1] = done
-end
-if woke then redis.call('XADD', wk, 'MAXLEN', 1, '*', 'w', 1) end
-return results
+return { cursor, lastS, lastW, lastT, untilDue, read, out, settled }
 `;
 
 /**

@@ -15,6 +15,8 @@ import {
 } from '../../../src/adapters/redis/index.js';
 import { needs } from '../../support/services.js';
 import { sleep, unique, waitUntil } from '../../support/wait.js';
+import { TopicKeys } from '../../../src/adapters/redis/keys.js';
+import { bindScripts } from '../../../src/adapters/redis/scripts.js';
 import { dropPrefix, SHARED_URL, uniquePrefix } from './harness.js';
 
 const encoder = new TextEncoder();
@@ -103,6 +105,38 @@ describe('redis transport', await needs('redis'), () => {
       ['b', 2],
     ]);
     assert.equal(((await raw.xpending(stream, group)) as [number])[0], 0, 'nothing left pending');
+    await sub.close();
+  });
+
+  test('a late ack of a lease another member reclaimed and nacked keeps the key with the retry', async () => {
+    const t = open();
+    const topic = unique('lateack');
+    const group = unique('g');
+    await t.subscribe(topic, { group, prefetch: 1 }, (d) => d.ack()).then((s) => s.close());
+    await t.publish(topic, [msg('k-0', 'K')]);
+    const keys = new TopicKeys(prefix, topic).group(group);
+    // A member that reads k-0 and stalls past claimIdleMs (a raw client that never renews).
+    const read = (await raw.xreadgroup('GROUP', group, 'stalled', 'STREAMS', keys.stream, '>')) as [
+      string,
+      [string, string[]][],
+    ][];
+    const staleId = read[0]![1][0]![0];
+    const seen: string[] = [];
+    const sub = await t.subscribe(topic, { group, prefetch: 4 }, async (d) => {
+      seen.push(`${d.message.id}#${d.attempt}`);
+      if (d.message.id === 'k-0') await d.nack({ delayMs: 60_000 });
+      else await d.ack();
+    });
+    await waitUntil(async () => (await raw.zcard(keys.delayed)) === 1, 'k-0 reclaimed and nacked');
+    await t.publish(topic, [msg('k-1', 'K')]);
+    await waitUntil(async () => (await raw.zcard(keys.held)) === 1, 'k-1 held behind the retry');
+    // The stalled member wakes up and acks its former lease, alone in its settle call.
+    const scripts = bindScripts(raw);
+    const replies = await scripts.settle(keys.all(), [group, 'stalled', 'a', staleId, 'K', 0]);
+    assert.deepEqual(replies, [0], 'the ack found no lease and a parked retry');
+    assert.equal(await raw.hget(keys.locks, 'K'), staleId, 'the key stays with the retry');
+    assert.equal(await raw.zcard(keys.held), 1, 'k-1 still waits');
+    assert.deepEqual(seen, ['k-0#2']);
     await sub.close();
   });
 
