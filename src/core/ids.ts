@@ -70,8 +70,10 @@ export function uuidv7(now: number = Date.now()): string {
 }
 
 function timeHex(ms: number): string {
-  const hex = ms.toString(16).padStart(12, '0');
-  return `${hex.slice(0, 8)}-${hex.slice(8)}-`;
+  // Byte by byte from the table: toString(16) of a number this size formats a double (fmod and all).
+  const high = Math.floor(ms / 0x100000000);
+  const low = ms - high * 0x100000000;
+  return `${HEX[(high >>> 8) & 0xff]!}${HEX[high & 0xff]!}${HEX[low >>> 24]!}${HEX[(low >>> 16) & 0xff]!}-${HEX[(low >>> 8) & 0xff]!}${HEX[low & 0xff]!}-`;
 }
 
 let isoMs = -1;
