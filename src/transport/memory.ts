@@ -46,7 +46,18 @@ export class MemoryTransport implements Transport {
     this.maxRetained = options.maxRetained ?? 100_000;
   }
 
-  async publish(topic: string, messages: readonly Message[], options?: PublishOptions): Promise<void> {
+  publish(topic: string, messages: readonly Message[], options?: PublishOptions): Promise<void> {
+    // Not async: the work is synchronous, so the answer is the one resolved promise (or a
+    // rejection), not a new promise per call.
+    try {
+      this.append(topic, messages, options);
+      return RESOLVED;
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  private append(topic: string, messages: readonly Message[], options: PublishOptions | undefined): void {
     if (this.closed) throw new ClosedError('MemoryTransport');
     const deliverAt = options === undefined ? undefined : scheduledTime(options, Date.now());
     const log = this.log(topic);
@@ -113,6 +124,8 @@ function copyMessage(m: Message): Message {
     body: m.body.slice(),
   };
 }
+
+const RESOLVED: Promise<void> = Promise.resolve();
 
 class TopicLog {
   /** messages[i] has offset base + i; offsets below base were compacted away. */
@@ -512,15 +525,31 @@ class MemoryDelivery implements Delivery {
     this.state.settled(this.member, this, how, delayMs);
   }
 
-  async ack(): Promise<void> {
-    this.settle('ack', 0);
+  // Not async, like publish: settling is synchronous, so no promise is made per call.
+  ack(): Promise<void> {
+    try {
+      this.settle('ack', 0);
+      return RESOLVED;
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
   }
 
-  async nack(options?: { delayMs?: number }): Promise<void> {
-    this.settle('nack', validateDelay(options?.delayMs));
+  nack(options?: { delayMs?: number }): Promise<void> {
+    try {
+      this.settle('nack', validateDelay(options?.delayMs));
+      return RESOLVED;
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
   }
 
-  async release(): Promise<void> {
-    this.settle('release', 0);
+  release(): Promise<void> {
+    try {
+      this.settle('release', 0);
+      return RESOLVED;
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
   }
 }
