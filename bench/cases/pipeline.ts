@@ -264,11 +264,12 @@ export async function run(): Promise<string> {
   for (let r = 0; r < ROUNDS; r++)
     for (const k of kinds) results.get(k)!.push(JSON.parse(spawnChild(k)) as Measured);
   const [n1, n2] = CALLGRIND_SIZES;
-  const perEvent = (instructions(n2) - instructions(n1)) / (n2 - n1);
+  const atN2 = instructions(n2);
+  const perEvent = (atN2 - instructions(n1)) / (n2 - n1);
   const [r1, r2] = CALLGRIND_REPEATS;
-  const steady =
-    (instructions(CALLGRIND_REPEAT_N, r2) - instructions(CALLGRIND_REPEAT_N, r1)) /
-    ((r2 - r1) * CALLGRIND_REPEAT_N);
+  // One run of n2 events is the steady figure's first count when the sizes agree.
+  const once = r1 === 1 && CALLGRIND_REPEAT_N === n2 ? atN2 : instructions(CALLGRIND_REPEAT_N, r1);
+  const steady = (instructions(CALLGRIND_REPEAT_N, r2) - once) / ((r2 - r1) * CALLGRIND_REPEAT_N);
   const fmt = (x: number): string => Math.round(x).toLocaleString('en-US');
   const rows = kinds.map((k) => {
     const list = results.get(k)!;
