@@ -243,7 +243,10 @@ export class EventBus {
     const ctx: PublishContext =
       at === undefined ? { topic, events, messages } : { topic, events, messages, deliverAt: at };
     const observers = this.observers;
-    if (observers === undefined || !(observers.has('onPublished') || observers.has('onPublishFailed'))) {
+    if (
+      observers === undefined ||
+      (observers.listeners.onPublished === undefined && observers.listeners.onPublishFailed === undefined)
+    ) {
       return this.send(ctx);
     }
     const started = performance.now();

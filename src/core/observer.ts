@@ -95,6 +95,15 @@ export class Observers {
     return this.byName[name] !== undefined;
   }
 
+  /**
+   * The listeners by hook name, undefined where none listens: `observers.listeners.onHandled !==
+   * undefined` is {@link has} as a named read, for the per-event paths. (`has` reads by a key, and
+   * where V8 does not inline it, that one read sees every hook name and goes megamorphic.)
+   */
+  get listeners(): Readonly<ListenersByName> {
+    return this.byName;
+  }
+
   emit<K extends keyof Observer>(name: K, info: Parameters<NonNullable<Observer[K]>>[0]): void {
     const fns = this.byName[name];
     if (fns === undefined) return;

@@ -435,7 +435,7 @@ export class Consumer {
       const observers = this.deps.observers;
       // Observers' payload, made only when some observer takes it (or the handler fails).
       let info: DeliveryInfo | undefined;
-      if (observers.has('onHandlingStarted'))
+      if (observers.listeners.onHandlingStarted !== undefined)
         observers.emit(
           'onHandlingStarted',
           (info = this.deliveryInfo(delivery, route.name, replay, decoded)),
@@ -457,14 +457,14 @@ export class Consumer {
         this.settleFailed(err);
       }
       if (ctx.skipped) {
-        if (observers.has('onSkipped'))
+        if (observers.listeners.onSkipped !== undefined)
           observers.emit(
             'onSkipped',
             extend((info ??= this.deliveryInfo(delivery, route.name, replay, decoded)), {
               reason: ctx.skipped,
             }),
           );
-      } else if (observers.has('onHandled')) {
+      } else if (observers.listeners.onHandled !== undefined) {
         observers.emit(
           'onHandled',
           extend((info ??= this.deliveryInfo(delivery, route.name, replay, decoded)), {
