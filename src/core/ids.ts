@@ -63,25 +63,50 @@ export function uuidv7(now: number = Date.now()): string {
     }
   }
   const h = r * 2;
-  return `${timePrefix}${VERSION_AND_COUNTER[counter]!}-${HEX[(pool[r + 2]! & 0x3f) | 0x80]!}${poolHex.slice(h + 6, h + 8)}-${poolHex.slice(h + 8, h + 20)}`;
+  // The template makes a chain of six cons strings (V8 joins lazily past 12 characters), and an id
+  // lives as long as its queued message: every collection then copies and traces six objects
+  // instead of one. toLowerCase() of the (already lowercase) text flattens it in one builtin call.
+  return `${timePrefix}${VERSION_AND_COUNTER[counter]!}-${HEX[(pool[r + 2]! & 0x3f) | 0x80]!}${poolHex.slice(h + 6, h + 8)}-${poolHex.slice(h + 8, h + 20)}`.toLowerCase();
 }
 
 function timeHex(ms: number): string {
-  const hex = ms.toString(16).padStart(12, '0');
-  return `${hex.slice(0, 8)}-${hex.slice(8)}-`;
+  // Byte by byte from the table: toString(16) of a number this size formats a double (fmod and all).
+  const high = Math.floor(ms / 0x100000000);
+  const low = ms - high * 0x100000000;
+  return `${HEX[(high >>> 8) & 0xff]!}${HEX[high & 0xff]!}${HEX[low >>> 24]!}${HEX[(low >>> 16) & 0xff]!}-${HEX[(low >>> 8) & 0xff]!}${HEX[low & 0xff]!}-`;
 }
 
 let isoMs = -1;
 let isoText = '';
+/** The whole second of {@link isoMs} (epoch seconds) and its text up to the milliseconds, `…T12:30:35.`. */
+let isoSecond = NaN;
+let isoPrefix = '';
+/** `000Z` … `999Z`. */
+const MILLIS: string[] = Array.from({ length: 1000 }, (_, i) => `${String(i).padStart(3, '0')}Z`);
 
 /**
  * `new Date().toISOString()`, formatted once per millisecond: events published in the same
- * millisecond share the string instead of each allocating a Date and formatting it.
+ * millisecond share the string instead of each allocating a Date and formatting it. Within a
+ * second only the milliseconds change, so the date is formatted once per second and a new
+ * millisecond is its prefix plus three digits (V8's date formatting costs ~6,000 instructions).
  */
 export function isoNow(now: number = Date.now()): string {
   if (now !== isoMs) {
     isoMs = now;
-    isoText = new Date(now).toISOString();
+    const second = Math.floor(now / 1000);
+    if (second !== isoSecond) {
+      isoText = new Date(now).toISOString();
+      if (Number.isInteger(now)) {
+        isoSecond = second;
+        isoPrefix = isoText.slice(0, -4);
+      } else {
+        isoSecond = NaN;
+      }
+    } else {
+      // toUpperCase of the (already uppercase) text flattens the concatenation: the string is kept
+      // by every message of this millisecond.
+      isoText = `${isoPrefix}${MILLIS[now - second * 1000]!}`.toUpperCase();
+    }
   }
   return isoText;
 }

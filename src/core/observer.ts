@@ -38,6 +38,25 @@ export interface Observer {
 }
 
 type Listener = (info: never) => void;
+type ListenersByName = { [K in keyof Observer]?: Listener[] };
+
+/**
+ * Every name present, in one order: one hidden class, so `has` and `emit`, inlined with a constant
+ * name at each call site, read a field instead of probing a megamorphic cache.
+ */
+function noListeners(): ListenersByName {
+  return {
+    onPublished: undefined,
+    onPublishFailed: undefined,
+    onHandlingStarted: undefined,
+    onHandled: undefined,
+    onHandlerFailed: undefined,
+    onRetryScheduled: undefined,
+    onDeadLettered: undefined,
+    onSkipped: undefined,
+    onError: undefined,
+  };
+}
 
 const METHODS = [
   'onPublished',
@@ -55,7 +74,7 @@ const METHODS = [
 export class Observers {
   private readonly list: Observer[] = [];
   /** Per method, the observers' bound functions: an emit is one property read and a loop. */
-  private byName: { [K in keyof Observer]?: Listener[] } = {};
+  private byName: ListenersByName = noListeners();
 
   add(observer: Observer): () => void {
     this.list.push(observer);
@@ -76,6 +95,15 @@ export class Observers {
     return this.byName[name] !== undefined;
   }
 
+  /**
+   * The listeners by hook name, undefined where none listens: `observers.listeners.onHandled !==
+   * undefined` is {@link has} as a named read, for the per-event paths. (`has` reads by a key, and
+   * where V8 does not inline it, that one read sees every hook name and goes megamorphic.)
+   */
+  get listeners(): Readonly<ListenersByName> {
+    return this.byName;
+  }
+
   emit<K extends keyof Observer>(name: K, info: Parameters<NonNullable<Observer[K]>>[0]): void {
     const fns = this.byName[name];
     if (fns === undefined) return;
@@ -89,7 +117,7 @@ export class Observers {
   }
 
   private index(): void {
-    const byName: { [K in keyof Observer]?: Listener[] } = {};
+    const byName = noListeners();
     for (const o of this.list) {
       for (const name of METHODS) {
         const fn = o[name];

@@ -46,24 +46,26 @@ export class MemoryTransport implements Transport {
     this.maxRetained = options.maxRetained ?? 100_000;
   }
 
-  async publish(topic: string, messages: readonly Message[], options?: PublishOptions): Promise<void> {
+  publish(topic: string, messages: readonly Message[], options?: PublishOptions): Promise<void> {
+    // Not async: the work is synchronous, so the answer is the one resolved promise (or a
+    // rejection), not a new promise per call.
+    try {
+      this.append(topic, messages, options);
+      return RESOLVED;
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  private append(topic: string, messages: readonly Message[], options: PublishOptions | undefined): void {
     if (this.closed) throw new ClosedError('MemoryTransport');
-    const deliverAt = scheduledTime(options, Date.now());
+    const deliverAt = options === undefined ? undefined : scheduledTime(options, Date.now());
     const log = this.log(topic);
-    // Copy so a caller reusing its buffers cannot change what consumers see.
-    const copy = (m: Message): Message => ({
-      id: m.id,
-      key: m.key,
-      headers: { ...m.headers },
-      // An ArrayBuffer of its own, not a slice of a shared pool: a message kept for long (a backlog,
-      // a scheduled one) would pin the whole pool block and the other bodies in it.
-      body: m.body.slice(),
-    });
     if (deliverAt !== undefined) {
-      log.schedule(messages.map(copy), deliverAt);
+      log.schedule(messages.map(copyMessage), deliverAt);
       return;
     }
-    for (const m of messages) log.append(copy(m));
+    for (let i = 0; i < messages.length; i++) log.append(copyMessage(messages[i]!));
     log.compact(this.maxRetained);
     log.wake();
   }
@@ -110,6 +112,20 @@ export class MemoryTransport implements Transport {
     return log;
   }
 }
+
+/** Copied so a caller reusing its buffers cannot change what consumers see. */
+function copyMessage(m: Message): Message {
+  return {
+    id: m.id,
+    key: m.key,
+    headers: { ...m.headers },
+    // An ArrayBuffer of its own, not a slice of a shared pool: a message kept for long (a backlog,
+    // a scheduled one) would pin the whole pool block and the other bodies in it.
+    body: m.body.slice(),
+  };
+}
+
+const RESOLVED: Promise<void> = Promise.resolve();
 
 class TopicLog {
   /** messages[i] has offset base + i; offsets below base were compacted away. */
@@ -247,11 +263,26 @@ class GroupState {
   private readonly ready: number[] = [];
   /** Nacked offsets waiting for their time, sorted by dueAt. Each holds its key's lock. */
   private readonly delayed: { offset: number; dueAt: number }[] = [];
-  /** Offsets passed by the cursor while their key was busy, per key, in publish order. */
-  private readonly heldBack = new Map<string, number[]>();
-  private readonly busyKeys = new Set<string>();
+  /**
+   * The busy keys (a delivery of theirs is unsettled or waiting for redelivery), each with the
+   * offsets the cursor passed while it was busy, in publish order (null: none). One map for both,
+   * so taking and freeing a key is one lookup.
+   */
+  private readonly busyKeys = new Map<string, number[] | null>();
+  /**
+   * Deliveries so far of offsets that were nacked or released (the attempt of their next delivery
+   * is one more). A first delivery is not recorded: its attempt is on the delivery, and most
+   * messages are acked at once, so the map stays empty instead of taking a write and a delete per
+   * message.
+   */
   private readonly attempts = new Map<number, number>();
-  private readonly unsettled = new Set<MemoryDelivery>();
+  /**
+   * Deliveries handed out and not settled, oldest first: a list linked through the deliveries
+   * rather than a Set, so a delivery costs no hashing and no table to grow, shrink and rehash.
+   */
+  private unsettledHead: MemoryDelivery | undefined;
+  private unsettledTail: MemoryDelivery | undefined;
+  private unsettledCount = 0;
   private readonly members: Member[] = [];
   private nextMember = 0;
   private pumpScheduled = false;
@@ -284,24 +315,30 @@ class GroupState {
   /** Transport shutdown: members leave and unsettled deliveries return to the group, uncounted. */
   close(): void {
     for (const m of [...this.members]) this.leave(m);
-    for (const d of [...this.unsettled]) d.settle('release', 0);
+    for (const d of this.unsettledList()) d.settle('release', 0);
+  }
+
+  private unsettledList(): MemoryDelivery[] {
+    const list: MemoryDelivery[] = [];
+    for (let d = this.unsettledHead; d !== undefined; d = d.nextUnsettled) list.push(d);
+    return list;
   }
 
   lowWatermark(): number {
     let low = this.cursor;
     for (const o of this.ready) low = Math.min(low, o);
     for (const d of this.delayed) low = Math.min(low, d.offset);
-    for (const d of this.unsettled) low = Math.min(low, d.offset);
-    for (const q of this.heldBack.values()) low = Math.min(low, q[0] ?? Infinity);
+    for (let d = this.unsettledHead; d !== undefined; d = d.nextUnsettled) low = Math.min(low, d.offset);
+    for (const q of this.busyKeys.values()) if (q !== null) low = Math.min(low, q[0] ?? Infinity);
     return low;
   }
 
   stats(): GroupStats {
     let held = 0;
-    for (const q of this.heldBack.values()) held += q.length;
+    for (const q of this.busyKeys.values()) if (q !== null) held += q.length;
     return {
       lag: this.log.end - this.cursor + this.ready.length + held,
-      inFlight: this.unsettled.size,
+      inFlight: this.unsettledCount,
       delayed: this.delayed.length,
     };
   }
@@ -347,14 +384,13 @@ class GroupState {
       const offset = this.cursor++;
       const key = this.keyOf(offset);
       if (key === undefined) return offset;
-      if (this.busyKeys.has(key)) {
-        let queue = this.heldBack.get(key);
-        if (!queue) this.heldBack.set(key, (queue = []));
-        queue.push(offset);
-        continue;
+      const held = this.busyKeys.get(key);
+      if (held === undefined) {
+        this.busyKeys.set(key, null);
+        return offset;
       }
-      this.busyKeys.add(key);
-      return offset;
+      if (held === null) this.busyKeys.set(key, [offset]);
+      else held.push(offset);
     }
     return undefined;
   }
@@ -364,10 +400,13 @@ class GroupState {
   }
 
   private deliver(member: Member, offset: number): void {
-    const attempt = (this.attempts.get(offset) ?? 0) + 1;
-    this.attempts.set(offset, attempt);
+    const attempt = (this.attempts.size === 0 ? 0 : (this.attempts.get(offset) ?? 0)) + 1;
     const delivery = new MemoryDelivery(this, member, offset, this.log.at(offset), this.log.topic, attempt);
-    this.unsettled.add(delivery);
+    delivery.prevUnsettled = this.unsettledTail;
+    if (this.unsettledTail === undefined) this.unsettledHead = delivery;
+    else this.unsettledTail.nextUnsettled = delivery;
+    this.unsettledTail = delivery;
+    this.unsettledCount++;
     member.outstanding++;
     try {
       const result = member.onDelivery(delivery);
@@ -386,15 +425,30 @@ class GroupState {
   /** Called exactly once per delivery by MemoryDelivery. */
   settled(member: Member, delivery: MemoryDelivery, how: 'ack' | 'nack' | 'release', delayMs: number): void {
     member.outstanding--;
-    this.unsettled.delete(delivery);
+    const { prevUnsettled: prev, nextUnsettled: next } = delivery;
+    if (prev === undefined) this.unsettledHead = next;
+    else prev.nextUnsettled = next;
+    if (next === undefined) this.unsettledTail = prev;
+    else next.prevUnsettled = prev;
+    delivery.prevUnsettled = delivery.nextUnsettled = undefined;
+    this.unsettledCount--;
     const offset = delivery.offset;
     if (how === 'ack') {
-      this.attempts.delete(offset);
+      if (this.attempts.size > 0) this.attempts.delete(offset);
       this.unlockKey(offset);
-    } else if (how === 'release') {
-      this.attempts.set(offset, (this.attempts.get(offset) ?? 1) - 1);
+      this.schedulePump();
+      return;
+    }
+    if (how === 'release') {
+      // Not counted: the next delivery has the attempt this one had.
+      if (delivery.attempt > 1) this.attempts.set(offset, delivery.attempt - 1);
+      else this.attempts.delete(offset);
       this.ready.unshift(offset);
-    } else if (delayMs > 0) {
+      this.schedulePump();
+      return;
+    }
+    this.attempts.set(offset, delivery.attempt);
+    if (delayMs > 0) {
       const dueAt = Date.now() + delayMs;
       let i = this.delayed.length;
       while (i > 0 && this.delayed[i - 1]!.dueAt > dueAt) i--;
@@ -408,13 +462,12 @@ class GroupState {
   private unlockKey(offset: number): void {
     const key = this.keyOf(offset);
     if (key === undefined) return;
-    const queue = this.heldBack.get(key);
-    const nextOffset = queue?.shift();
+    const held = this.busyKeys.get(key);
+    const nextOffset = held?.shift();
     if (nextOffset === undefined) {
       this.busyKeys.delete(key);
-      this.heldBack.delete(key);
     } else {
-      if (queue!.length === 0) this.heldBack.delete(key);
+      if (held!.length === 0) this.busyKeys.set(key, null);
       this.ready.push(nextOffset); // inherits the key's lock
     }
   }
@@ -450,6 +503,9 @@ class GroupState {
 class MemoryDelivery implements Delivery {
   readonly group: string;
   private done = false;
+  /** Neighbours in the group's list of unsettled deliveries. */
+  prevUnsettled: MemoryDelivery | undefined = undefined;
+  nextUnsettled: MemoryDelivery | undefined = undefined;
 
   constructor(
     private readonly state: GroupState,
@@ -469,15 +525,31 @@ class MemoryDelivery implements Delivery {
     this.state.settled(this.member, this, how, delayMs);
   }
 
-  async ack(): Promise<void> {
-    this.settle('ack', 0);
+  // Not async, like publish: settling is synchronous, so no promise is made per call.
+  ack(): Promise<void> {
+    try {
+      this.settle('ack', 0);
+      return RESOLVED;
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
   }
 
-  async nack(options?: { delayMs?: number }): Promise<void> {
-    this.settle('nack', validateDelay(options?.delayMs));
+  nack(options?: { delayMs?: number }): Promise<void> {
+    try {
+      this.settle('nack', validateDelay(options?.delayMs));
+      return RESOLVED;
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
   }
 
-  async release(): Promise<void> {
-    this.settle('release', 0);
+  release(): Promise<void> {
+    try {
+      this.settle('release', 0);
+      return RESOLVED;
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
   }
 }

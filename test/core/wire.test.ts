@@ -8,6 +8,7 @@ import {
   DecodeError,
   defineEvent,
   encodeMessage,
+  Headers,
   isBinaryMessage,
   jsonCodec,
   jsonEnvelopeOf,
@@ -56,6 +57,37 @@ async function consumeRaw(
 }
 
 describe('wire layout (ADR 0010)', () => {
+  test('binary headers: the names of Headers, in one order whichever fields are set', () => {
+    // encodeMessage writes the usual event's headers as a literal; this keeps its names and their
+    // order the same as those of the general path.
+    const { tenantId: _t, correlationId: _c, userId: _u, causationId: _k, ...usual } = full;
+    const names = (e: EventEnvelope): string[] => Object.keys(encodeMessage(e, jsonCodec).headers);
+    const order = [
+      Headers.contentType,
+      Headers.eventType,
+      Headers.eventVersion,
+      Headers.source,
+      Headers.tenantId,
+      Headers.correlationId,
+      Headers.eventId,
+      Headers.time,
+      Headers.aggregateId,
+      Headers.userId,
+      Headers.causationId,
+      Headers.metadata,
+    ];
+    const expect = (present: string[]): string[] => order.filter((h) => present.includes(h));
+    const always = order.slice(0, 4).concat(Headers.eventId, Headers.time);
+    assert.deepEqual(names(usual), expect([...always, Headers.aggregateId, Headers.metadata]));
+    const { aggregateId: _a, ...noKey } = usual;
+    assert.deepEqual(names({ ...noKey, metadata: {} }), expect(always));
+    assert.deepEqual(names(full), order);
+    assert.deepEqual(
+      names({ ...usual, tenantId: 't' }),
+      expect([...always, Headers.tenantId, Headers.aggregateId, Headers.metadata]),
+    );
+  });
+
   test('binary mode: envelope fields in headers, the body is the payload alone; it round-trips', () => {
     const m = encodeMessage(full, jsonCodec);
     assert.equal(isBinaryMessage(m.headers), true);

@@ -123,7 +123,13 @@ interface Route {
 interface InFlight {
   readonly delivery: Delivery;
   /** Settles when the message is settled; never rejects. */
-  readonly done: Promise<void>;
+  done: Promise<void>;
+  /**
+   * Neighbours in the consumer's list of running jobs, oldest first. A linked list rather than a
+   * Set: an add and a delete per message without hashing, or a table to grow, shrink and rehash.
+   */
+  prev: InFlight | undefined;
+  next: InFlight | undefined;
 }
 
 /** Messages remembered per consumer for first-failure times and deferral counts. */
@@ -151,7 +157,10 @@ export class Consumer {
   private readonly startFrom: 'earliest' | 'latest';
   private readonly logger: Logger;
   private readonly subscriptions: Subscription[] = [];
-  private readonly inFlight = new Set<InFlight>();
+  /** Running jobs, oldest first (see {@link InFlight}). */
+  private inFlightHead: InFlight | undefined;
+  private inFlightTail: InFlight | undefined;
+  private inFlightSize = 0;
   /** Aborted when stop() gives up waiting: every running handler sees it as ctx.signal. */
   private readonly stopController = new AbortController();
   /** First failure time per message, so the DLQ entry can say when trouble began. */
@@ -322,23 +331,30 @@ export class Consumer {
     this.state = 'stopping';
     await Promise.all(this.subscriptions.map((s) => s.close()));
     const drained = await waitFor(
-      [...this.inFlight].map((j) => j.done),
+      this.running().map((j) => j.done),
       drainTimeoutMs,
     );
     if (!drained) {
       this.logger.warn(
-        { inFlight: this.inFlight.size, drainTimeoutMs },
+        { inFlight: this.inFlightSize, drainTimeoutMs },
         'drain timeout: releasing unfinished messages',
       );
       this.stopController.abort(new HeraldError('HERALD_STOPPING', 'consumer is stopping'));
-      await Promise.all([...this.inFlight].map((j) => j.delivery.release().catch(() => undefined)));
+      await Promise.all(this.running().map((j) => j.delivery.release().catch(() => undefined)));
     }
     this.state = 'stopped';
   }
 
   /** Messages currently being processed by this member. */
   get inFlightCount(): number {
-    return this.inFlight.size;
+    return this.inFlightSize;
+  }
+
+  /** The running jobs, oldest first. */
+  private running(): InFlight[] {
+    const jobs: InFlight[] = [];
+    for (let j = this.inFlightHead; j !== undefined; j = j.next) jobs.push(j);
+    return jobs;
   }
 
   private track(delivery: Delivery): void {
@@ -346,8 +362,11 @@ export class Consumer {
       void delivery.release().catch(() => undefined);
       return;
     }
-    const job = { delivery } as { delivery: Delivery; done: Promise<void> };
-    this.inFlight.add(job);
+    const job: InFlight = { delivery, done: RESOLVED, prev: this.inFlightTail, next: undefined };
+    if (this.inFlightTail === undefined) this.inFlightHead = job;
+    else this.inFlightTail.next = job;
+    this.inFlightTail = job;
+    this.inFlightSize++;
     job.done = this.run(job);
   }
 
@@ -375,19 +394,16 @@ export class Consumer {
         replayFor === undefined || replayFor === this.group
           ? mostSpecific(this.routes, event.type)
           : undefined;
-      const info: DeliveryInfo = {
-        topic: delivery.topic,
-        group: this.group,
-        handler: route?.name ?? this.name,
-        attempt: delivery.attempt,
-        messageId: message.id,
-        replay: replayFor === this.group,
-        event,
-      };
+      const replay = replayFor === this.group;
+      // Observers are told of the envelope as decoded, before an upcast replaces it.
+      const decoded = event;
       if (!route) {
         // The topic carries types this subscription does not handle, or a replay meant for another group.
         await this.settle(() => delivery.ack());
-        this.deps.observers.emit('onSkipped', extend(info, { reason: 'no-handler' as const }));
+        this.deps.observers.emit(
+          'onSkipped',
+          extend(this.deliveryInfo(delivery, this.name, replay, event), { reason: 'no-handler' as const }),
+        );
         return;
       }
       const definition = this.definitions.get(event.type);
@@ -417,13 +433,21 @@ export class Consumer {
         state: {},
       };
       const observers = this.deps.observers;
-      observers.emit('onHandlingStarted', info);
+      // Observers' payload, made only when some observer takes it (or the handler fails).
+      let info: DeliveryInfo | undefined;
+      if (observers.listeners.onHandlingStarted !== undefined)
+        observers.emit(
+          'onHandlingStarted',
+          (info = this.deliveryInfo(delivery, route.name, replay, decoded)),
+        );
       const started = performance.now();
       try {
         const running = route.run(ctx);
         if (running !== undefined) await running;
       } catch (err) {
-        return await this.fail(delivery, ctx, info, toError(err), performance.now() - started);
+        const durationMs = performance.now() - started;
+        info ??= this.deliveryInfo(delivery, route.name, replay, decoded);
+        return await this.fail(delivery, ctx, info, toError(err), durationMs);
       }
       if (this.firstFailures.size > 0) this.firstFailures.delete(message.id);
       if (this.deferrals.size > 0) this.deferrals.delete(message.id);
@@ -433,15 +457,54 @@ export class Consumer {
         this.settleFailed(err);
       }
       if (ctx.skipped) {
-        if (observers.has('onSkipped')) observers.emit('onSkipped', extend(info, { reason: ctx.skipped }));
-      } else if (observers.has('onHandled')) {
-        observers.emit('onHandled', extend(info, { durationMs: performance.now() - started }));
+        if (observers.listeners.onSkipped !== undefined)
+          observers.emit(
+            'onSkipped',
+            extend((info ??= this.deliveryInfo(delivery, route.name, replay, decoded)), {
+              reason: ctx.skipped,
+            }),
+          );
+      } else if (observers.listeners.onHandled !== undefined) {
+        observers.emit(
+          'onHandled',
+          extend((info ??= this.deliveryInfo(delivery, route.name, replay, decoded)), {
+            durationMs: performance.now() - started,
+          }),
+        );
       }
     } catch (err) {
       await this.unexpected(delivery, toError(err)).catch(() => undefined);
     } finally {
-      this.inFlight.delete(job);
+      this.finished(job);
     }
+  }
+
+  /** What every observer call about a delivery carries. */
+  private deliveryInfo(
+    delivery: Delivery,
+    handler: string,
+    replay: boolean,
+    event: EventEnvelope,
+  ): DeliveryInfo {
+    return {
+      topic: delivery.topic,
+      group: this.group,
+      handler,
+      attempt: delivery.attempt,
+      messageId: delivery.message.id,
+      replay,
+      event,
+    };
+  }
+
+  /** Takes a job off the running list. */
+  private finished(job: InFlight): void {
+    if (job.prev === undefined) this.inFlightHead = job.next;
+    else job.prev.next = job.next;
+    if (job.next === undefined) this.inFlightTail = job.prev;
+    else job.next.prev = job.prev;
+    job.prev = job.next = undefined;
+    this.inFlightSize--;
   }
 
   private async fail(
