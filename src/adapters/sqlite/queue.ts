@@ -166,6 +166,7 @@ export class BrokerQueries {
         return {
           leased: [],
           nextVisibleAt: this.s.run('fetch', () => this.nextVisibleAt(request.topicId, request.groupId, now)),
+          heldBack: undefined,
         };
     }
     const fetch = (): FetchResult => this.fetchInTransaction(request, now);
@@ -223,10 +224,12 @@ export class BrokerQueries {
       lease.run(token, leaseUntil, groupId, row.seq);
       leased.push({ seq: row.seq, attempt: row.attempts + 1, message: toMessage(row) });
     }
-    if (leased.length < limit) this.leaseNew(topicId, groupId, limit, byKey, token, leaseUntil, leased);
+    const heldBack =
+      leased.length < limit ? this.leaseNew(topicId, groupId, limit, byKey, token, leaseUntil, leased) : undefined;
     return {
       leased,
       nextVisibleAt: leased.length === 0 ? this.nextVisibleAt(topicId, groupId, now) : undefined,
+      heldBack,
     };
   }
 
@@ -243,7 +246,10 @@ export class BrokerQueries {
     return row.t >= 9e18 ? undefined : row.t;
   }
 
-  /** Moves the group's cursor over new messages: leases the free ones, records the held-back ones. */
+  /**
+   * Moves the group's cursor over new messages: leases the free ones, records the held-back ones.
+   * Returns how many it held back.
+   */
   private leaseNew(
     topicId: number,
     groupId: number,
@@ -252,7 +258,7 @@ export class BrokerQueries {
     token: string,
     leaseUntil: number,
     leased: LeasedMessage[],
-  ): void {
+  ): number {
     const { cursor } = this.s.statement('SELECT cursor FROM herald_groups WHERE id = ?').get(groupId) as {
       cursor: number;
     };
@@ -267,6 +273,7 @@ export class BrokerQueries {
     );
     let moved = cursor;
     let scanned = 0;
+    let heldBack = 0;
     // Read the log in chunks of what is still wanted: a member leasing 8 must not read (and copy the
     // bodies of) 512 rows it will not take. Held-back rows make another chunk necessary.
     reading: while (scanned < SCAN_LIMIT && leased.length < limit) {
@@ -275,6 +282,7 @@ export class BrokerQueries {
       for (const row of rows) {
         if (byKey && row.key !== null && keyPending.get(groupId, row.key) !== undefined) {
           insert.run(groupId, row.seq, row.key, 0, null, 0); // held back until the earlier one is acked
+          heldBack++;
         } else {
           if (leased.length === limit) break reading;
           insert.run(groupId, row.seq, row.key, 1, token, leaseUntil);
@@ -287,6 +295,7 @@ export class BrokerQueries {
     }
     if (moved !== cursor)
       this.s.statement('UPDATE herald_groups SET cursor = ? WHERE id = ?').run(moved, groupId);
+    return heldBack;
   }
 
   /**
