@@ -20,7 +20,10 @@ const n = Number(count);
 async function consumer(onEvent: () => void): Promise<Awaited<ReturnType<typeof createHerald>>> {
   const herald = await createHerald({
     service: 'bench-consumer',
-    transport: sqlite({ path: file!, ...(process.env.HERALD_SQLITE_BUFFER ? { bufferSize: Number(process.env.HERALD_SQLITE_BUFFER) } : {}) }),
+    transport: sqlite({
+      path: file!,
+      ...(process.env.HERALD_SQLITE_BUFFER ? { bufferSize: Number(process.env.HERALD_SQLITE_BUFFER) } : {}),
+    }),
     stores: sqliteStores({ path: file! }),
     routing: { 'bench.*': 'bench' },
   });

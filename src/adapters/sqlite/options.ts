@@ -72,7 +72,14 @@ export interface ResolvedTransportOptions extends ResolvedConnectionOptions {
 }
 
 const CONNECTION_KEYS = ['path', 'busyTimeoutMs', 'synchronous'];
-const TRANSPORT_KEYS = [...CONNECTION_KEYS, 'visibilityTimeoutMs', 'pollIntervalMs', 'retention', 'bufferSize', 'onError'];
+const TRANSPORT_KEYS = [
+  ...CONNECTION_KEYS,
+  'visibilityTimeoutMs',
+  'pollIntervalMs',
+  'retention',
+  'bufferSize',
+  'onError',
+];
 
 /** Validates connection options; every problem is a ConfigError naming the field. */
 export function resolveConnectionOptions(

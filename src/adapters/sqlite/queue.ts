@@ -186,12 +186,12 @@ export class BrokerQueries {
     fetches: readonly FetchRequest[],
     now: number,
     wait: boolean,
-  ): { settled: boolean[]; fetched: FetchResult[] } | typeof BUSY {
+  ): { fetched: FetchResult[] } | typeof BUSY {
     const operation = fetches.length === 0 ? 'settle' : 'settle and fetch';
-    const both = (): { settled: boolean[]; fetched: FetchResult[] } => ({
-      settled: this.settleInTransaction(settlements),
-      fetched: fetches.map((f) => this.fetchInTransaction(f, now)),
-    });
+    const both = (): { fetched: FetchResult[] } => {
+      this.settleInTransaction(settlements);
+      return { fetched: fetches.map((f) => this.fetchInTransaction(f, now)) };
+    };
     return wait ? this.s.write(operation, both) : this.s.writeUnlessBusy(operation, both);
   }
 
@@ -225,7 +225,9 @@ export class BrokerQueries {
       leased.push({ seq: row.seq, attempt: row.attempts + 1, message: toMessage(row) });
     }
     const heldBack =
-      leased.length < limit ? this.leaseNew(topicId, groupId, limit, byKey, token, leaseUntil, leased) : undefined;
+      leased.length < limit
+        ? this.leaseNew(topicId, groupId, limit, byKey, token, leaseUntil, leased)
+        : undefined;
     return {
       leased,
       nextVisibleAt: leased.length === 0 ? this.nextVisibleAt(topicId, groupId, now) : undefined,
@@ -299,23 +301,41 @@ export class BrokerQueries {
   }
 
   /**
-   * Applies settlements inside the caller's write transaction. Each result is false when that lease
-   * was no longer the settler's: it expired and was taken over, and the new holder's state is left
-   * alone.
+   * Applies settlements inside the caller's write transaction. A settle whose lease was no longer
+   * the settler's (it expired and was taken over) matches no row: the new holder's state is left
+   * alone. Acks of one fetch share its token, so they go in one statement per token instead of
+   * one per message.
    */
-  private settleInTransaction(settlements: readonly Settlement[]): boolean[] {
-    const ack = this.s.statement(
-      'DELETE FROM herald_pending WHERE group_id = ? AND seq = ? AND lease_token = ?',
-    );
+  private settleInTransaction(settlements: readonly Settlement[]): void {
     const unlease = this.s.statement(
       `UPDATE herald_pending SET lease_token = NULL, lease_until = 0, visible_at = ?, attempts = attempts - ?
         WHERE group_id = ? AND seq = ? AND lease_token = ?`,
     );
-    return settlements.map((x) =>
-      x.how === 'ack'
-        ? ack.run(x.groupId, x.seq, x.token).changes > 0
-        : unlease.run(x.visibleAt, x.how === 'release' ? 1 : 0, x.groupId, x.seq, x.token).changes > 0,
+    let acks: Map<string, { groupId: number; seqs: number[] }> | undefined;
+    for (const x of settlements) {
+      if (x.how !== 'ack') {
+        unlease.run(x.visibleAt, x.how === 'release' ? 1 : 0, x.groupId, x.seq, x.token);
+        continue;
+      }
+      acks ??= new Map();
+      const id = `${x.groupId} ${x.token}`;
+      const same = acks.get(id);
+      if (same) same.seqs.push(x.seq);
+      else acks.set(id, { groupId: x.groupId, seqs: [x.seq] });
+    }
+    if (!acks) return;
+    const one = this.s.statement(
+      'DELETE FROM herald_pending WHERE group_id = ? AND seq = ? AND lease_token = ?',
     );
+    const many = this.s.statement(
+      `DELETE FROM herald_pending
+        WHERE group_id = ? AND lease_token = ? AND seq IN (SELECT value FROM json_each(?))`,
+    );
+    for (const [id, { groupId, seqs }] of acks) {
+      const token = id.slice(id.indexOf(' ') + 1);
+      if (seqs.length === 1) one.run(groupId, seqs[0], token);
+      else many.run(groupId, token, JSON.stringify(seqs));
+    }
   }
 
   /** Extends the given leases; returns the ones that were lost (taken over after expiring). */

@@ -452,7 +452,7 @@ export class SqliteTransport implements Transport {
     }
     let result: { fetched: FetchResult[] } | typeof BUSY;
     try {
-      // A false settle result means the lease expired and was taken over: the new holder's state is left alone.
+      // A settle whose lease expired and was taken over matches no row: the new holder is left alone.
       result = this.queries.settleAndFetch(
         batch,
         fetches.map((f) => f.request),
@@ -484,7 +484,8 @@ export class SqliteTransport implements Transport {
       this.unsettled.delete(d);
       d.resolveSettle();
     }
-    for (let i = 0; i < fetches.length; i++) this.fetched(fetches[i]!.member, fetches[i]!.request, fetched[i]!, now);
+    for (let i = 0; i < fetches.length; i++)
+      this.fetched(fetches[i]!.member, fetches[i]!.request, fetched[i]!, now);
   }
 
   private renewLeases(): void {

@@ -42,17 +42,21 @@ async function consumeThenHold(
   let acked = 0;
   let unsettled = 0;
   let most = 0;
+  const acks: Promise<void>[] = [];
   const sub = await t.subscribe(topic, { group: 'g', prefetch: 4 }, async (d) => {
     most = Math.max(most, ++unsettled);
     if (acked < quick) {
       acked++;
       unsettled--;
-      await d.ack();
+      const ack = d.ack();
+      acks.push(ack);
+      await ack;
     } else {
       held.push(d);
     }
   });
   await until(() => held.length === 4, 5000, 'four held deliveries');
+  await Promise.all(acks); // committed, so stats() no longer counts them in flight
   return {
     file,
     topic,
