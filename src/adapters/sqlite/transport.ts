@@ -274,7 +274,9 @@ export class SqliteTransport implements Transport {
   }
 
   private poll(m: Member): void {
-    if (!m.active || this.closed) return;
+    // A settle of this member is queued: its flush fetches for the member in the same transaction,
+    // so a fetch of its own would only compete with it for the lock.
+    if (!m.active || this.closed || m.queuedSettles > 0) return;
     const now = Date.now();
     const request = this.fetchRequest(m, now);
     if (request === undefined) return; // a settle wakes it
@@ -316,9 +318,10 @@ export class SqliteTransport implements Transport {
     // growing until the next renewal period.
     if (result.heldBack !== undefined && result.heldBack > 0) {
       m.keyBound = true;
-      if (leased.length < request.limit) {
-        m.readAhead = Math.max(0, m.readAhead - (request.limit - leased.length));
-      }
+      // Keep asking for about as many as the member holds now: the keys it just settled come back
+      // to it, the others' keys do not.
+      const held = m.outstanding + m.buffered + leased.length;
+      if (leased.length < request.limit) m.readAhead = Math.max(0, Math.min(m.readAhead, held - m.prefetch));
     }
     for (const l of leased) {
       const d = new SqliteDelivery(this, m, l, request.token);
@@ -403,6 +406,7 @@ export class SqliteTransport implements Transport {
     // deliveries keep the handlers busy while this settle waits for the batch or the lock (ADR 0206).
     const m = d.member;
     m.outstanding--;
+    m.queuedSettles++;
     m.settledSinceFetch++;
     m.settledSinceRenew++;
     this.scheduleHandOut(m);
@@ -466,6 +470,7 @@ export class SqliteTransport implements Transport {
         // Back with its handler, which may settle it again: it holds the slot again meanwhile.
         d.settling = false;
         d.member.outstanding++;
+        d.member.queuedSettles--;
         d.rejectSettle(err);
       }
       for (const { member } of fetches) this.fetchFailed(member, err);
@@ -481,6 +486,7 @@ export class SqliteTransport implements Transport {
     const { fetched } = result;
     for (const d of batch) {
       d.done = true;
+      d.member.queuedSettles--;
       this.unsettled.delete(d);
       d.resolveSettle();
     }
@@ -552,6 +558,8 @@ class LockWait {
 class Member {
   /** Handed to the handler and not yet settled by it (a settle frees the slot when it is made). */
   outstanding = 0;
+  /** Settles made and not yet committed (or failed). */
+  queuedSettles = 0;
   active = true;
   idleMs = 0;
   /** Leased and not yet handed out, oldest first from `head` (ADR 0206). */
