@@ -254,17 +254,23 @@ export async function run(): Promise<string> {
   const f = (): string => path.join(dir, `${++files}.db`);
   const N = Number(process.env.HERALD_BENCH_SQLITE_N ?? 40_000);
   const ROUNDS = Number(process.env.HERALD_BENCH_SQLITE_ROUNDS ?? 3);
+  // For before/after comparisons in alternation (not for the published section): only some
+  // configurations (raw is always kept, the ratios need it), and no publish or latency tables.
+  const only = process.env.HERALD_BENCH_SQLITE_CONFIGS?.split(',');
+  const endToEndOnly = process.env.HERALD_BENCH_SQLITE_E2E_ONLY === '1';
   try {
     const all = await envelopes(dir, N);
-    const rawBatched = rawInsertRate(f(), all, BATCH);
-    const rawSingle = rawInsertRate(f(), all.slice(0, 5_000), 1);
-    const pubBatched = await heraldPublishRate(f(), all, BATCH);
-    const pubSingle = await heraldPublishRate(f(), all.slice(0, 5_000), 1);
-    const configs = [
-      ['raw', 'raw better-sqlite3 loop (SELECT 500 + DELETE per IMMEDIATE transaction)'],
-      ['herald-8', 'Herald, README configuration (default concurrency 8)'],
-      ['herald-64', 'Herald, concurrency 64'],
-    ] as const;
+    const rawBatched = endToEndOnly ? NaN : rawInsertRate(f(), all, BATCH);
+    const rawSingle = endToEndOnly ? NaN : rawInsertRate(f(), all.slice(0, 5_000), 1);
+    const pubBatched = endToEndOnly ? NaN : await heraldPublishRate(f(), all, BATCH);
+    const pubSingle = endToEndOnly ? NaN : await heraldPublishRate(f(), all.slice(0, 5_000), 1);
+    const configs = (
+      [
+        ['raw', 'raw better-sqlite3 loop (SELECT 500 + DELETE per IMMEDIATE transaction)'],
+        ['herald-8', 'Herald, README configuration (default concurrency 8)'],
+        ['herald-64', 'Herald, concurrency 64'],
+      ] as const
+    ).filter(([mode]) => mode === 'raw' || !only || only.includes(mode));
     const cells = new Map<string, number>();
     // Raw and Herald alternate within every round, so load swings on a shared machine hit both alike.
     for (const how of ['backlog', 'steady'] as const) {
@@ -283,8 +289,8 @@ export async function run(): Promise<string> {
         }
       }
     }
-    const [p50r, p99r, nr] = await latency(f(), 1000, 4, false);
-    const [p50l, p99l, nl] = await latency(f(), 1000, 4, true);
+    const [p50r, p99r, nr] = endToEndOnly ? [NaN, NaN, NaN] : await latency(f(), 1000, 4, false);
+    const [p50l, p99l, nl] = endToEndOnly ? [NaN, NaN, NaN] : await latency(f(), 1000, 4, true);
     const cell = (how: string, c: number, mode: string): number => cells.get(`${how}/${c}/${mode}`)!;
     const ratio = (x: number, raw: number): string => (x / raw).toFixed(2);
     const rows: string[] = [];

@@ -24,6 +24,11 @@ export interface FetchResult {
   readonly leased: LeasedMessage[];
   /** Earliest time a waiting (nacked with delay) message of the group becomes visible, if any. */
   readonly nextVisibleAt: number | undefined;
+  /**
+   * How many log rows this fetch held back behind a pending message of the same key; undefined
+   * when it did not read the log (pending messages filled it, or it found nothing to do).
+   */
+  readonly heldBack: number | undefined;
 }
 
 /** One ack, nack or release of a lease. */

@@ -42,6 +42,15 @@ export interface SqliteTransportOptions extends SqliteConnectionOptions {
   readonly pollIntervalMs?: number;
   readonly retention?: SqliteRetentionOptions;
   /**
+   * Most deliveries a subscription leases beyond its free handler slots (its `prefetch`) and keeps
+   * in memory until a slot frees, so one write transaction settles and fetches many messages
+   * instead of a `prefetch`-sized batch (ADR 0206). The read-ahead starts at 0, grows while the
+   * handlers keep up and drops back to 0 when they stall. Buffered deliveries are leased like
+   * handed-out ones: `stats()` counts them in flight, and after a crash they come back with an
+   * attempt counted that never ran. 0 turns read-ahead off. Default 32, at most 1024.
+   */
+  readonly bufferSize?: number;
+  /**
    * Called with errors of the background work (polling, lease renewal, retention), which has no
    * caller to reject. Default: `process.emitWarning`.
    */
@@ -58,11 +67,19 @@ export interface ResolvedTransportOptions extends ResolvedConnectionOptions {
   readonly visibilityTimeoutMs: number;
   readonly pollIntervalMs: number;
   readonly retention: { readonly maxAgeMs: number; readonly maxMessages: number };
+  readonly bufferSize: number;
   readonly onError: (error: Error) => void;
 }
 
 const CONNECTION_KEYS = ['path', 'busyTimeoutMs', 'synchronous'];
-const TRANSPORT_KEYS = [...CONNECTION_KEYS, 'visibilityTimeoutMs', 'pollIntervalMs', 'retention', 'onError'];
+const TRANSPORT_KEYS = [
+  ...CONNECTION_KEYS,
+  'visibilityTimeoutMs',
+  'pollIntervalMs',
+  'retention',
+  'bufferSize',
+  'onError',
+];
 
 /** Validates connection options; every problem is a ConfigError naming the field. */
 export function resolveConnectionOptions(
@@ -108,6 +125,8 @@ export function resolveTransportOptions(options: SqliteTransportOptions): Resolv
   if (options.onError !== undefined && typeof options.onError !== 'function') {
     throw new ConfigError('onError', 'must be a function');
   }
+  const bufferSize = integer('bufferSize', options.bufferSize, 32, 0);
+  if (bufferSize > 1024) throw new ConfigError('bufferSize', `must be at most 1024, got ${bufferSize}`);
   return {
     ...connection,
     visibilityTimeoutMs: integer('visibilityTimeoutMs', options.visibilityTimeoutMs, 30_000, 100),
@@ -116,6 +135,7 @@ export function resolveTransportOptions(options: SqliteTransportOptions): Resolv
       maxAgeMs: integerOrInfinity('retention.maxAgeMs', retention.maxAgeMs, 86_400_000),
       maxMessages: integerOrInfinity('retention.maxMessages', retention.maxMessages, Infinity),
     },
+    bufferSize,
     onError: options.onError ?? ((error) => process.emitWarning(error)),
   };
 }

@@ -71,12 +71,7 @@ export class SqliteTransport implements Transport {
   private readonly unsettled = new Set<SqliteDelivery>();
   private readonly topicsSeen = new Set<string>();
   /** Settlements waiting for the next flush, which applies them all in one transaction. */
-  private settleQueue: {
-    delivery: SqliteDelivery;
-    settlement: Settlement;
-    resolve: () => void;
-    reject: (e: unknown) => void;
-  }[] = [];
+  private settleQueue: SqliteDelivery[] = [];
   /** Cancels the scheduled flush of `settleQueue`, if one is scheduled. */
   private settleFlush: (() => void) | undefined;
   /** How long the settle flush has found the write lock held elsewhere. */
@@ -148,6 +143,7 @@ export class SqliteTransport implements Transport {
         member.active = false;
         member.cancel();
         this.members.delete(member);
+        this.releaseBuffer(member);
       },
     };
   }
@@ -253,10 +249,20 @@ export class SqliteTransport implements Transport {
     if (m.immediate === undefined) this.schedule(m, 0);
   }
 
-  /** A fetch of the member's free prefetch slots (plus `freed` about to be settled), or undefined when it has none. */
-  private fetchRequest(m: Member, now: number, freed = 0): FetchRequest | undefined {
-    const room = m.prefetch - m.outstanding + freed;
+  /**
+   * A fetch of the member's free handler slots plus its read-ahead, or undefined when it needs
+   * none: its buffer is still more than half full (ADR 0206), or it has no room.
+   */
+  private fetchRequest(m: Member, now: number): FetchRequest | undefined {
+    const buffered = m.buffered;
+    if (buffered > m.readAhead >> 1) return undefined;
+    // Handlers settled a whole prefetch window since the last fetch: they keep up, so read further ahead.
+    if (m.settledSinceFetch >= m.prefetch && !m.keyBound && m.readAhead < this.options.bufferSize) {
+      m.readAhead = Math.min(this.options.bufferSize, Math.max(m.prefetch, m.readAhead * 2));
+    }
+    const room = m.prefetch - m.outstanding + m.readAhead - buffered;
     if (room <= 0) return undefined;
+    m.settledSinceFetch = 0;
     return {
       topicId: m.topicId,
       groupId: m.groupId,
@@ -268,7 +274,9 @@ export class SqliteTransport implements Transport {
   }
 
   private poll(m: Member): void {
-    if (!m.active || this.closed) return;
+    // A settle of this member is queued: its flush fetches for the member in the same transaction,
+    // so a fetch of its own would only compete with it for the lock.
+    if (!m.active || this.closed || m.queuedSettles > 0) return;
     const now = Date.now();
     const request = this.fetchRequest(m, now);
     if (request === undefined) return; // a settle wakes it
@@ -301,11 +309,27 @@ export class SqliteTransport implements Transport {
     this.schedule(m, this.options.pollIntervalMs);
   }
 
-  /** Hands out what a fetch leased and decides when the member polls next. */
+  /** Buffers what a fetch leased, hands out what fits, and decides when the member polls next. */
   private fetched(m: Member, request: FetchRequest, result: FetchResult, now: number): void {
     const { leased, nextVisibleAt } = result;
+    // Rows held back behind leased ones of their key: the group's keys, not the log, bound what a
+    // fetch can lease. Reading further ahead would only scan and hold back more rows per fetch
+    // (and later fetches read past them), so the read-ahead gives up the shortfall and stops
+    // growing until the next renewal period.
+    if (result.heldBack !== undefined && result.heldBack > 0) {
+      m.keyBound = true;
+      // Keep asking for about as many as the member holds now: the keys it just settled come back
+      // to it, the others' keys do not.
+      const held = m.outstanding + m.buffered + leased.length;
+      if (leased.length < request.limit) m.readAhead = Math.max(0, Math.min(m.readAhead, held - m.prefetch));
+    }
+    for (const l of leased) {
+      const d = new SqliteDelivery(this, m, l, request.token);
+      this.unsettled.add(d);
+      m.buffer.push(d);
+    }
     try {
-      for (const l of leased) this.deliver(m, l, request.token);
+      this.handOut(m);
     } catch (err) {
       this.fetchFailed(m, err);
       return;
@@ -321,15 +345,47 @@ export class SqliteTransport implements Transport {
     this.schedule(m, Math.min(m.idleMs, untilVisible));
   }
 
-  private deliver(m: Member, leased: LeasedMessage, token: string): void {
-    const d = new SqliteDelivery(this, m, leased, token);
-    this.unsettled.add(d);
-    m.outstanding++;
+  /** Hands buffered deliveries to the member's handler while it has free slots, oldest first. */
+  private handOut(m: Member): void {
+    while (m.outstanding < m.prefetch && m.active) {
+      const d = m.take();
+      if (d === undefined) return;
+      m.outstanding++;
+      try {
+        const result = m.onDelivery(d);
+        if (result instanceof Promise) result.catch((err: unknown) => this.handlerCrashed(d, err));
+      } catch (err) {
+        this.handlerCrashed(d, err);
+      }
+    }
+  }
+
+  /** Hands out after a settle once the current job is done: a handler never runs inside `ack()`. */
+  private scheduleHandOut(m: Member): void {
+    if (m.handOutScheduled || m.buffered === 0) return;
+    m.handOutScheduled = true;
+    queueMicrotask(() => {
+      m.handOutScheduled = false;
+      this.handOut(m);
+    });
+  }
+
+  /**
+   * Gives a member's buffered (never handed out) deliveries back to the group, uncounted, when its
+   * subscription closes.
+   */
+  private releaseBuffer(m: Member): void {
+    const buffered = m.drain();
+    if (buffered.length === 0 || this.closed) return;
+    for (const d of buffered) {
+      d.done = true;
+      this.unsettled.delete(d);
+    }
     try {
-      const result = m.onDelivery(d);
-      if (result instanceof Promise) result.catch((err: unknown) => this.handlerCrashed(d, err));
+      this.queries.releaseAll(buffered);
     } catch (err) {
-      this.handlerCrashed(d, err);
+      // The leases expire after visibilityTimeoutMs instead (counted as an attempt); nothing is lost.
+      this.options.onError(err as Error);
     }
   }
 
@@ -346,15 +402,21 @@ export class SqliteTransport implements Transport {
   settle(d: SqliteDelivery, how: 'ack' | 'nack' | 'release', delayMs: number): Promise<void> {
     if (d.done || d.settling || this.closed) return Promise.resolve();
     d.settling = true;
-    const settlement: Settlement = {
-      groupId: d.groupId,
-      seq: d.seq,
-      token: d.token,
-      how,
-      visibleAt: how === 'nack' ? Date.now() + delayMs : 0,
-    };
+    // The handler is done with it: its slot is free now, not when the settle commits, so buffered
+    // deliveries keep the handlers busy while this settle waits for the batch or the lock (ADR 0206).
+    const m = d.member;
+    m.outstanding--;
+    m.queuedSettles++;
+    m.settledSinceFetch++;
+    m.settledSinceRenew++;
+    this.scheduleHandOut(m);
+    // The delivery is its own settlement record: no object per settle beyond the promise.
+    d.how = how;
+    d.visibleAt = how === 'nack' ? Date.now() + delayMs : 0;
     return new Promise<void>((resolve, reject) => {
-      this.settleQueue.push({ delivery: d, settlement, resolve, reject });
+      d.resolveSettle = resolve;
+      d.rejectSettle = reject;
+      this.settleQueue.push(d);
       this.scheduleFlush(0);
     });
   }
@@ -376,7 +438,7 @@ export class SqliteTransport implements Transport {
     this.settleQueue = [];
     if (this.closed && !closing) {
       // close() already returned these leases to their groups.
-      for (const item of batch) item.resolve();
+      for (const d of batch) d.resolveSettle();
       return;
     }
     // Settling frees prefetch slots and may unblock a key (or make a nacked message visible again):
@@ -384,20 +446,19 @@ export class SqliteTransport implements Transport {
     const now = Date.now();
     const fetches: { member: Member; request: FetchRequest }[] = [];
     if (!closing) {
-      const freed = new Map<Member, number>();
-      for (const { delivery } of batch) freed.set(delivery.member, (freed.get(delivery.member) ?? 0) + 1);
-      const groups = new Set(batch.map((item) => item.delivery.groupId));
+      const groups = new Set<number>();
+      for (const d of batch) groups.add(d.groupId);
       for (const m of this.members) {
         if (!m.active || !groups.has(m.groupId)) continue;
-        const request = this.fetchRequest(m, now, freed.get(m) ?? 0);
+        const request = this.fetchRequest(m, now);
         if (request) fetches.push({ member: m, request });
       }
     }
     let result: { fetched: FetchResult[] } | typeof BUSY;
     try {
-      // A false settle result means the lease expired and was taken over: the new holder's state is left alone.
+      // A settle whose lease expired and was taken over matches no row: the new holder is left alone.
       result = this.queries.settleAndFetch(
-        batch.map((item) => item.settlement),
+        batch,
         fetches.map((f) => f.request),
         now,
         closing || this.settleBusy.waitedLong(now, this.options.busyTimeoutMs),
@@ -405,9 +466,12 @@ export class SqliteTransport implements Transport {
     } catch (err) {
       this.settleBusy.reset();
       // Still leased to us: the caller may settle again, or the lease expires and the message returns.
-      for (const item of batch) {
-        item.delivery.settling = false;
-        item.reject(err);
+      for (const d of batch) {
+        // Back with its handler, which may settle it again: it holds the slot again meanwhile.
+        d.settling = false;
+        d.member.outstanding++;
+        d.member.queuedSettles--;
+        d.rejectSettle(err);
       }
       for (const { member } of fetches) this.fetchFailed(member, err);
       return;
@@ -420,21 +484,38 @@ export class SqliteTransport implements Transport {
     }
     this.settleBusy.reset();
     const { fetched } = result;
-    for (const { delivery, resolve } of batch) {
-      delivery.done = true;
-      this.unsettled.delete(delivery);
-      delivery.member.outstanding--;
-      resolve();
+    for (const d of batch) {
+      d.done = true;
+      d.member.queuedSettles--;
+      this.unsettled.delete(d);
+      d.resolveSettle();
     }
-    fetches.forEach(({ member, request }, i) => this.fetched(member, request, fetched[i]!, now));
+    for (let i = 0; i < fetches.length; i++)
+      this.fetched(fetches[i]!.member, fetches[i]!.request, fetched[i]!, now);
   }
 
   private renewLeases(): void {
+    for (const m of this.members) {
+      // A renewal period without a settle: the handlers stalled, so stop reading ahead of them.
+      if (m.settledSinceRenew === 0) m.readAhead = 0;
+      m.settledSinceRenew = 0;
+      m.keyBound = false;
+    }
     if (this.unsettled.size === 0) return;
     const leases = [...this.unsettled];
     try {
       for (let i = 0; i < leases.length; i += RENEW_BATCH) {
-        this.queries.renew(leases.slice(i, i + RENEW_BATCH), Date.now() + this.options.visibilityTimeoutMs);
+        const chunk = leases.slice(i, i + RENEW_BATCH);
+        const lost = this.queries.renew(chunk, Date.now() + this.options.visibilityTimeoutMs);
+        // Taken over by another member while this process stalled: a buffered one must not reach a
+        // handler (its settle would be a no-op anyway); a handed-out one is its handler's to finish.
+        for (const j of lost) {
+          const d = chunk[j]!;
+          if (d.member.discard(d)) {
+            d.done = true;
+            this.unsettled.delete(d);
+          }
+        }
       }
     } catch (err) {
       this.options.onError(err as Error);
@@ -475,9 +556,22 @@ class LockWait {
 
 /** One subscription of this process: a member of a consumer group. */
 class Member {
+  /** Handed to the handler and not yet settled by it (a settle frees the slot when it is made). */
   outstanding = 0;
+  /** Settles made and not yet committed (or failed). */
+  queuedSettles = 0;
   active = true;
   idleMs = 0;
+  /** Leased and not yet handed out, oldest first from `head` (ADR 0206). */
+  buffer: SqliteDelivery[] = [];
+  private head = 0;
+  /** How many leases beyond the free handler slots a fetch takes; grows while handlers keep up. */
+  readAhead = 0;
+  settledSinceFetch = 0;
+  settledSinceRenew = 0;
+  /** A fetch in this renewal period held rows back behind leased ones of their key (ordering by key). */
+  keyBound = false;
+  handOutScheduled = false;
   /** How long this member's fetch has found the write lock held elsewhere. */
   readonly busy = new LockWait();
   timer: NodeJS.Timeout | undefined;
@@ -499,11 +593,50 @@ class Member {
     this.timer = undefined;
     this.immediate = undefined;
   }
+
+  get buffered(): number {
+    return this.buffer.length - this.head;
+  }
+
+  /** The oldest buffered delivery still to hand out, if any. */
+  take(): SqliteDelivery | undefined {
+    while (this.head < this.buffer.length) {
+      const d = this.buffer[this.head]!;
+      this.buffer[this.head++] = undefined as unknown as SqliteDelivery;
+      if (this.head === this.buffer.length) {
+        this.buffer = [];
+        this.head = 0;
+      }
+      if (!d.done) return d;
+    }
+    return undefined;
+  }
+
+  /** Removes a delivery from the buffer; false when it is not there (already handed out). */
+  discard(d: SqliteDelivery): boolean {
+    const i = this.buffer.indexOf(d, this.head);
+    if (i < 0) return false;
+    this.buffer.splice(i, 1);
+    return true;
+  }
+
+  /** Empties the buffer, returning what was in it. */
+  drain(): SqliteDelivery[] {
+    const rest = this.buffer.slice(this.head).filter((d) => !d.done);
+    this.buffer = [];
+    this.head = 0;
+    return rest;
+  }
 }
 
-class SqliteDelivery implements Delivery {
+class SqliteDelivery implements Delivery, Settlement {
   done = false;
   settling = false;
+  /** The settle being made (set by `settle()`), read by the flush that applies it. */
+  how: 'ack' | 'nack' | 'release' = 'ack';
+  visibleAt = 0;
+  resolveSettle: () => void = noop;
+  rejectSettle: (e: unknown) => void = noop;
   readonly message: Message;
   readonly attempt: number;
   readonly seq: number;
@@ -537,6 +670,8 @@ class SqliteDelivery implements Delivery {
     return this.transport.settle(this, 'release', 0);
   }
 }
+
+function noop(): void {}
 
 /** Creates the SQLite transport: `sqlite({ path: '.herald/events.db' })`. */
 export function sqlite(options: SqliteTransportOptions): SqliteTransport {
