@@ -6,10 +6,10 @@
  *   node --import tsx bench/observability-callgrind.ts [config ...]
  *
  * For each configuration (default: all of {@link CONFIGS}) it runs two child processes under
- * `valgrind --tool=callgrind` and `node --predictable`: each does the same warm-up run, then one
- * pipeline run of n1 or n2 events; (Ir(n2) − Ir(n1)) / (n2 − n1) is the per-event count with start-up,
- * module loading and most JIT compiling cancelled out. Printed as a Markdown table with the extra
- * instructions over `off`.
+ * `valgrind --tool=callgrind` and `node --predictable`: each runs the same warm-up phase, then a
+ * measured phase of n1 or n2 events on the same Herald, with a full GC before and after it;
+ * (Ir(n2) − Ir(n1)) / (n2 − n1) is the per-event count with start-up, module loading and most JIT
+ * compiling cancelled out. Printed as a Markdown table with the extra instructions over `off`.
  *
  * The pipeline is the README configuration of `bench/cases/pipeline.ts` (an event with a zod
  * schema, one group at concurrency 16 ordered by 100 aggregates, ~300-byte JSON payloads, 200
@@ -39,11 +39,11 @@ const IN_FLIGHT = 200;
 const AGGREGATES = 100;
 const CONCURRENCY = 16;
 /**
- * Long enough that the sampled path (one event in ten) is compiled before the measured run: with
- * 5,000 the SDK's span code was still being optimised during it, which added ≈ 25,000 instructions
- * of TurboFan work per event to the difference of the two sizes.
+ * Long enough that the sampled path (one event in ten) is compiled before the measured phase: with
+ * 5,000 (and a new Herald per phase) the SDK's span code was still being optimised during it,
+ * which added ≈ 25,000 instructions of TurboFan work per event to the difference of the two sizes.
  */
-const WARM_UP = Number(process.env.HERALD_BENCH_WARM_UP ?? 20_000);
+const WARM_UP = Number(process.env.HERALD_BENCH_WARM_UP ?? 10_000);
 const [N1, N2] = (process.env.HERALD_BENCH_SIZES ?? '2000,10000').split(',').map(Number) as [number, number];
 
 export const CONFIGS = {
@@ -77,7 +77,12 @@ const schema = z.object({
   note: z.string(),
 });
 
-async function pipeline(lib: Lib, plugin: HeraldLib.HeraldPlugin | undefined, n: number): Promise<void> {
+/**
+ * One Herald for the warm-up and the measured phase: a new Herald (and a new handler closure) per
+ * phase deoptimised the consumer at every start ("wrong call target"), so part of the optimising
+ * compiler's work landed in the measured phase, and differently for each size.
+ */
+async function run(plugin: HeraldLib.HeraldPlugin | undefined, lib: Lib, n: number): Promise<void> {
   const OrderPlaced = lib.defineEvent('shop.order.placed', { version: 'v1', schema });
   const herald = await lib.createHerald({
     service: 'bench',
@@ -85,26 +90,38 @@ async function pipeline(lib: Lib, plugin: HeraldLib.HeraldPlugin | undefined, n:
     plugins: plugin ? [plugin] : [],
   });
   let handled = 0;
-  let done!: () => void;
-  const all = new Promise<void>((r) => (done = r));
+  let target = 0;
+  let done: () => void = () => undefined;
   herald.subscribe({
     group: 'bench',
     events: [OrderPlaced],
     concurrency: CONCURRENCY,
     handler: () => {
-      if (++handled === n) done();
+      if (++handled === target) done();
     },
   });
   await herald.start();
-  for (let i = 0; i < n; i += IN_FLIGHT) {
-    const batch: Promise<unknown>[] = [];
-    for (let j = i; j < Math.min(n, i + IN_FLIGHT); j++)
-      batch.push(herald.publish(OrderPlaced, payload(j), { aggregateId: `agg-${j % AGGREGATES}` }));
-    await Promise.all(batch);
-  }
-  await all;
-  // The plugin's stop flushes spans; a new Herald per run re-adds the same plugin, as the
-  // observability case does.
+  let next = 0;
+  const phase = async (count: number): Promise<void> => {
+    target = handled + count;
+    const all = new Promise<void>((r) => (done = r));
+    const end = next + count;
+    while (next < end) {
+      const batch: Promise<unknown>[] = [];
+      for (const stop = Math.min(end, next + IN_FLIGHT); next < stop; next++)
+        batch.push(herald.publish(OrderPlaced, payload(next), { aggregateId: `agg-${next % AGGREGATES}` }));
+      await Promise.all(batch);
+    }
+    await all;
+  };
+  const gc = (globalThis as { gc?: () => void }).gc!;
+  await phase(WARM_UP);
+  // A full collection on either side of the measured phase: both sizes start from the same heap,
+  // and the garbage of the phase is collected (and counted) in full, not left for whenever the
+  // next collection happens to fall.
+  gc();
+  await phase(n);
+  gc();
   await herald.stop();
 }
 
@@ -137,8 +154,7 @@ async function child(config: Config, n: number): Promise<void> {
             : false,
           logging: logging ? { level: 'info', destination: sink, pretty: false } : false,
         }).plugin;
-  await pipeline(lib, plugin, WARM_UP);
-  await pipeline(lib, plugin, n);
+  await run(plugin, lib, n);
 }
 
 /** Total instructions (Ir) of one child under callgrind. */
@@ -158,6 +174,7 @@ function instructions(config: Config, n: number): number {
         `--callgrind-out-file=${file}`,
         process.execPath,
         '--predictable',
+        '--expose-gc',
         '--import',
         'tsx',
         fileURLToPath(import.meta.url),
