@@ -86,7 +86,12 @@ export class PooledIdGenerator implements IdGenerator {
   generateIdPair(): string {
     for (;;) {
       const ids = randomHex(24);
-      if (!ids.startsWith(ZERO_TRACE_ID) && !ids.endsWith(ZERO_SPAN_ID)) return ids;
+      // The first digit of each id settles it fifteen times in sixteen, without a string compare.
+      if (
+        (ids.charCodeAt(0) !== 0x30 || !ids.startsWith(ZERO_TRACE_ID)) &&
+        (ids.charCodeAt(32) !== 0x30 || !ids.endsWith(ZERO_SPAN_ID))
+      )
+        return ids;
     }
   }
 }

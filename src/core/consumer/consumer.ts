@@ -443,7 +443,9 @@ export class Consumer {
       const started = performance.now();
       try {
         const running = route.run(ctx);
-        if (running !== undefined) await running;
+        // RESOLVED is what the chain returns for a synchronous handler under middleware that adds
+        // nothing (observability on an unsampled message): already fulfilled, so no await needed.
+        if (running !== undefined && running !== RESOLVED) await running;
       } catch (err) {
         const durationMs = performance.now() - started;
         info ??= this.deliveryInfo(delivery, route.name, replay, decoded);

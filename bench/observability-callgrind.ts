@@ -1,0 +1,223 @@
+/**
+ * Instructions per event that observability adds to the memory-transport pipeline, counted by
+ * callgrind so the figure does not move with the machine's load (issue #18, ADR 0407).
+ *
+ *   npx tsc -p tsconfig.build.json        # the library is the compiled dist/ (see below)
+ *   node --import tsx bench/observability-callgrind.ts [config ...]
+ *
+ * For each configuration (default: all of {@link CONFIGS}) it runs two child processes under
+ * `valgrind --tool=callgrind` and `node --predictable`: each runs the same warm-up phase, then a
+ * measured phase of n1 or n2 events on the same Herald, with a full GC before and after it;
+ * (Ir(n2) − Ir(n1)) / (n2 − n1) is the per-event count with start-up, module loading and most JIT
+ * compiling cancelled out. Printed as a Markdown table with the extra instructions over `off`.
+ *
+ * The pipeline is the README configuration of `bench/cases/pipeline.ts` (an event with a zod
+ * schema, one group at concurrency 16 ordered by 100 aggregates, ~300-byte JSON payloads, 200
+ * outstanding publishes, a handler that does nothing). Observability is configured as in
+ * `bench/cases/observability.ts`: metrics, tracing sampled at 10 % through the batch processor into
+ * a discarding exporter, pino at info into a discarded stream.
+ *
+ * `HERALD_BENCH_DIST=<dir>` measures another build (e.g. a commit's `src` compiled elsewhere) for
+ * before/after pairs; `HERALD_BENCH_KEEP=<dir>` keeps the callgrind output files there for
+ * `callgrind_annotate`; `HERALD_BENCH_SIZES=n1,n2` changes the sizes.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { z } from 'zod';
+import type * as HeraldLib from '../src/index.js';
+import type * as ObservabilityLib from '../src/observability/index.js';
+
+type Lib = typeof HeraldLib;
+type ObsLib = typeof ObservabilityLib;
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const IN_FLIGHT = 200;
+const AGGREGATES = 100;
+const CONCURRENCY = 16;
+/**
+ * Long enough that the sampled path (one event in ten) is compiled before the measured phase: with
+ * 5,000 (and a new Herald per phase) the SDK's span code was still being optimised during it,
+ * which added ≈ 25,000 instructions of TurboFan work per event to the difference of the two sizes.
+ */
+const WARM_UP = Number(process.env.HERALD_BENCH_WARM_UP ?? 10_000);
+const [N1, N2] = (process.env.HERALD_BENCH_SIZES ?? '2000,10000').split(',').map(Number) as [number, number];
+
+export const CONFIGS = {
+  off: 'everything off',
+  on: 'everything on: metrics + tracing (10% sampled) + pino info logs',
+  'on-no-als': 'everything on, tracing with `contextManager: false`',
+  metrics: 'metrics only',
+  logging: 'logging only (info)',
+  tracing: 'tracing only (10% sampled)',
+  'tracing-no-als': 'tracing only, `contextManager: false`',
+} as const;
+type Config = keyof typeof CONFIGS;
+
+function payload(i: number): object {
+  return {
+    orderId: `order-${i}`,
+    customer: `customer-${i % 977}`,
+    lines: [
+      { sku: 'SKU-000123', qty: 1 + (i % 3) },
+      { sku: 'SKU-004567', qty: 2 },
+      { sku: 'SKU-089012', qty: 1 },
+    ],
+    note: 'Leave at the door; ring twice. '.repeat(5),
+  };
+}
+
+const schema = z.object({
+  orderId: z.string(),
+  customer: z.string(),
+  lines: z.array(z.object({ sku: z.string(), qty: z.number().int().positive() })),
+  note: z.string(),
+});
+
+/**
+ * One Herald for the warm-up and the measured phase: a new Herald (and a new handler closure) per
+ * phase deoptimised the consumer at every start ("wrong call target"), so part of the optimising
+ * compiler's work landed in the measured phase, and differently for each size.
+ */
+async function run(plugin: HeraldLib.HeraldPlugin | undefined, lib: Lib, n: number): Promise<void> {
+  const OrderPlaced = lib.defineEvent('shop.order.placed', { version: 'v1', schema });
+  const herald = await lib.createHerald({
+    service: 'bench',
+    transport: new lib.MemoryTransport(),
+    plugins: plugin ? [plugin] : [],
+  });
+  let handled = 0;
+  let target = 0;
+  let done: () => void = () => undefined;
+  herald.subscribe({
+    group: 'bench',
+    events: [OrderPlaced],
+    concurrency: CONCURRENCY,
+    handler: () => {
+      if (++handled === target) done();
+    },
+  });
+  await herald.start();
+  let next = 0;
+  const phase = async (count: number): Promise<void> => {
+    target = handled + count;
+    const all = new Promise<void>((r) => (done = r));
+    const end = next + count;
+    while (next < end) {
+      const batch: Promise<unknown>[] = [];
+      for (const stop = Math.min(end, next + IN_FLIGHT); next < stop; next++)
+        batch.push(herald.publish(OrderPlaced, payload(next), { aggregateId: `agg-${next % AGGREGATES}` }));
+      await Promise.all(batch);
+    }
+    await all;
+  };
+  const gc = (globalThis as { gc?: () => void }).gc!;
+  await phase(WARM_UP);
+  // A full collection on either side of the measured phase: both sizes start from the same heap,
+  // and the garbage of the phase is collected (and counted) in full, not left for whenever the
+  // next collection happens to fall.
+  gc();
+  await phase(n);
+  gc();
+  await herald.stop();
+}
+
+async function child(config: Config, n: number): Promise<void> {
+  const dist = process.env.HERALD_BENCH_DIST ?? path.join(here, '..', 'dist');
+  const lib = (await import(pathToFileURL(path.join(dist, 'index.js')).href)) as Lib;
+  const obsLib = (await import(pathToFileURL(path.join(dist, 'observability', 'index.js')).href)) as ObsLib;
+  const sink = new Writable({ write: (_c, _e, cb) => cb() });
+  const exporter = {
+    export: (_spans: unknown[], done: (r: { code: number }) => void) => done({ code: 0 }),
+    shutdown: async () => undefined,
+  };
+  const on = config.startsWith('on');
+  const metrics = on || config === 'metrics';
+  const tracing = on || config.startsWith('tracing');
+  const logging = on || config === 'logging';
+  const plugin =
+    config === 'off'
+      ? undefined
+      : obsLib.createObservability({
+          serviceName: 'bench',
+          metrics,
+          tracing: tracing
+            ? {
+                sampleRate: 0.1,
+                exporter,
+                registerGlobal: false,
+                contextManager: !config.endsWith('no-als'),
+              }
+            : false,
+          logging: logging ? { level: 'info', destination: sink, pretty: false } : false,
+        }).plugin;
+  await run(plugin, lib, n);
+}
+
+/** Total instructions (Ir) of one child under callgrind. */
+function instructions(config: Config, n: number): number {
+  const keep = process.env.HERALD_BENCH_KEEP;
+  const dir = keep ?? mkdtempSync(path.join(os.tmpdir(), 'herald-obs-callgrind-'));
+  if (keep) mkdirSync(keep, { recursive: true });
+  try {
+    const file = path.join(dir, `callgrind.${config}.${n}`);
+    // --predictable: V8 compiles and collects on the main thread, so the count does not depend on
+    // when background threads got to run (see bench/cases/pipeline.ts).
+    const out = spawnSync(
+      'valgrind',
+      [
+        '--tool=callgrind',
+        '--smc-check=all',
+        `--callgrind-out-file=${file}`,
+        process.execPath,
+        '--predictable',
+        '--expose-gc',
+        '--import',
+        'tsx',
+        fileURLToPath(import.meta.url),
+      ],
+      {
+        env: { ...process.env, HERALD_BENCH_OBS_CG_CHILD: config, HERALD_BENCH_OBS_CG_N: String(n) },
+        encoding: 'utf8',
+        maxBuffer: 64 * 1024 * 1024,
+      },
+    );
+    if (out.status !== 0) throw new Error(`callgrind child (${config}, ${n}) failed: ${out.stderr}`);
+    const summary = /^summary:\s+(\d+)/mu.exec(readFileSync(file, 'utf8'));
+    if (!summary) throw new Error('callgrind output has no summary line');
+    return Number(summary[1]);
+  } finally {
+    if (!keep) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const childConfig = process.env.HERALD_BENCH_OBS_CG_CHILD as Config | undefined;
+if (childConfig !== undefined) {
+  await child(childConfig, Number(process.env.HERALD_BENCH_OBS_CG_N));
+} else {
+  const wanted = process.argv.slice(2) as Config[];
+  const configs = wanted.length > 0 ? wanted : (Object.keys(CONFIGS) as Config[]);
+  for (const c of configs) if (!(c in CONFIGS)) throw new Error(`unknown configuration ${c}`);
+  const perEvent = new Map<Config, number>();
+  for (const c of configs) {
+    const ir = (instructions(c, N2) - instructions(c, N1)) / (N2 - N1);
+    perEvent.set(c, ir);
+    process.stderr.write(`${c}: ${Math.round(ir)} instructions per event\n`);
+  }
+  const off = perEvent.get('off');
+  const fmt = (x: number): string => Math.round(x).toLocaleString('en-US');
+  process.stdout.write(
+    [
+      `| configuration | instructions per event | extra over off |`,
+      `| --- | ---: | ---: |`,
+      ...configs.map(
+        (c) =>
+          `| ${CONFIGS[c]} | ${fmt(perEvent.get(c)!)} | ${off === undefined ? '' : `+${fmt(perEvent.get(c)! - off)}`} |`,
+      ),
+      '',
+    ].join('\n'),
+  );
+}
