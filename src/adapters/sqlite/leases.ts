@@ -15,8 +15,10 @@ export interface FetchRequest {
   readonly limit: number;
   /** Per-key hold-back (ordering 'key'). */
   readonly byKey: boolean;
-  /** This fetch's lease token, unique per fetch. */
+  /** This fetch's lease token, unique per fetch; it starts with `holder`. */
   readonly token: string;
+  /** The lease-token prefix of every fetch of this transport instance (one process's share of the group). */
+  readonly holder: string;
   readonly leaseUntil: number;
 }
 
@@ -29,6 +31,11 @@ export interface FetchResult {
    * when it did not read the log (pending messages filled it, or it found nothing to do).
    */
   readonly heldBack: number | undefined;
+  /**
+   * Of those, how many were held back behind a key whose earliest pending message is leased to
+   * another transport instance (another process): the group's keys are shared out (ADR 0206).
+   */
+  readonly heldByOthers: number | undefined;
 }
 
 /** One ack, nack or release of a lease. */

@@ -18,6 +18,10 @@ interface MessageRow {
   body: Buffer;
 }
 
+interface PendingToken {
+  lease_token: string | null;
+}
+
 /**
  * The SQL of the broker: publishing into a topic log and leasing, settling and counting the
  * messages of one consumer group. Every method is one short transaction (or one statement);
@@ -167,6 +171,7 @@ export class BrokerQueries {
           leased: [],
           nextVisibleAt: this.s.run('fetch', () => this.nextVisibleAt(request.topicId, request.groupId, now)),
           heldBack: undefined,
+          heldByOthers: undefined,
         };
     }
     const fetch = (): FetchResult => this.fetchInTransaction(request, now);
@@ -202,7 +207,7 @@ export class BrokerQueries {
    * redelivery, or itself held back) anywhere in the group. Runs inside the caller's write transaction.
    */
   private fetchInTransaction(request: FetchRequest, now: number): FetchResult {
-    const { topicId, groupId, limit, byKey, token, leaseUntil } = request;
+    const { topicId, groupId, limit, byKey, token, holder, leaseUntil } = request;
     this.moveDue(topicId, now);
     const leased: LeasedMessage[] = [];
     const ready = take(
@@ -224,14 +229,15 @@ export class BrokerQueries {
       lease.run(token, leaseUntil, groupId, row.seq);
       leased.push({ seq: row.seq, attempt: row.attempts + 1, message: toMessage(row) });
     }
-    const heldBack =
+    const held =
       leased.length < limit
-        ? this.leaseNew(topicId, groupId, limit, byKey, token, leaseUntil, leased)
+        ? this.leaseNew(topicId, groupId, limit, byKey, token, holder, leaseUntil, leased)
         : undefined;
     return {
       leased,
       nextVisibleAt: leased.length === 0 ? this.nextVisibleAt(topicId, groupId, now) : undefined,
-      heldBack,
+      heldBack: held?.heldBack,
+      heldByOthers: held?.byOthers,
     };
   }
 
@@ -250,7 +256,7 @@ export class BrokerQueries {
 
   /**
    * Moves the group's cursor over new messages: leases the free ones, records the held-back ones.
-   * Returns how many it held back.
+   * Returns how many it held back, and how many of those behind a key another instance holds.
    */
   private leaseNew(
     topicId: number,
@@ -258,17 +264,19 @@ export class BrokerQueries {
     limit: number,
     byKey: boolean,
     token: string,
+    holder: string,
     leaseUntil: number,
     leased: LeasedMessage[],
-  ): number {
+  ): { heldBack: number; byOthers: number } {
     const { cursor } = this.s.statement('SELECT cursor FROM herald_groups WHERE id = ?').get(groupId) as {
       cursor: number;
     };
     const scan = this.s.statement(
       `SELECT seq, id, key, headers, body FROM herald_messages WHERE topic_id = ? AND seq > ? ORDER BY seq LIMIT ${SCAN_LIMIT}`,
     );
+    // The key's earliest pending row is the one that holds it back; its token says whose lease it is.
     const keyPending = this.s.statement(
-      'SELECT 1 FROM herald_pending WHERE group_id = ? AND key = ? LIMIT 1',
+      'SELECT lease_token FROM herald_pending WHERE group_id = ? AND key = ? ORDER BY seq LIMIT 1',
     );
     const insert = this.s.statement(
       'INSERT INTO herald_pending (group_id, seq, key, attempts, lease_token, lease_until) VALUES (?, ?, ?, ?, ?, ?)',
@@ -276,15 +284,21 @@ export class BrokerQueries {
     let moved = cursor;
     let scanned = 0;
     let heldBack = 0;
+    let byOthers = 0;
     // Read the log in chunks of what is still wanted: a member leasing 8 must not read (and copy the
     // bodies of) 512 rows it will not take. Held-back rows make another chunk necessary.
     reading: while (scanned < SCAN_LIMIT && leased.length < limit) {
       const chunk = Math.min(SCAN_LIMIT - scanned, limit - leased.length);
       const rows = take(scan, chunk, topicId, moved) as MessageRow[];
       for (const row of rows) {
-        if (byKey && row.key !== null && keyPending.get(groupId, row.key) !== undefined) {
+        const first =
+          byKey && row.key !== null
+            ? (keyPending.get(groupId, row.key) as PendingToken | undefined)
+            : undefined;
+        if (first !== undefined) {
           insert.run(groupId, row.seq, row.key, 0, null, 0); // held back until the earlier one is acked
           heldBack++;
+          if (first.lease_token !== null && !first.lease_token.startsWith(holder)) byOthers++;
         } else {
           if (leased.length === limit) break reading;
           insert.run(groupId, row.seq, row.key, 1, token, leaseUntil);
@@ -297,7 +311,7 @@ export class BrokerQueries {
     }
     if (moved !== cursor)
       this.s.statement('UPDATE herald_groups SET cursor = ? WHERE id = ?').run(moved, groupId);
-    return heldBack;
+    return { heldBack, byOthers };
   }
 
   /**

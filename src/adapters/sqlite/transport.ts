@@ -66,6 +66,8 @@ export class SqliteTransport implements Transport {
   private readonly queries: BrokerQueries;
   /** Prefix of this instance's lease tokens; the counter makes each fetch's token unique. */
   private readonly instanceId = randomBytes(6).toString('base64url');
+  /** Every lease token of this instance starts with it, so a fetch can tell its own holds from others'. */
+  private readonly holder = `${this.instanceId}.`;
   private fetches = 0;
   private readonly members = new Set<Member>();
   private readonly unsettled = new Set<SqliteDelivery>();
@@ -268,7 +270,8 @@ export class SqliteTransport implements Transport {
       groupId: m.groupId,
       limit: Math.min(room, MAX_LEASES), // so one fetch transaction stays short
       byKey: m.byKey,
-      token: `${this.instanceId}.${++this.fetches}`,
+      token: `${this.holder}${++this.fetches}`,
+      holder: this.holder,
       leaseUntil: now + this.options.visibilityTimeoutMs,
     };
   }
@@ -316,7 +319,13 @@ export class SqliteTransport implements Transport {
     // fetch can lease. Reading further ahead would only scan and hold back more rows per fetch
     // (and later fetches read past them), so the read-ahead gives up the shortfall and stops
     // growing until the next renewal period.
-    if (result.heldBack !== undefined && result.heldBack > 0) {
+    if (result.heldByOthers !== undefined && result.heldByOthers > 0) {
+      // Another process holds some of the group's keys: a read-ahead would hold more keys here
+      // and make its fetches hold back (and later re-scan) more rows, which made two processes
+      // slower than without read-ahead (ADR 0206). Only free slots until the next renewal period.
+      m.keyBound = true;
+      m.readAhead = 0;
+    } else if (result.heldBack !== undefined && result.heldBack > 0) {
       m.keyBound = true;
       // Keep asking for about as many as the member holds now: the keys it just settled come back
       // to it, the others' keys do not.

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { type SqliteTransport, sqlite } from '../../../src/adapters/sqlite/index.js';
+import { BUSY, acquireDatabase } from '../../../src/adapters/sqlite/database.js';
+import { resolveTransportOptions } from '../../../src/adapters/sqlite/options.js';
+import { BrokerQueries, type FetchResult } from '../../../src/adapters/sqlite/queue.js';
 import type { Delivery } from '../../../src/transport/transport.js';
 import { msg, tempDir, unique, until } from './helpers.js';
 
@@ -103,5 +106,55 @@ describe('SqliteTransport read-ahead', () => {
     assert.equal(stats.inFlight, 4);
     assert.equal(stats.lag, 200 - 60 - 4);
     await c.close();
+  });
+});
+
+describe('SqliteTransport read-ahead with another process in the group', () => {
+  // A fetch tells rows held back behind another instance's lease from rows held back behind its
+  // own: the transport drops its read-ahead on the first (ADR 0206), so two processes do not pile
+  // up each other's keys. Checked on the SQL the transport runs, with two lease-token prefixes
+  // standing for two processes.
+  test('a fetch counts the rows it held back behind keys leased to another instance', () => {
+    const handle = acquireDatabase(resolveTransportOptions({ path: tmp.file(`${unique('f')}.db`) }));
+    try {
+      const q = new BrokerQueries(handle.database);
+      const topic = unique('t');
+      const now = Date.now();
+      q.publish(topic, [msg('m0', 'a'), msg('m1', 'b'), msg('m2', 'a'), msg('m3', 'b'), msg('m4', 'c')], now);
+      const topicId = q.topicId(topic);
+      const groupId = q.groupId(topic, 'g', 'earliest', now);
+      const fetch = (holder: string, n: number, limit: number): FetchResult => {
+        const r = q.fetch(
+          { topicId, groupId, limit, byKey: true, token: `${holder}${n}`, holder, leaseUntil: now + 30_000 },
+          now,
+          false,
+          true,
+        );
+        assert.notEqual(r, BUSY);
+        return r as FetchResult;
+      };
+      const a1 = fetch('A.', 1, 2);
+      assert.deepEqual(
+        a1.leased.map((l) => l.message.id),
+        ['m0', 'm1'],
+      );
+      assert.equal(a1.heldByOthers, 0);
+
+      const b1 = fetch('B.', 1, 3);
+      assert.deepEqual(
+        b1.leased.map((l) => l.message.id),
+        ['m4'],
+      );
+      assert.equal(b1.heldBack, 2, 'm2 and m3 wait for m0 and m1');
+      assert.equal(b1.heldByOthers, 2, 'both keys are leased to A');
+
+      q.publish(topic, [msg('m5', 'c'), msg('m6', 'a')], now);
+      const a2 = fetch('A.', 2, 2);
+      assert.deepEqual(a2.leased, []);
+      assert.equal(a2.heldBack, 2);
+      assert.equal(a2.heldByOthers, 1, 'c is leased to B; a is A’s own');
+    } finally {
+      handle.release();
+    }
   });
 });
