@@ -27,7 +27,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { z } from 'zod';
+import { orderPayload, orderSchema } from './readme-workload.js';
 import type * as HeraldLib from '../src/index.js';
 import type * as ObservabilityLib from '../src/observability/index.js';
 
@@ -57,33 +57,13 @@ export const CONFIGS = {
 } as const;
 type Config = keyof typeof CONFIGS;
 
-function payload(i: number): object {
-  return {
-    orderId: `order-${i}`,
-    customer: `customer-${i % 977}`,
-    lines: [
-      { sku: 'SKU-000123', qty: 1 + (i % 3) },
-      { sku: 'SKU-004567', qty: 2 },
-      { sku: 'SKU-089012', qty: 1 },
-    ],
-    note: 'Leave at the door; ring twice. '.repeat(5),
-  };
-}
-
-const schema = z.object({
-  orderId: z.string(),
-  customer: z.string(),
-  lines: z.array(z.object({ sku: z.string(), qty: z.number().int().positive() })),
-  note: z.string(),
-});
-
 /**
  * One Herald for the warm-up and the measured phase: a new Herald (and a new handler closure) per
  * phase deoptimised the consumer at every start ("wrong call target"), so part of the optimising
  * compiler's work landed in the measured phase, and differently for each size.
  */
 async function run(plugin: HeraldLib.HeraldPlugin | undefined, lib: Lib, n: number): Promise<void> {
-  const OrderPlaced = lib.defineEvent('shop.order.placed', { version: 'v1', schema });
+  const OrderPlaced = lib.defineEvent('shop.order.placed', { version: 'v1', schema: orderSchema });
   const herald = await lib.createHerald({
     service: 'bench',
     transport: new lib.MemoryTransport(),
@@ -109,7 +89,9 @@ async function run(plugin: HeraldLib.HeraldPlugin | undefined, lib: Lib, n: numb
     while (next < end) {
       const batch: Promise<unknown>[] = [];
       for (const stop = Math.min(end, next + IN_FLIGHT); next < stop; next++)
-        batch.push(herald.publish(OrderPlaced, payload(next), { aggregateId: `agg-${next % AGGREGATES}` }));
+        batch.push(
+          herald.publish(OrderPlaced, orderPayload(next), { aggregateId: `agg-${next % AGGREGATES}` }),
+        );
       await Promise.all(batch);
     }
     await all;

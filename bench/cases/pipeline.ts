@@ -24,7 +24,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { z } from 'zod';
+import { orderPayload, orderSchema } from '../readme-workload.js';
 import type * as HeraldLib from '../../src/index.js';
 
 type Lib = typeof HeraldLib;
@@ -44,38 +44,12 @@ const CALLGRIND_REPEAT_N = 10_000;
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-/** ~300 bytes of JSON once stringified, different per event. */
-function payload(i: number): {
-  orderId: string;
-  customer: string;
-  lines: { sku: string; qty: number }[];
-  note: string;
-} {
-  return {
-    orderId: `order-${i}`,
-    customer: `customer-${i % 977}`,
-    lines: [
-      { sku: 'SKU-000123', qty: 1 + (i % 3) },
-      { sku: 'SKU-004567', qty: 2 },
-      { sku: 'SKU-089012', qty: 1 },
-    ],
-    note: 'Leave at the door; ring twice. '.repeat(5),
-  };
-}
-
-const schema = z.object({
-  orderId: z.string(),
-  customer: z.string(),
-  lines: z.array(z.object({ sku: z.string(), qty: z.number().int().positive() })),
-  note: z.string(),
-});
-
 async function setup(
   lib: Lib,
   n: number,
   onAll: () => void,
 ): Promise<{ herald: Awaited<ReturnType<Lib['createHerald']>>; publish: (i: number) => Promise<unknown> }> {
-  const OrderPlaced = lib.defineEvent('shop.order.placed', { version: 'v1', schema });
+  const OrderPlaced = lib.defineEvent('shop.order.placed', { version: 'v1', schema: orderSchema });
   const herald = await lib.createHerald({ service: 'bench', transport: new lib.MemoryTransport() });
   let handled = 0;
   herald.subscribe({
@@ -88,7 +62,7 @@ async function setup(
   });
   return {
     herald,
-    publish: (i) => herald.publish(OrderPlaced, payload(i), { aggregateId: `agg-${i % AGGREGATES}` }),
+    publish: (i) => herald.publish(OrderPlaced, orderPayload(i), { aggregateId: `agg-${i % AGGREGATES}` }),
   };
 }
 

@@ -527,26 +527,21 @@ class MemoryDelivery implements Delivery {
 
   // Not async, like publish: settling is synchronous, so no promise is made per call.
   ack(): Promise<void> {
-    try {
-      this.settle('ack', 0);
-      return RESOLVED;
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
+    return this.settleNow('ack');
   }
 
   nack(options?: { delayMs?: number }): Promise<void> {
-    try {
-      this.settle('nack', validateDelay(options?.delayMs));
-      return RESOLVED;
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
+    return this.settleNow('nack', options?.delayMs);
   }
 
   release(): Promise<void> {
+    return this.settleNow('release');
+  }
+
+  /** A bad delay or a settle that throws rejects the call rather than throwing from it. */
+  private settleNow(how: 'ack' | 'nack' | 'release', delayMs?: number): Promise<void> {
     try {
-      this.settle('release', 0);
+      this.settle(how, how === 'nack' ? validateDelay(delayMs) : 0);
       return RESOLVED;
     } catch (err) {
       return Promise.reject(err as Error);
