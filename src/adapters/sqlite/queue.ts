@@ -275,8 +275,11 @@ export class BrokerQueries {
       `SELECT seq, id, key, headers, body FROM herald_messages WHERE topic_id = ? AND seq > ? ORDER BY seq LIMIT ${SCAN_LIMIT}`,
     );
     // The key's earliest pending row is the one that holds it back; its token says whose lease it is.
+    // INDEXED BY: left to itself the planner walks the group's pending rows in seq order (the
+    // primary key holds lease_token, the key index does not) until one has the key, which reads
+    // every pending row of the group for each log row with no earlier pending row (ADR 0207).
     const keyPending = this.s.statement(
-      'SELECT lease_token FROM herald_pending WHERE group_id = ? AND key = ? ORDER BY seq LIMIT 1',
+      'SELECT lease_token FROM herald_pending INDEXED BY herald_pending_by_key WHERE group_id = ? AND key = ? ORDER BY seq LIMIT 1',
     );
     const insert = this.s.statement(
       'INSERT INTO herald_pending (group_id, seq, key, attempts, lease_token, lease_until) VALUES (?, ?, ?, ?, ?, ?)',
