@@ -48,7 +48,7 @@ export interface SqliteTransportCounters {
   transactions: number;
   /** Attempts that found the write lock held by another connection and were retried later. */
   lockMisses: number;
-  /** Milliseconds from a first lock miss to the transaction that then got the lock, summed. */
+  /** Milliseconds from a first lock miss to the attempt that then got the lock (or failed), summed. */
   lockWaitMs: number;
   /** Fetches run (alone or with settles). */
   fetches: number;
