@@ -16,26 +16,30 @@
  * `drain` is for several consumer processes of the one group (start one or more at once on a
  * prepared file): each consumes until the group is drained and prints the events it handled and
  * the CPU time it used, so the CPU per event of one and of two processes can be compared on a
- * loaded machine, where their wall-clock rates cannot. HERALD_SQLITE_BUFFER sets the transport's
+ * loaded machine, where their wall-clock rates cannot, and its transport's counters (transactions,
+ * lock misses and waits, rows leased from the log and from pending rows, rows held back: ADR 0207). HERALD_SQLITE_BUFFER sets the transport's
  * `bufferSize` (ADR 0206) in either command.
  */
 import Database from 'better-sqlite3';
 import { createHerald } from '../src/index.js';
-import { sqlite, sqliteStores } from '../src/adapters/sqlite/index.js';
+import { sqlite, sqliteStores, type SqliteTransport } from '../src/adapters/sqlite/index.js';
 
 const [command, file, count, concurrency] = process.argv.slice(2);
 const n = Number(count);
+/** The consumer's transport, for its counters. */
+let transport: SqliteTransport | undefined;
 
 async function consumer(
   onEvent: () => void,
   handlers = Number(concurrency ?? 8),
 ): Promise<Awaited<ReturnType<typeof createHerald>>> {
+  transport = sqlite({
+    path: file!,
+    ...(process.env.HERALD_SQLITE_BUFFER ? { bufferSize: Number(process.env.HERALD_SQLITE_BUFFER) } : {}),
+  });
   const herald = await createHerald({
     service: 'bench-consumer',
-    transport: sqlite({
-      path: file!,
-      ...(process.env.HERALD_SQLITE_BUFFER ? { bufferSize: Number(process.env.HERALD_SQLITE_BUFFER) } : {}),
-    }),
+    transport,
     stores: sqliteStores({ path: file! }),
     routing: { 'bench.*': 'bench' },
   });
@@ -99,7 +103,14 @@ if (command === 'prepare') {
   });
   const used = process.cpuUsage(cpu);
   const ms = performance.now() - started;
-  console.log(JSON.stringify({ handled, cpuMs: (used.user + used.system) / 1000, ms: Math.round(ms) }));
+  console.log(
+    JSON.stringify({
+      handled,
+      cpuMs: (used.user + used.system) / 1000,
+      ms: Math.round(ms),
+      counters: transport!.counters(),
+    }),
+  );
   await herald.stop();
   db.close();
 } else {

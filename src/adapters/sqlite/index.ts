@@ -15,6 +15,7 @@ export { SqliteDeadLetterStore } from './dead-letter-store.js';
 export { SqliteIdempotencyStore } from './idempotency-store.js';
 export { SqliteEventStore } from './event-store.js';
 export type { SqliteConnectionOptions, SqliteRetentionOptions, SqliteTransportOptions } from './options.js';
+export type { SqliteTransportCounters } from './leases.js';
 export { SCHEMA_VERSION } from './schema.js';
 export {
   SqliteBusyError,

@@ -38,6 +38,36 @@ export interface FetchResult {
   readonly heldByOthers: number | undefined;
 }
 
+/**
+ * Running counts of what one transport instance's consumer transactions did, for telling why
+ * consumers are slow (several processes of one group meeting each other's keys and the write lock,
+ * ADR 0207). Diagnostics: the set of fields may change between versions.
+ */
+export interface SqliteTransportCounters {
+  /** Fetch and settle write transactions committed. */
+  transactions: number;
+  /** Attempts that found the write lock held by another connection and were retried later. */
+  lockMisses: number;
+  /** Milliseconds from a first lock miss to the attempt that then got the lock (or failed), summed. */
+  lockWaitMs: number;
+  /** Fetches run (alone or with settles). */
+  fetches: number;
+  /** Fetches that leased nothing. */
+  emptyFetches: number;
+  /** Messages leased from the log past the group's cursor. */
+  leasedFromLog: number;
+  /** Messages leased from pending rows (held back before, retried, or expired). */
+  leasedFromPending: number;
+  /** Log rows read by fetches. */
+  scanned: number;
+  /** Log rows recorded held back behind a pending row of their key. */
+  heldBack: number;
+  /** Of those, rows whose key's earliest pending row was leased to another transport instance. */
+  heldByOthers: number;
+  /** Settlements (acks, nacks, releases) committed. */
+  settled: number;
+}
+
 /** One ack, nack or release of a lease. */
 export interface Settlement {
   readonly groupId: number;

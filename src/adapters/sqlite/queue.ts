@@ -1,5 +1,11 @@
 import type { GroupStats, Message } from '../../transport/transport.js';
-import type { FetchRequest, FetchResult, LeasedMessage, Settlement } from './leases.js';
+import type {
+  FetchRequest,
+  FetchResult,
+  LeasedMessage,
+  Settlement,
+  SqliteTransportCounters,
+} from './leases.js';
 import { malformedMessage, parseHeaders } from '../../transport/malformed.js';
 import type { BUSY, SqliteDatabase, Statement } from './database.js';
 
@@ -29,6 +35,20 @@ interface PendingToken {
  */
 export class BrokerQueries {
   private readonly topicIds = new Map<string, number>();
+  /** What the fetch and settle transactions did (ADR 0207); the transport adds the lock waits. */
+  readonly counters: SqliteTransportCounters = {
+    transactions: 0,
+    lockMisses: 0,
+    lockWaitMs: 0,
+    fetches: 0,
+    emptyFetches: 0,
+    leasedFromLog: 0,
+    leasedFromPending: 0,
+    scanned: 0,
+    heldBack: 0,
+    heldByOthers: 0,
+    settled: 0,
+  };
 
   constructor(private readonly database: SqliteDatabase) {}
 
@@ -175,7 +195,9 @@ export class BrokerQueries {
         };
     }
     const fetch = (): FetchResult => this.fetchInTransaction(request, now);
-    return wait ? this.s.write('fetch', fetch) : this.s.writeUnlessBusy('fetch', fetch);
+    const result = wait ? this.s.write('fetch', fetch) : this.s.writeUnlessBusy('fetch', fetch);
+    this.count(result, 0);
+    return result;
   }
 
   /**
@@ -197,7 +219,19 @@ export class BrokerQueries {
       this.settleInTransaction(settlements);
       return { fetched: fetches.map((f) => this.fetchInTransaction(f, now)) };
     };
-    return wait ? this.s.write(operation, both) : this.s.writeUnlessBusy(operation, both);
+    const result = wait ? this.s.write(operation, both) : this.s.writeUnlessBusy(operation, both);
+    this.count(result, settlements.length);
+    return result;
+  }
+
+  /** Counts a committed transaction, or a lock miss. */
+  private count(result: unknown, settled: number): void {
+    const c = this.counters;
+    if (typeof result === 'symbol') c.lockMisses++;
+    else {
+      c.transactions++;
+      c.settled += settled;
+    }
   }
 
   /**
@@ -233,6 +267,15 @@ export class BrokerQueries {
       leased.length < limit
         ? this.leaseNew(topicId, groupId, limit, byKey, token, holder, leaseUntil, leased)
         : undefined;
+    const c = this.counters;
+    c.fetches++;
+    if (leased.length === 0) c.emptyFetches++;
+    c.leasedFromPending += ready.length;
+    c.leasedFromLog += leased.length - ready.length;
+    if (held) {
+      c.heldBack += held.heldBack;
+      c.heldByOthers += held.byOthers;
+    }
     return {
       leased,
       nextVisibleAt: leased.length === 0 ? this.nextVisibleAt(topicId, groupId, now) : undefined,
@@ -275,8 +318,11 @@ export class BrokerQueries {
       `SELECT seq, id, key, headers, body FROM herald_messages WHERE topic_id = ? AND seq > ? ORDER BY seq LIMIT ${SCAN_LIMIT}`,
     );
     // The key's earliest pending row is the one that holds it back; its token says whose lease it is.
+    // INDEXED BY: left to itself the planner walks the group's pending rows in seq order (the
+    // primary key holds lease_token, the key index does not) until one has the key, which reads
+    // every pending row of the group for each log row with no earlier pending row (ADR 0207).
     const keyPending = this.s.statement(
-      'SELECT lease_token FROM herald_pending WHERE group_id = ? AND key = ? ORDER BY seq LIMIT 1',
+      'SELECT lease_token FROM herald_pending INDEXED BY herald_pending_by_key WHERE group_id = ? AND key = ? ORDER BY seq LIMIT 1',
     );
     const insert = this.s.statement(
       'INSERT INTO herald_pending (group_id, seq, key, attempts, lease_token, lease_until) VALUES (?, ?, ?, ?, ?, ?)',
@@ -307,6 +353,7 @@ export class BrokerQueries {
         moved = row.seq;
       }
       scanned += rows.length;
+      this.counters.scanned += rows.length;
       if (rows.length < chunk) break;
     }
     if (moved !== cursor)

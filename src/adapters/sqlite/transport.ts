@@ -27,7 +27,13 @@ import {
   type ResolvedTransportOptions,
   type SqliteTransportOptions,
 } from './options.js';
-import type { FetchRequest, FetchResult, LeasedMessage, Settlement } from './leases.js';
+import type {
+  FetchRequest,
+  FetchResult,
+  LeasedMessage,
+  Settlement,
+  SqliteTransportCounters,
+} from './leases.js';
 import { BrokerQueries, MAX_LEASES } from './queue.js';
 
 /** First idle back-off step; it doubles up to `pollIntervalMs`. */
@@ -77,7 +83,7 @@ export class SqliteTransport implements Transport {
   /** Cancels the scheduled flush of `settleQueue`, if one is scheduled. */
   private settleFlush: (() => void) | undefined;
   /** How long the settle flush has found the write lock held elsewhere. */
-  private readonly settleBusy = new LockWait();
+  private readonly settleBusy: LockWait;
   private readonly renewTimer: NodeJS.Timeout;
   private readonly retentionTimer: NodeJS.Timeout;
   private closed = false;
@@ -88,6 +94,7 @@ export class SqliteTransport implements Transport {
     this.handle = acquireDatabase(this.options);
     this.path = this.handle.database.path;
     this.queries = new BrokerQueries(this.handle.database);
+    this.settleBusy = new LockWait(this.queries.counters);
     this.renewTimer = setInterval(() => this.renewLeases(), Math.floor(this.options.visibilityTimeoutMs / 3));
     this.renewTimer.unref();
     this.retentionTimer = setInterval(() => this.retentionPass(), RETENTION_EVERY_MS);
@@ -137,6 +144,7 @@ export class SqliteTransport implements Transport {
       options.prefetch,
       options.ordering !== 'none',
       onDelivery,
+      new LockWait(this.queries.counters),
     );
     this.members.add(member);
     this.schedule(member, 0);
@@ -148,6 +156,16 @@ export class SqliteTransport implements Transport {
         this.releaseBuffer(member);
       },
     };
+  }
+
+  /**
+   * Running counts of this instance's consumer transactions: commits, lock misses and the time
+   * spent retrying them, rows leased from the log and from pending rows, rows held back (and how
+   * many behind another instance's lease). For diagnosing throughput, e.g. several consumer
+   * processes of one group (ADR 0207); the fields may change between versions.
+   */
+  counters(): SqliteTransportCounters {
+    return { ...this.queries.counters };
   }
 
   async stats(topic: string, group: string): Promise<GroupStats> {
@@ -546,6 +564,8 @@ class LockWait {
   private since: number | undefined;
   private tries = 0;
 
+  constructor(private readonly counters: SqliteTransportCounters) {}
+
   /** Delay before the next try, counting this one. */
   retryDelay(now: number): number {
     this.since ??= now;
@@ -558,6 +578,7 @@ class LockWait {
   }
 
   reset(): void {
+    if (this.since !== undefined) this.counters.lockWaitMs += Date.now() - this.since;
     this.since = undefined;
     this.tries = 0;
   }
@@ -581,8 +602,6 @@ class Member {
   /** A fetch in this renewal period held rows back behind leased ones of their key (ordering by key). */
   keyBound = false;
   handOutScheduled = false;
-  /** How long this member's fetch has found the write lock held elsewhere. */
-  readonly busy = new LockWait();
   timer: NodeJS.Timeout | undefined;
   immediate: NodeJS.Immediate | undefined;
 
@@ -594,6 +613,8 @@ class Member {
     readonly prefetch: number,
     readonly byKey: boolean,
     readonly onDelivery: DeliveryHandler,
+    /** How long this member's fetch has found the write lock held elsewhere. */
+    readonly busy: LockWait,
   ) {}
 
   cancel(): void {
