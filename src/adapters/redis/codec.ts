@@ -34,27 +34,98 @@ export function packFields(message: Message): Buffer {
   return Buffer.concat(parts);
 }
 
+const I = 0x69; // 'i'
+const K = 0x6b; // 'k'
+const H = 0x68; // 'h'
+const B = 0x62; // 'b'
+
 /**
- * Rebuilds a message from the field/value list of a stream entry read with Buffer replies. An
+ * Layout codes of the fetch script's reply: an entry with exactly Herald's fields in Herald's order
+ * comes back as its values alone, after one of these codes (a non-negative number is a field count:
+ * the full field/value list follows). See `emit` in scripts.ts.
+ */
+export const Layout = {
+  /** i k h b */
+  idKeyHeadersBody: -1,
+  /** i k b */
+  idKeyBody: -2,
+  /** i h b */
+  idHeadersBody: -3,
+  /** i b */
+  idBody: -4,
+} as const;
+
+/** How many values follow a layout code (or a field count) in the fetch reply. */
+export function valuesOf(layout: number): number {
+  if (layout >= 0) return layout;
+  return layout === Layout.idKeyHeadersBody ? 4 : layout === Layout.idBody ? 2 : 3;
+}
+
+/**
+ * Rebuilds a message from one entry of the fetch script's reply: `layout` (a {@link Layout} code
+ * or a field count) and the values from `items[start]` on.
+ */
+export function decodeEntry(
+  streamId: string,
+  items: readonly Buffer[],
+  start: number,
+  layout: number,
+): Message {
+  if (layout >= 0) return decodeFields(streamId, items, start, start + layout);
+  let p = start;
+  const id = items[p++]!.toString('utf8');
+  const key =
+    layout === Layout.idKeyHeadersBody || layout === Layout.idKeyBody
+      ? items[p++]!.toString('utf8')
+      : undefined;
+  const rawHeaders =
+    layout === Layout.idKeyHeadersBody || layout === Layout.idHeadersBody
+      ? items[p++]!.toString('utf8')
+      : undefined;
+  // A copy: the reply's bytes are a view of the socket's read chunk.
+  return toMessage(streamId, id, key, rawHeaders, new Uint8Array(items[p]!), undefined);
+}
+
+/**
+ * Rebuilds a message from the field/value list of a stream entry read with Buffer replies
+ * (`fields[start..end)`, so a flat reply of several entries needs no copy per entry). An
  * entry Herald did not write (no id field, headers that are not a JSON object of strings) becomes
  * a malformed message carrying its raw bytes, which the consumer dead-letters with reason `decode`.
  */
-export function decodeFields(streamId: string, fields: readonly Buffer[]): Message {
+export function decodeFields(
+  streamId: string,
+  fields: readonly Buffer[],
+  start = 0,
+  end = fields.length,
+): Message {
   let id: string | undefined;
   let key: string | undefined;
   let rawHeaders: string | undefined;
   let body: Uint8Array | undefined;
-  const others: Record<string, string> = {};
-  for (let i = 0; i + 1 < fields.length; i += 2) {
-    const name = fields[i]!.toString('latin1');
+  let others: Record<string, string> | undefined;
+  for (let i = start; i + 1 < end; i += 2) {
+    const nameBytes = fields[i]!;
     const value = fields[i + 1]!;
-    if (name === 'i') id = value.toString('utf8');
-    else if (name === 'k') key = value.toString('utf8');
-    else if (name === 'h') rawHeaders = value.toString('utf8');
-    else if (name === 'b')
-      body = new Uint8Array(value); // a copy: consumers may keep it
-    else others[`herald-raw-field-${name}`] = value.toString('utf8');
+    // Herald's field names are one byte: compared as bytes, so no string is made per field.
+    const c = nameBytes.length === 1 ? nameBytes[0]! : -1;
+    if (c === I) id = value.toString('utf8');
+    else if (c === K) key = value.toString('utf8');
+    else if (c === H) rawHeaders = value.toString('utf8');
+    else if (c === B)
+      body = new Uint8Array(value); // a copy: the reply's bytes are a view of the socket's read chunk
+    else (others ??= {})[`herald-raw-field-${nameBytes.toString('latin1')}`] = value.toString('utf8');
   }
+  return toMessage(streamId, id, key, rawHeaders, body, others);
+}
+
+function toMessage(
+  streamId: string,
+  id: string | undefined,
+  key: string | undefined,
+  rawHeaders: string | undefined,
+  body: Uint8Array | undefined,
+  others: Record<string, string> | undefined,
+): Message {
   let problem: string | undefined;
   let headers: Record<string, string> = {};
   if (id === undefined) problem = 'has no message id (field "i")';

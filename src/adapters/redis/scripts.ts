@@ -253,8 +253,10 @@ return settleOps(3)
  * then settle operations as in the settle script (four items each), run first: a consumer's settles
  * and its next fetch so cost one script call and one round trip.
  * Returns { cursor, lastStreamId, lastWakeId, lastTopicWakeId, msUntilDue(-1 none), newEntriesRead,
- * {id, attempt, fields, follower(0|1)}..., settle results }; msUntilDue covers retries and scheduled
- * messages. A follower waits in the consumer for its key's holder to be acknowledged.
+ * { per entry: id, attempt, follower(0|1), then a layout code (<0, Herald's own fields: their values
+ * alone, see codec.ts Layout) or the field count and the field/value list }, settle results };
+ * msUntilDue covers retries and scheduled messages. A follower waits in the consumer for its key's
+ * holder to be acknowledged.
  */
 export const FETCH = `${HELPERS}${MOVE_DUE}
 local s, dl, rd, lk, hd, pk, at, wk = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -268,7 +270,7 @@ local readNew = ARGV[7] ~= '0'
 ${SETTLE_OPS}
 local settled = settleOps(8)
 local now = nowMs()
-local out = {}
+local out, outN = {}, 0
 local delivered = 0
 local function keyOf(fields)
   for i = 1, #fields, 2 do
@@ -276,8 +278,30 @@ local function keyOf(fields)
   end
   return nil
 end
+-- Flat, not a table per entry: Redis converts every returned table with several lookups, and the
+-- client decodes every array it receives.
+-- An entry with exactly Herald's fields in Herald's order goes without its field names, after a
+-- layout code (codec.ts Layout); any other entry as its field count and field/value list.
 local function emit(id, attempt, fields, follower)
-  out[#out + 1] = { id, attempt, fields, follower or 0 }
+  local nf = fields and #fields or 0
+  local n = outN
+  out[n + 1] = id
+  out[n + 2] = attempt
+  out[n + 3] = follower or 0
+  if nf == 8 and fields[1] == 'i' and fields[3] == 'k' and fields[5] == 'h' and fields[7] == 'b' then
+    out[n + 4], out[n + 5], out[n + 6], out[n + 7], out[n + 8] = -1, fields[2], fields[4], fields[6], fields[8]
+    outN = n + 8
+  elseif nf == 6 and fields[1] == 'i' and fields[5] == 'b' and (fields[3] == 'k' or fields[3] == 'h') then
+    out[n + 4], out[n + 5], out[n + 6], out[n + 7] = fields[3] == 'k' and -2 or -3, fields[2], fields[4], fields[6]
+    outN = n + 7
+  elseif nf == 4 and fields[1] == 'i' and fields[3] == 'b' then
+    out[n + 4], out[n + 5], out[n + 6] = -4, fields[2], fields[4]
+    outN = n + 6
+  else
+    out[n + 4] = nf
+    for i = 1, nf do out[n + 4 + i] = fields[i] end
+    outN = n + 4 + nf
+  end
   delivered = delivered + 1
   room = room - 1
 end
