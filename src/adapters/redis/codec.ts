@@ -40,30 +40,41 @@ const H = 0x68; // 'h'
 const B = 0x62; // 'b'
 
 /**
- * Layout codes of the fetch script's reply: an entry with exactly Herald's fields in Herald's order
- * comes back as its values alone, after one of these codes (a non-negative number is a field count:
- * the full field/value list follows). See `emit` in scripts.ts.
+ * Layouts of an entry in the fetch script's reply (the low three bits of the number after its id):
+ * an entry with exactly Herald's fields in Herald's order comes back as its values alone; any other
+ * as its field count and field/value list (`fieldList`). See `emit` in scripts.ts.
  */
 export const Layout = {
   /** i k h b */
-  idKeyHeadersBody: -1,
+  idKeyHeadersBody: 0,
   /** i k b */
-  idKeyBody: -2,
+  idKeyBody: 1,
   /** i h b */
-  idHeadersBody: -3,
+  idHeadersBody: 2,
   /** i b */
-  idBody: -4,
+  idBody: 3,
+  /** field count, then field/value pairs */
+  fieldList: 4,
 } as const;
 
-/** How many values follow a layout code (or a field count) in the fetch reply. */
-export function valuesOf(layout: number): number {
-  if (layout >= 0) return layout;
-  return layout === Layout.idKeyHeadersBody ? 4 : layout === Layout.idBody ? 2 : 3;
+/** Items of an entry of the fetch reply after its number, from `items[start]` on. */
+export function itemsOf(layout: number, items: readonly unknown[], start: number): number {
+  switch (layout) {
+    case Layout.idKeyHeadersBody:
+      return 4;
+    case Layout.idKeyBody:
+    case Layout.idHeadersBody:
+      return 3;
+    case Layout.idBody:
+      return 2;
+    default:
+      return 1 + (items[start] as number);
+  }
 }
 
 /**
- * Rebuilds a message from one entry of the fetch script's reply: `layout` (a {@link Layout} code
- * or a field count) and the values from `items[start]` on.
+ * Rebuilds a message from one entry of the fetch script's reply: its {@link Layout} and its items from
+ * `items[start]` on.
  */
 export function decodeEntry(
   streamId: string,
@@ -71,7 +82,10 @@ export function decodeEntry(
   start: number,
   layout: number,
 ): Message {
-  if (layout >= 0) return decodeFields(streamId, items, start, start + layout);
+  if (layout === Layout.fieldList) {
+    const count = items[start] as unknown as number;
+    return decodeFields(streamId, items, start + 1, start + 1 + count);
+  }
   let p = start;
   const id = items[p++]!.toString('utf8');
   const key =

@@ -7,7 +7,7 @@ import type {
   Subscription,
 } from '../../transport/transport.js';
 import { validateDelay } from '../../transport/validate.js';
-import { decodeEntry, valuesOf } from './codec.js';
+import { decodeEntry, itemsOf } from './codec.js';
 import type { Connections, RedisClient } from './connection.js';
 import type { GroupKeys } from './keys.js';
 import type { ResolvedTransportOptions } from './options.js';
@@ -343,19 +343,21 @@ export class GroupConsumer implements Subscription {
       number,
       number,
       (Buffer | number)[],
-      (number | Buffer)[] | undefined,
+      (number | Buffer)[] | number | undefined,
     ];
     const [cursor, lastStream, lastWake, lastTopicWake, untilDue, read, entries, settled] = reply;
     const deliveries: RedisDelivery[] = [];
     const now = Date.now();
-    // Per entry: id, attempt, follower, layout, then the values (see the fetch script).
+    // Per entry: its id, one number for attempt, follower flag and layout, then its items (see the
+    // fetch script's emit).
     for (let i = 0; i < entries.length;) {
       const streamId = (entries[i] as Buffer).toString('latin1');
-      const attempt = entries[i + 1] as number;
-      const follower = entries[i + 2] as number;
-      const layout = entries[i + 3] as number;
-      const start = i + 4;
-      i = start + valuesOf(layout);
+      const meta = entries[i + 1] as number;
+      const layout = meta % 8;
+      const follower = Math.floor(meta / 8) % 2;
+      const attempt = Math.floor(meta / 16);
+      const start = i + 2;
+      i = start + itemsOf(layout, entries, start);
       // An entry Herald did not write comes back marked malformed: the consumer dead-letters it.
       const message = decodeEntry(streamId, entries as Buffer[], start, layout);
       const d = new RedisDelivery(this, streamId, message, this.topic, this.group, attempt, now);
@@ -371,7 +373,13 @@ export class GroupConsumer implements Subscription {
       untilDue,
       read,
       deliveries,
-      settled: (settled ?? []).map((r) => (typeof r === 'number' ? r : r.toString('latin1'))),
+      // A count means that many ones (see the fetch script); only followers here need them spelled out.
+      settled:
+        typeof settled === 'number'
+          ? this.followers.size > 0
+            ? new Array<number>(settled).fill(1)
+            : []
+          : (settled ?? []).map((r) => (typeof r === 'number' ? r : r.toString('latin1'))),
     };
   }
 

@@ -253,8 +253,8 @@ return settleOps(3)
  * then settle operations as in the settle script (four items each), run first: a consumer's settles
  * and its next fetch so cost one script call and one round trip.
  * Returns { cursor, lastStreamId, lastWakeId, lastTopicWakeId, msUntilDue(-1 none), newEntriesRead,
- * { per entry: id, attempt, follower(0|1), then a layout code (<0, Herald's own fields: their values
- * alone, see codec.ts Layout) or the field count and the field/value list }, settle results };
+ * { per entry: id, (attempt * 2 + follower(0|1)) * 8 + layout, then the values (see `emit` and
+ * codec.ts Layout) }, settle results (or their count when every one is 1) };
  * msUntilDue covers retries and scheduled messages. A follower waits in the consumer for its key's
  * holder to be acknowledged.
  */
@@ -280,27 +280,28 @@ local function keyOf(fields)
 end
 -- Flat, not a table per entry: Redis converts every returned table with several lookups, and the
 -- client decodes every array it receives.
--- An entry with exactly Herald's fields in Herald's order goes without its field names, after a
--- layout code (codec.ts Layout); any other entry as its field count and field/value list.
+-- Per entry: its id, then one number for attempt, follower flag and layout (codec.ts Layout), then
+-- the values. An entry with exactly Herald's fields in Herald's order goes without its field names;
+-- any other entry as its field count and field/value list. Every item returned is one more value for
+-- Redis to convert and for the client to decode, so nothing constant is sent.
 local function emit(id, attempt, fields, follower)
   local nf = fields and #fields or 0
   local n = outN
+  local meta = (attempt * 2 + (follower or 0)) * 8
   out[n + 1] = id
-  out[n + 2] = attempt
-  out[n + 3] = follower or 0
   if nf == 8 and fields[1] == 'i' and fields[3] == 'k' and fields[5] == 'h' and fields[7] == 'b' then
-    out[n + 4], out[n + 5], out[n + 6], out[n + 7], out[n + 8] = -1, fields[2], fields[4], fields[6], fields[8]
-    outN = n + 8
-  elseif nf == 6 and fields[1] == 'i' and fields[5] == 'b' and (fields[3] == 'k' or fields[3] == 'h') then
-    out[n + 4], out[n + 5], out[n + 6], out[n + 7] = fields[3] == 'k' and -2 or -3, fields[2], fields[4], fields[6]
-    outN = n + 7
-  elseif nf == 4 and fields[1] == 'i' and fields[3] == 'b' then
-    out[n + 4], out[n + 5], out[n + 6] = -4, fields[2], fields[4]
+    out[n + 2], out[n + 3], out[n + 4], out[n + 5], out[n + 6] = meta, fields[2], fields[4], fields[6], fields[8]
     outN = n + 6
+  elseif nf == 6 and fields[1] == 'i' and fields[5] == 'b' and (fields[3] == 'k' or fields[3] == 'h') then
+    out[n + 2], out[n + 3], out[n + 4], out[n + 5] = meta + (fields[3] == 'k' and 1 or 2), fields[2], fields[4], fields[6]
+    outN = n + 5
+  elseif nf == 4 and fields[1] == 'i' and fields[3] == 'b' then
+    out[n + 2], out[n + 3], out[n + 4] = meta + 3, fields[2], fields[4]
+    outN = n + 4
   else
-    out[n + 4] = nf
-    for i = 1, nf do out[n + 4 + i] = fields[i] end
-    outN = n + 4 + nf
+    out[n + 2], out[n + 3] = meta + 4, nf
+    for i = 1, nf do out[n + 3 + i] = fields[i] end
+    outN = n + 3 + nf
   end
   delivered = delivered + 1
   room = room - 1
@@ -451,6 +452,15 @@ if delivered == 0 and read == 0 then
     end
   end
 end
+-- The common settle reply is all ones (no key passed to a follower): its count says as much.
+local allOnes = true
+for _, r in ipairs(settled) do
+  if r ~= 1 then
+    allOnes = false
+    break
+  end
+end
+if allOnes then settled = #settled end
 return { cursor, lastS, lastW, lastT, untilDue, read, out, settled }
 `;
 
