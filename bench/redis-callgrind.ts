@@ -105,17 +105,26 @@ async function child(mode: Mode, prefix: string, n: number): Promise<void> {
   const gc = (globalThis as { gc?: () => void }).gc!;
   let handled = 0;
   let target = WARM_UP;
-  let done: () => void = () => undefined;
-  let reached = new Promise<void>((r) => (done = r));
+  let done: (() => void) | undefined;
+  const until = (count: number): Promise<void> => {
+    target = count;
+    if (handled >= count) return Promise.resolve();
+    return new Promise<void>((r) => (done = r));
+  };
+  // `>=`, not `===`: with a large prefetch many handlers run before the phase's continuation sets the
+  // next target. Every message of the backlog is handled either way, so Ir(n2) − Ir(n1) still covers
+  // exactly n2 − n1 messages; only where the warm-up ends (the first gc) is approximate.
   const onMessage = (): void => {
-    if (++handled === target) done();
+    if (++handled >= target && done) {
+      const d = done;
+      done = undefined;
+      d();
+    }
   };
   const phases = async (): Promise<void> => {
-    await reached;
+    await until(WARM_UP);
     gc();
-    target = WARM_UP + n;
-    reached = new Promise<void>((r) => (done = r));
-    await reached;
+    await until(WARM_UP + n);
     gc();
   };
   if (mode === 'raw') {
