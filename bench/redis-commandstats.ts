@@ -9,7 +9,16 @@
  *
  * Environment: N (messages, default 50000), PREFETCH (16), ORDERING (key|none), BUFFER (bufferSize),
  * SRC (the `src` directory of the checkout to measure, for before/after runs; default this one).
+ *
+ * Server instructions per message, independent of the machine's load: run the redis-server under
+ * callgrind and pass its pid in SERVER_CALLGRIND_PID; the instructions it executed during the drain
+ * (read with `callgrind_control -e Ir` before and after) are printed per message. Its cron (hz 10)
+ * runs meanwhile too, a small share that grows with the drain's wall time.
+ *
+ *   valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.redis redis-server --port 6392 --save '' --appendonly no &
+ *   SERVER_CALLGRIND_PID=$! HERALD_BENCH_REDIS_URL=redis://127.0.0.1:6392 npx tsx bench/redis-commandstats.ts
  */
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
@@ -46,9 +55,20 @@ const serverCpuUs = async (): Promise<number> => {
   const field = (name: string): number => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
   return (field('used_cpu_sys') + field('used_cpu_user')) * 1e6;
 };
+const callgrindPid = process.env.SERVER_CALLGRIND_PID;
+/** Instructions the redis-server under callgrind has executed so far. */
+const serverIr = (): number => {
+  if (!callgrindPid) return 0;
+  const out = execFileSync('callgrind_control', ['-e', 'Ir', callgrindPid], { encoding: 'utf8' });
+  // "Totals: Ir" then one line per thread: " Th 1  15,638,400".
+  const threads = [...out.matchAll(/^\s*Th\s+\d+\s+([\d,]+)/gm)];
+  if (threads.length === 0) throw new Error(`no Ir in callgrind_control output: ${out}`);
+  return threads.reduce((sum, m) => sum + Number(m[1]!.replace(/,/g, '')), 0);
+};
 const transport = redis({ url, prefix, ...(bufferSize !== undefined ? { bufferSize } : {}) });
 await admin.config('RESETSTAT');
 const cpu0 = await serverCpuUs();
+const ir0 = serverIr();
 const started = performance.now();
 const client0 = process.cpuUsage();
 let count = 0;
@@ -61,13 +81,15 @@ const sub = await transport.subscribe(topic, { group: 'g', prefetch, ordering },
 await finished;
 const ms = performance.now() - started;
 const client = process.cpuUsage(client0);
+const ir1 = serverIr();
 const cpu1 = await serverCpuUs();
 const stats = await admin.info('commandstats');
 await sub.close();
 await transport.close();
 console.log(
   `${Math.round((N / ms) * 1000)} msg/s; server CPU ${((cpu1 - cpu0) / N).toFixed(2)} µs/msg; ` +
-    `client CPU ${((client.user + client.system) / N).toFixed(2)} µs/msg (user ${(client.user / N).toFixed(2)})`,
+    `client CPU ${((client.user + client.system) / N).toFixed(2)} µs/msg (user ${(client.user / N).toFixed(2)})` +
+    (callgrindPid ? `; server ${Math.round((ir1 - ir0) / N).toLocaleString('en-US')} instructions/msg` : ''),
 );
 for (const line of stats.split('\n')) {
   const m = /^cmdstat_(\w+):calls=(\d+),usec=(\d+)/.exec(line);

@@ -34,27 +34,112 @@ export function packFields(message: Message): Buffer {
   return Buffer.concat(parts);
 }
 
+const I = 0x69; // 'i'
+const K = 0x6b; // 'k'
+const H = 0x68; // 'h'
+const B = 0x62; // 'b'
+
 /**
- * Rebuilds a message from the field/value list of a stream entry read with Buffer replies. An
+ * Layouts of an entry in the fetch script's reply (the low three bits of the number after its id):
+ * an entry with exactly Herald's fields in Herald's order comes back as its values alone; any other
+ * as its field count and field/value list (`fieldList`). See `emit` in scripts.ts.
+ */
+export const Layout = {
+  /** i k h b */
+  idKeyHeadersBody: 0,
+  /** i k b */
+  idKeyBody: 1,
+  /** i h b */
+  idHeadersBody: 2,
+  /** i b */
+  idBody: 3,
+  /** field count, then field/value pairs */
+  fieldList: 4,
+} as const;
+
+/** Items of an entry of the fetch reply after its number, from `items[start]` on. */
+export function itemsOf(layout: number, items: readonly unknown[], start: number): number {
+  switch (layout) {
+    case Layout.idKeyHeadersBody:
+      return 4;
+    case Layout.idKeyBody:
+    case Layout.idHeadersBody:
+      return 3;
+    case Layout.idBody:
+      return 2;
+    default:
+      return 1 + (items[start] as number);
+  }
+}
+
+/**
+ * Rebuilds a message from one entry of the fetch script's reply: its {@link Layout} and its items from
+ * `items[start]` on.
+ */
+export function decodeEntry(
+  streamId: string,
+  items: readonly Buffer[],
+  start: number,
+  layout: number,
+): Message {
+  if (layout === Layout.fieldList) {
+    const count = items[start] as unknown as number;
+    return decodeFields(streamId, items, start + 1, start + 1 + count);
+  }
+  let p = start;
+  const id = items[p++]!.toString('utf8');
+  const key =
+    layout === Layout.idKeyHeadersBody || layout === Layout.idKeyBody
+      ? items[p++]!.toString('utf8')
+      : undefined;
+  const rawHeaders =
+    layout === Layout.idKeyHeadersBody || layout === Layout.idHeadersBody
+      ? items[p++]!.toString('utf8')
+      : undefined;
+  // A copy: the reply's bytes are a view of the socket's read chunk.
+  return toMessage(streamId, id, key, rawHeaders, new Uint8Array(items[p]!), undefined);
+}
+
+/**
+ * Rebuilds a message from the field/value list of a stream entry read with Buffer replies
+ * (`fields[start..end)`, so a flat reply of several entries needs no copy per entry). An
  * entry Herald did not write (no id field, headers that are not a JSON object of strings) becomes
  * a malformed message carrying its raw bytes, which the consumer dead-letters with reason `decode`.
  */
-export function decodeFields(streamId: string, fields: readonly Buffer[]): Message {
+export function decodeFields(
+  streamId: string,
+  fields: readonly Buffer[],
+  start = 0,
+  end = fields.length,
+): Message {
   let id: string | undefined;
   let key: string | undefined;
   let rawHeaders: string | undefined;
   let body: Uint8Array | undefined;
-  const others: Record<string, string> = {};
-  for (let i = 0; i + 1 < fields.length; i += 2) {
-    const name = fields[i]!.toString('latin1');
+  let others: Record<string, string> | undefined;
+  for (let i = start; i + 1 < end; i += 2) {
+    const nameBytes = fields[i]!;
     const value = fields[i + 1]!;
-    if (name === 'i') id = value.toString('utf8');
-    else if (name === 'k') key = value.toString('utf8');
-    else if (name === 'h') rawHeaders = value.toString('utf8');
-    else if (name === 'b')
-      body = new Uint8Array(value); // a copy: consumers may keep it
-    else others[`herald-raw-field-${name}`] = value.toString('utf8');
+    // Herald's field names are one byte: compared as bytes, so no string is made per field.
+    const c = nameBytes.length === 1 ? nameBytes[0]! : -1;
+    if (c === I) id = value.toString('utf8');
+    else if (c === K) key = value.toString('utf8');
+    else if (c === H) rawHeaders = value.toString('utf8');
+    else if (c === B)
+      body = new Uint8Array(value); // a copy: the reply's bytes are a view of the socket's read chunk
+    else (others ??= {})[`herald-raw-field-${nameBytes.toString('latin1')}`] = value.toString('utf8');
   }
+  return toMessage(streamId, id, key, rawHeaders, body, others);
+}
+
+function toMessage(
+  streamId: string,
+  id: string | undefined,
+  key: string | undefined,
+  rawHeaders: string | undefined,
+  body: Uint8Array | undefined,
+  others: Record<string, string> | undefined,
+): Message {
   let problem: string | undefined;
   let headers: Record<string, string> = {};
   if (id === undefined) problem = 'has no message id (field "i")';

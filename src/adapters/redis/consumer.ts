@@ -7,7 +7,7 @@ import type {
   Subscription,
 } from '../../transport/transport.js';
 import { validateDelay } from '../../transport/validate.js';
-import { decodeFields } from './codec.js';
+import { decodeEntry, itemsOf } from './codec.js';
 import type { Connections, RedisClient } from './connection.js';
 import type { GroupKeys } from './keys.js';
 import type { ResolvedTransportOptions } from './options.js';
@@ -28,8 +28,27 @@ interface PendingSettle {
   readonly op: Op;
   readonly delivery: RedisDelivery;
   readonly delayMs: number;
+}
+
+/**
+ * Settles that leave in one call. They succeed or fail together, so they share one promise: one
+ * promise per call, not one (with its resolve and reject closures) per delivery.
+ */
+interface SettleBatch {
+  readonly ops: PendingSettle[];
+  readonly done: Promise<void>;
   readonly resolve: () => void;
   readonly reject: (err: Error) => void;
+}
+
+function newBatch(): SettleBatch {
+  let resolve!: () => void;
+  let reject!: (err: Error) => void;
+  const done = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { ops: [], done, resolve, reject };
 }
 
 /** Most operations sent in one settle script call. */
@@ -85,7 +104,8 @@ export class GroupConsumer implements Subscription {
   private cursor = '0-0';
   private nextReclaimAt = 0;
   private reclaimCycles = 0;
-  private queue: PendingSettle[] = [];
+  /** Settles not sent yet, in batches of at most SETTLE_CHUNK; never an empty batch. */
+  private queue: SettleBatch[] = [];
   private flushScheduled = false;
   private readonly flushes = new Set<Promise<void>>();
   /** Settles carried by the fetch call in flight (see takeForFetch). */
@@ -303,7 +323,7 @@ export class GroupConsumer implements Subscription {
     room: number,
     reclaim: boolean,
     readNew: boolean,
-    carried: PendingSettle[] | undefined,
+    carried: SettleBatch | undefined,
   ): Promise<FetchResult> {
     const args: (string | number)[] = [
       this.group,
@@ -314,7 +334,7 @@ export class GroupConsumer implements Subscription {
       this.cursor,
       readNew ? '1' : '0',
     ];
-    if (carried) this.pushOps(args, carried);
+    if (carried) this.pushOps(args, carried.ops);
     const reply = (await this.ctx.scripts.fetch(this.keys.fetchKeys(), args)) as [
       Buffer,
       Buffer,
@@ -322,16 +342,25 @@ export class GroupConsumer implements Subscription {
       Buffer,
       number,
       number,
-      [Buffer, number, Buffer[], number][],
-      (number | Buffer)[] | undefined,
+      (Buffer | number)[],
+      (number | Buffer)[] | number | undefined,
     ];
     const [cursor, lastStream, lastWake, lastTopicWake, untilDue, read, entries, settled] = reply;
     const deliveries: RedisDelivery[] = [];
-    for (const [idBuf, attempt, fields, follower] of entries) {
-      const streamId = idBuf.toString('latin1');
+    const now = Date.now();
+    // Per entry: its id, one number for attempt, follower flag and layout, then its items (see the
+    // fetch script's emit).
+    for (let i = 0; i < entries.length;) {
+      const streamId = (entries[i] as Buffer).toString('latin1');
+      const meta = entries[i + 1] as number;
+      const layout = meta % 8;
+      const follower = Math.floor(meta / 8) % 2;
+      const attempt = Math.floor(meta / 16);
+      const start = i + 2;
+      i = start + itemsOf(layout, entries, start);
       // An entry Herald did not write comes back marked malformed: the consumer dead-letters it.
-      const message = decodeFields(streamId, fields);
-      const d = new RedisDelivery(this, streamId, message, this.topic, this.group, attempt);
+      const message = decodeEntry(streamId, entries as Buffer[], start, layout);
+      const d = new RedisDelivery(this, streamId, message, this.topic, this.group, attempt, now);
       // Only an entry with a key can be a follower; one that decodes without its key waits as usual.
       if (follower === 1 && message.key !== undefined) d.follower = true;
       deliveries.push(d);
@@ -344,7 +373,13 @@ export class GroupConsumer implements Subscription {
       untilDue,
       read,
       deliveries,
-      settled: (settled ?? []).map((r) => (typeof r === 'number' ? r : r.toString('latin1'))),
+      // A count means that many ones (see the fetch script); only followers here need them spelled out.
+      settled:
+        typeof settled === 'number'
+          ? this.followers.size > 0
+            ? new Array<number>(settled).fill(1)
+            : []
+          : (settled ?? []).map((r) => (typeof r === 'number' ? r : r.toString('latin1'))),
     };
   }
 
@@ -511,15 +546,22 @@ export class GroupConsumer implements Subscription {
   }
 
   private enqueue(op: Op, delivery: RedisDelivery, delayMs: number): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.queue.push({ op, delivery, delayMs, resolve, reject });
-      if (this.flushScheduled) return;
+    let batch = this.queue[this.queue.length - 1];
+    if (batch === undefined || batch.ops.length >= SETTLE_CHUNK) {
+      batch = newBatch();
+      this.queue.push(batch);
+    }
+    batch.ops.push({ op, delivery, delayMs });
+    if (!this.flushScheduled) {
       this.flushScheduled = true;
       // Everything settled in this turn of the event loop goes in one round trip; nextTick runs once
       // the turn's promise jobs are done, without waiting for an I/O round of the loop.
-      process.nextTick(() => this.flushNow());
-    });
+      process.nextTick(this.flushTick);
+    }
+    return batch.done;
   }
+
+  private readonly flushTick = (): void => this.flushNow();
 
   /**
    * Sends the queued settlements, at most one call in flight: whatever is settled while it runs
@@ -530,7 +572,7 @@ export class GroupConsumer implements Subscription {
     this.flushScheduled = false;
     if (this.sending || this.queue.length === 0) return;
     this.sending = true;
-    const batch = this.queue.splice(0, SETTLE_CHUNK);
+    const batch = this.queue.shift()!;
     const flush = this.send(batch).finally(() => {
       this.sending = false;
       this.flushes.delete(flush);
@@ -540,30 +582,35 @@ export class GroupConsumer implements Subscription {
     this.flushes.add(flush);
   }
 
-  private async send(batch: PendingSettle[]): Promise<void> {
+  private async send(batch: SettleBatch): Promise<void> {
+    const ops = batch.ops;
     try {
-      const keyed = this.ordering === 'key';
-      if (batch.every((p) => p.op === 'a' && (!keyed || p.delivery.message.key === undefined))) {
-        await this.ctx.connections.client.xack(
-          this.keys.stream,
-          this.group,
-          ...batch.map((p) => p.delivery.streamId),
-        );
+      if (this.plainAcks(ops)) {
+        const args: string[] = [this.keys.stream, this.group];
+        for (const p of ops) args.push(p.delivery.streamId);
+        await this.ctx.connections.client.xack(...(args as [string, string, ...string[]]));
       } else {
         const args: (string | number)[] = [this.group, this.name];
-        this.pushOps(args, batch);
+        this.pushOps(args, ops);
         const seq = ++this.callSeq;
         const replies = await this.ctx.scripts.settle(this.keys.all(), args);
         // Redis ran a fetch sent before this call first: its followers must be known here before
         // this reply passes a key to one of them or says they were moved to the held set.
         const fetching = this.fetchInFlight;
         if (fetching && fetching.seq < seq) await fetching.applied;
-        this.applySettled(batch, replies, seq);
+        this.applySettled(ops, replies, seq);
       }
-      for (const p of batch) p.resolve();
+      batch.resolve();
     } catch (thrown) {
       this.settleFailed(batch, thrown);
     }
+  }
+
+  /** Acks that need no key passed on: a plain XACK does them. */
+  private plainAcks(ops: readonly PendingSettle[]): boolean {
+    const keyed = this.ordering === 'key';
+    for (const p of ops) if (p.op !== 'a' || (keyed && p.delivery.message.key !== undefined)) return false;
+    return true;
   }
 
   /** The settle script's arguments for `batch`: op id key delayMs each. */
@@ -575,25 +622,27 @@ export class GroupConsumer implements Subscription {
 
   /** Applies a settle reply: keys passed to followers here, or followers moved to the held set. */
   private applySettled(batch: readonly PendingSettle[], replies: (number | string)[], seq: number): void {
-    if (this.ordering !== 'key') return;
-    batch.forEach((p, i) => {
+    // Only keys with followers here are affected (the common case without read-ahead: none).
+    if (this.ordering !== 'key' || this.followers.size === 0) return;
+    for (let i = 0; i < batch.length; i++) {
+      const p = batch[i]!;
       const key = p.delivery.message.key;
-      if (key === undefined || !this.followers.has(key)) return;
+      if (key === undefined || !this.followers.has(key)) continue;
       const reply = replies[i];
       if (typeof reply === 'string') this.promoteFollower(key, reply);
       else if (!p.delivery.follower) this.dropFollowers(key, seq);
-    });
+    }
   }
 
-  private settleFailed(batch: readonly PendingSettle[], thrown: unknown): void {
+  private settleFailed(batch: SettleBatch, thrown: unknown): void {
     const err = toError(thrown);
     // The messages stay leased to this consumer and are reclaimed after claimIdleMs: not lost.
     this.ctx.connections.report(err, `settle on ${this.topic}/${this.group}`);
     // Whether the call ran is unknown: it may have passed a key to a follower. Letting the
     // followers' leases lapse hands them to the reclaim step, which sorts out either case.
-    for (const p of batch)
+    for (const p of batch.ops)
       if (p.delivery.message.key !== undefined) this.dropFollowers(p.delivery.message.key);
-    for (const p of batch) p.reject(err);
+    batch.reject(err);
   }
 
   /**
@@ -601,10 +650,10 @@ export class GroupConsumer implements Subscription {
    * one script run and one round trip instead of two. They count as the settle call in flight, so
    * settles queued meanwhile wait for the fetch reply and leave in the next call, as before.
    */
-  private takeForFetch(): PendingSettle[] | undefined {
+  private takeForFetch(): SettleBatch | undefined {
     if (this.ordering !== 'key' || this.sending || this.released || this.queue.length === 0) return undefined;
     this.sending = true;
-    const batch = this.queue.splice(0, SETTLE_CHUNK);
+    const batch = this.queue.shift()!;
     let done!: () => void;
     const flush = new Promise<void>((resolve) => (done = resolve));
     this.carriedFlush = { flush, done };
@@ -614,14 +663,14 @@ export class GroupConsumer implements Subscription {
 
   /** The fetch that carried `batch` answered (`replies`) or failed (`err`). */
   private carriedDone(
-    batch: PendingSettle[],
+    batch: SettleBatch,
     replies: (number | string)[] | undefined,
     seq: number,
     err: unknown,
   ): void {
     if (replies) {
-      this.applySettled(batch, replies, seq);
-      for (const p of batch) p.resolve();
+      this.applySettled(batch.ops, replies, seq);
+      batch.resolve();
     } else this.settleFailed(batch, err);
     const carried = this.carriedFlush;
     this.carriedFlush = undefined;
@@ -732,9 +781,6 @@ export class RedisDelivery implements Delivery {
   follower = false;
   /** Sequence number of the fetch call that returned it (see GroupConsumer.callSeq). */
   fetchSeq = 0;
-  /** When the lease was taken or last renewed (local clock). */
-  leasedAt = Date.now();
-
   constructor(
     private readonly consumer: GroupConsumer,
     readonly streamId: string,
@@ -742,6 +788,8 @@ export class RedisDelivery implements Delivery {
     readonly topic: string,
     readonly group: string,
     readonly attempt: number,
+    /** When the lease was taken or last renewed (local clock). */
+    public leasedAt: number,
   ) {}
 
   ack(): Promise<void> {

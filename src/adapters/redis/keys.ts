@@ -75,9 +75,17 @@ export class GroupKeys {
   }
 
   /** The KEYS of the fetch script: the settle script's, then the topic's scheduled messages. */
-  fetchKeys(): string[] {
-    return [...this.all(), this.topic.scheduled, this.topic.scheduledBodies, this.topic.topicWake];
+  fetchKeys(): readonly string[] {
+    // Built once: the consumer passes them on every fetch.
+    return (this.fetchKeyList ??= [
+      ...this.all(),
+      this.topic.scheduled,
+      this.topic.scheduledBodies,
+      this.topic.topicWake,
+    ]);
   }
+
+  private fetchKeyList: readonly string[] | undefined;
 
   /** The topic's wake stream (bumped by scheduled publishes), which blocked members also read. */
   get topicWake(): string {

@@ -253,8 +253,10 @@ return settleOps(3)
  * then settle operations as in the settle script (four items each), run first: a consumer's settles
  * and its next fetch so cost one script call and one round trip.
  * Returns { cursor, lastStreamId, lastWakeId, lastTopicWakeId, msUntilDue(-1 none), newEntriesRead,
- * {id, attempt, fields, follower(0|1)}..., settle results }; msUntilDue covers retries and scheduled
- * messages. A follower waits in the consumer for its key's holder to be acknowledged.
+ * { per entry: id, (attempt * 2 + follower(0|1)) * 8 + layout, then the values (see `emit` and
+ * codec.ts Layout) }, settle results (or their count when every one is 1) };
+ * msUntilDue covers retries and scheduled messages. A follower waits in the consumer for its key's
+ * holder to be acknowledged.
  */
 export const FETCH = `${HELPERS}${MOVE_DUE}
 local s, dl, rd, lk, hd, pk, at, wk = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -268,7 +270,7 @@ local readNew = ARGV[7] ~= '0'
 ${SETTLE_OPS}
 local settled = settleOps(8)
 local now = nowMs()
-local out = {}
+local out, outN = {}, 0
 local delivered = 0
 local function keyOf(fields)
   for i = 1, #fields, 2 do
@@ -276,8 +278,31 @@ local function keyOf(fields)
   end
   return nil
 end
+-- Flat, not a table per entry: Redis converts every returned table with several lookups, and the
+-- client decodes every array it receives.
+-- Per entry: its id, then one number for attempt, follower flag and layout (codec.ts Layout), then
+-- the values. An entry with exactly Herald's fields in Herald's order goes without its field names;
+-- any other entry as its field count and field/value list. Every item returned is one more value for
+-- Redis to convert and for the client to decode, so nothing constant is sent.
 local function emit(id, attempt, fields, follower)
-  out[#out + 1] = { id, attempt, fields, follower or 0 }
+  local nf = fields and #fields or 0
+  local n = outN
+  local meta = (attempt * 2 + (follower or 0)) * 8
+  out[n + 1] = id
+  if nf == 8 and fields[1] == 'i' and fields[3] == 'k' and fields[5] == 'h' and fields[7] == 'b' then
+    out[n + 2], out[n + 3], out[n + 4], out[n + 5], out[n + 6] = meta, fields[2], fields[4], fields[6], fields[8]
+    outN = n + 6
+  elseif nf == 6 and fields[1] == 'i' and fields[5] == 'b' and (fields[3] == 'k' or fields[3] == 'h') then
+    out[n + 2], out[n + 3], out[n + 4], out[n + 5] = meta + (fields[3] == 'k' and 1 or 2), fields[2], fields[4], fields[6]
+    outN = n + 5
+  elseif nf == 4 and fields[1] == 'i' and fields[3] == 'b' then
+    out[n + 2], out[n + 3], out[n + 4] = meta + 3, fields[2], fields[4]
+    outN = n + 4
+  else
+    out[n + 2], out[n + 3] = meta + 4, nf
+    for i = 1, nf do out[n + 3 + i] = fields[i] end
+    outN = n + 3 + nf
+  end
   delivered = delivered + 1
   room = room - 1
 end
@@ -427,6 +452,15 @@ if delivered == 0 and read == 0 then
     end
   end
 end
+-- The common settle reply is all ones (no key passed to a follower): its count says as much.
+local allOnes = true
+for _, r in ipairs(settled) do
+  if r ~= 1 then
+    allOnes = false
+    break
+  end
+end
+if allOnes then settled = #settled end
 return { cursor, lastS, lastW, lastT, untilDue, read, out, settled }
 `;
 

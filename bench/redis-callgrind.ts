@@ -1,0 +1,277 @@
+/**
+ * Instructions per message of the consumer process of a Redis drain, counted by callgrind so the
+ * figure does not move with the machine's load (issue #18):
+ *
+ *   node --import tsx bench/redis-callgrind.ts [mode ...]
+ *
+ * Modes: `readme` (createHerald, an event with a zod schema, `concurrency: 16`, ordering by
+ * aggregate over 100 aggregates, ~300-byte JSON payloads, a handler that does nothing),
+ * `transport-key` / `transport-none` (`transport.subscribe`, prefetch 1000, an acking handler,
+ * ordering by key over 100 keys / none) and `raw` (ioredis: XREADGROUP COUNT 500, JSON.parse of each
+ * body, XACK of the batch). Default: all four.
+ *
+ * For each mode and each of two sizes n1 < n2 the parent publishes a backlog of WARM_UP + n messages
+ * under a fresh key prefix, then runs the consumer as a child under `valgrind --tool=callgrind` and
+ * `node --predictable`: it drains WARM_UP messages, collects garbage, drains the n others, collects
+ * garbage again and exits. (Ir(n2) − Ir(n1)) / (n2 − n1) is the per-message count with start-up,
+ * module loading and most compiling cancelled out. Lease renewals run on the wall clock (every
+ * claimIdleMs / 3 = 10 s by default), so they add a little noise under valgrind's slowdown.
+ *
+ * Environment: HERALD_BENCH_REDIS_URL (default redis://127.0.0.1:6379; the keys are removed
+ * afterwards), HERALD_BENCH_SRC (the `src` directory of another checkout, for before/after pairs),
+ * HERALD_BENCH_SIZES=n1,n2 (default 2000,6000), HERALD_BENCH_WARM_UP (default 6000),
+ * HERALD_BENCH_KEEP=<dir> keeps the callgrind files for `callgrind_annotate`, HERALD_BENCH_NODE_FLAGS adds
+ * node flags to the child (e.g. `--perf-basic-prof`, whose /tmp/perf-<pid>.map names the JIT code).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Redis } from 'ioredis';
+import { orderPayload, orderSchema } from './readme-workload.js';
+import type * as HeraldCore from '../src/index.js';
+import type * as HeraldRedis from '../src/adapters/redis/index.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const URL = process.env.HERALD_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const SRC = process.env.HERALD_BENCH_SRC ?? path.join(here, '..', 'src');
+const WARM_UP = Number(process.env.HERALD_BENCH_WARM_UP ?? 6000);
+const [N1, N2] = (process.env.HERALD_BENCH_SIZES ?? '2000,6000').split(',').map(Number) as [number, number];
+const AGGREGATES = 100;
+const TOPIC = 'items';
+const GROUP = 'readme';
+
+const MODES = {
+  readme: 'README consumer (createHerald, zod, concurrency 16, ordering by aggregate)',
+  'transport-key': 'transport.subscribe, prefetch 1000, ordering by key (100 keys)',
+  'transport-none': 'transport.subscribe, prefetch 1000, ordering none',
+  raw: 'raw ioredis (XREADGROUP COUNT 500, JSON.parse, XACK)',
+} as const;
+type Mode = keyof typeof MODES;
+
+async function load(): Promise<{ core: typeof HeraldCore; adapter: typeof HeraldRedis }> {
+  const core = (await import(pathToFileURL(path.join(SRC, 'index.ts')).href)) as typeof HeraldCore;
+  const adapter = (await import(
+    pathToFileURL(path.join(SRC, 'adapters', 'redis', 'index.ts')).href
+  )) as typeof HeraldRedis;
+  return { core, adapter };
+}
+
+/** Publishes `total` README events under `prefix` the way the mode's consumer expects them. */
+async function prefill(mode: Mode, prefix: string, total: number): Promise<void> {
+  if (mode === 'raw') {
+    const writer = new Redis(URL);
+    const stream = `${prefix}:{${TOPIC}}:s`;
+    await writer.xgroup('CREATE', stream, GROUP, '0', 'MKSTREAM');
+    for (let i = 0; i < total; i += 500) {
+      const p = writer.pipeline();
+      for (let j = i; j < Math.min(total, i + 500); j++)
+        p.xadd(
+          stream,
+          '*',
+          'i',
+          `r-${j}`,
+          'k',
+          `agg-${j % AGGREGATES}`,
+          'b',
+          JSON.stringify(orderPayload(j)),
+        );
+      await p.exec();
+    }
+    writer.disconnect();
+    return;
+  }
+  const { core, adapter } = await load();
+  const OrderPlaced = core.defineEvent('shop.order.placed', { version: 'v1', schema: orderSchema });
+  const publisher = await core.createHerald({
+    service: 'bench',
+    transport: adapter.redis({ url: URL, prefix }),
+    routing: { 'shop.*': TOPIC },
+  });
+  for (let i = 0; i < total; i += 500)
+    await publisher.publishBatch(
+      Array.from({ length: Math.min(500, total - i) }, (_, j) => ({
+        event: OrderPlaced,
+        payload: orderPayload(i + j),
+        options: { aggregateId: `agg-${(i + j) % AGGREGATES}` },
+      })),
+    );
+  await publisher.stop();
+}
+
+/** The consumer: drains WARM_UP messages, then n more between two full collections. */
+async function child(mode: Mode, prefix: string, n: number): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc!;
+  let handled = 0;
+  let target = WARM_UP;
+  let done: (() => void) | undefined;
+  const until = (count: number): Promise<void> => {
+    target = count;
+    if (handled >= count) return Promise.resolve();
+    return new Promise<void>((r) => (done = r));
+  };
+  // `>=`, not `===`: with a large prefetch many handlers run before the phase's continuation sets the
+  // next target. Every message of the backlog is handled either way, so Ir(n2) − Ir(n1) still covers
+  // exactly n2 − n1 messages; only where the warm-up ends (the first gc) is approximate.
+  const onMessage = (): void => {
+    if (++handled >= target && done) {
+      const d = done;
+      done = undefined;
+      d();
+    }
+  };
+  const phases = async (): Promise<void> => {
+    await until(WARM_UP);
+    gc();
+    await until(WARM_UP + n);
+    gc();
+  };
+  if (mode === 'raw') {
+    const reader = new Redis(URL);
+    const stream = `${prefix}:{${TOPIC}}:s`;
+    const loop = (async () => {
+      while (handled < WARM_UP + n) {
+        const r = (await reader.xreadgroup('GROUP', GROUP, 'c', 'COUNT', 500, 'STREAMS', stream, '>')) as
+          [string, [string, string[]][]][] | null;
+        const entries = r?.[0]?.[1] ?? [];
+        for (const [, f] of entries) JSON.parse(f[5]!);
+        await reader.xack(stream, GROUP, ...entries.map((e) => e[0]));
+        for (let i = 0; i < entries.length; i++) onMessage();
+      }
+    })();
+    await phases();
+    await loop;
+    reader.disconnect();
+    return;
+  }
+  const { core, adapter } = await load();
+  if (mode === 'readme') {
+    const OrderPlaced = core.defineEvent('shop.order.placed', { version: 'v1', schema: orderSchema });
+    const herald = await core.createHerald({
+      service: 'bench',
+      transport: adapter.redis({ url: URL, prefix }),
+      routing: { 'shop.*': TOPIC },
+      connectTimeoutMs: 120_000, // under valgrind, on a loaded machine
+    });
+    herald.subscribe({ group: GROUP, events: [OrderPlaced], concurrency: 16, handler: onMessage });
+    await herald.start();
+    await phases();
+    await herald.stop();
+    return;
+  }
+  const transport = adapter.redis({ url: URL, prefix });
+  const sub = await transport.subscribe(
+    TOPIC,
+    { group: GROUP, prefetch: 1000, ordering: mode === 'transport-key' ? 'key' : 'none' },
+    (d) => {
+      onMessage();
+      return d.ack();
+    },
+  );
+  await phases();
+  await sub.close();
+  await transport.close();
+}
+
+async function prefillTransport(prefix: string, total: number): Promise<void> {
+  const { adapter } = await load();
+  const publisher = adapter.redis({ url: URL, prefix });
+  for (let i = 0; i < total; i += 500)
+    await publisher.publish(
+      TOPIC,
+      Array.from({ length: Math.min(500, total - i) }, (_, j) => ({
+        id: `t-${i + j}`,
+        key: `agg-${(i + j) % AGGREGATES}`,
+        headers: {},
+        body: Buffer.from(JSON.stringify(orderPayload(i + j))),
+      })),
+    );
+  await publisher.close();
+}
+
+async function removeKeys(prefix: string): Promise<void> {
+  const admin = new Redis(URL);
+  let cursor = '0';
+  do {
+    const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) await admin.unlink(...keys);
+  } while (cursor !== '0');
+  admin.disconnect();
+}
+
+/** Total instructions (Ir) of one consumer child under callgrind. */
+async function instructions(mode: Mode, n: number): Promise<number> {
+  const prefix = `herald-cg:${process.pid}:${mode}:${n}`;
+  const total = WARM_UP + n;
+  if (mode.startsWith('transport')) {
+    await prefillTransport(prefix, total);
+    const admin = new Redis(URL);
+    await admin.xgroup('CREATE', `${prefix}:{${TOPIC}}:s`, GROUP, '0', 'MKSTREAM');
+    admin.disconnect();
+  } else await prefill(mode, prefix, total);
+  const keep = process.env.HERALD_BENCH_KEEP;
+  const dir = keep ?? mkdtempSync(path.join(os.tmpdir(), 'herald-redis-callgrind-'));
+  if (keep) mkdirSync(keep, { recursive: true });
+  try {
+    const file = path.join(dir, `callgrind.${mode}.${n}`);
+    // --predictable: V8 compiles and collects on the main thread, so the count does not depend on
+    // when background threads got to run.
+    const out = spawnSync(
+      'valgrind',
+      [
+        '--tool=callgrind',
+        '--smc-check=all',
+        `--callgrind-out-file=${file}`,
+        process.execPath,
+        '--predictable',
+        '--expose-gc',
+        ...(process.env.HERALD_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean),
+        '--import',
+        'tsx',
+        fileURLToPath(import.meta.url),
+      ],
+      {
+        env: { ...process.env, HERALD_BENCH_CG_CHILD: `${mode}|${prefix}|${n}` },
+        encoding: 'utf8',
+        maxBuffer: 64 * 1024 * 1024,
+      },
+    );
+    if (out.status !== 0) throw new Error(`callgrind child (${mode}, ${n}) failed: ${out.stderr}`);
+    const summary = /^summary:\s+(\d+)/mu.exec(readFileSync(file, 'utf8'));
+    if (!summary) throw new Error('callgrind output has no summary line');
+    return Number(summary[1]);
+  } finally {
+    if (!keep) rmSync(dir, { recursive: true, force: true });
+    await removeKeys(prefix);
+  }
+}
+
+const childSpec = process.env.HERALD_BENCH_CG_CHILD;
+if (childSpec !== undefined) {
+  const [mode, prefix, n] = childSpec.split('|') as [Mode, string, string];
+  await child(mode, prefix, Number(n));
+  process.exit(0);
+} else {
+  const wanted = process.argv.slice(2) as Mode[];
+  const modes = wanted.length > 0 ? wanted : (Object.keys(MODES) as Mode[]);
+  for (const m of modes) if (!(m in MODES)) throw new Error(`unknown mode ${m}`);
+  const fmt = (x: number): string => Math.round(x).toLocaleString('en-US');
+  const rows: string[] = [];
+  for (const m of modes) {
+    const ir = ((await instructions(m, N2)) - (await instructions(m, N1))) / (N2 - N1);
+    process.stderr.write(`${m}: ${fmt(ir)} instructions per message\n`);
+    rows.push(`| ${MODES[m]} | ${fmt(ir)} |`);
+  }
+  process.stdout.write(
+    [
+      `Instructions per message of the consumer process (callgrind, \`node --predictable\`, after a ${fmt(WARM_UP)}-message warm-up, (Ir(${fmt(N2)}) − Ir(${fmt(N1)})) / ${fmt(N2 - N1)}):`,
+      '',
+      '| consumer | instructions per message |',
+      '| --- | ---: |',
+      ...rows,
+      '',
+    ].join('\n'),
+  );
+}
