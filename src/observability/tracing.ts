@@ -254,26 +254,26 @@ export class EventTracing {
           : this.propagator.extract(ROOT_CONTEXT, headers, headerGetter);
         const producer = remote ?? trace.getSpanContext(parent);
         const links: Link[] = producer ? [{ context: producer }] : [];
-        const span = this.tracer.startSpan(
-          this.spanName('process', ctx.topic),
-          {
-            kind: SpanKind.CONSUMER,
-            links,
-            attributes: {
-              'messaging.system': this.messagingSystem,
-              'messaging.destination.name': ctx.topic,
-              'messaging.operation.type': 'process',
-              'messaging.operation.name': 'process',
-              'messaging.message.id': ctx.message.id,
-              'messaging.consumer.group.name': ctx.group,
-              'herald.event.type': ctx.event.type,
-              'herald.handler': ctx.handler,
-              'herald.delivery.attempt': ctx.attempt,
-            },
-          },
-          parent,
-        );
+        const attributes: Attributes = {
+          'messaging.system': this.messagingSystem,
+          'messaging.destination.name': ctx.topic,
+          'messaging.operation.type': 'process',
+          'messaging.operation.name': 'process',
+          'messaging.message.id': ctx.message.id,
+          'messaging.consumer.group.name': ctx.group,
+          'herald.event.type': ctx.event.type,
+          'herald.handler': ctx.handler,
+          'herald.delivery.attempt': ctx.attempt,
+        };
+        const name = this.spanName('process', ctx.topic);
+        // As for publish: attributes given in the options are sanitised twice by the SDK's tracer
+        // (before and after sampling) and then checked once more as the span sets them; our sampler
+        // does not read them, so they are set once on the started span.
+        const span = this.parentBased
+          ? this.tracer.startSpan(name, { kind: SpanKind.CONSUMER, links }, parent)
+          : this.tracer.startSpan(name, { kind: SpanKind.CONSUMER, links, attributes }, parent);
         if (!span.isRecording()) return undefined;
+        if (this.parentBased) span.setAttributes(attributes);
         ctx.state[SPAN_STATE_KEY] = span;
         return {
           // The parent context holds nothing but the remote span context, which this replaces: one
