@@ -17,6 +17,13 @@
  * `bench/cases/observability.ts`: metrics, tracing sampled at 10 % through the batch processor into
  * a discarding exporter, pino at info into a discarded stream.
  *
+ * Each row also leaves out the instructions under V8's compile entry points and under
+ * `Heap::CollectGarbage` (inclusive, from `callgrind_annotate`), the two parts that move between
+ * runs of the same code. Scavenger work run as a platform job is not always attributed under
+ * `CollectGarbage`, so that column can still hold some collector work (ADR 0408 classifies self
+ * costs by name for that). `HERALD_BENCH_REPEATS=k` repeats each configuration and prints the
+ * median and range; `HERALD_BENCH_WARM_UP` changes the warm-up.
+ *
  * `HERALD_BENCH_DIST=<dir>` measures another build (e.g. a commit's `src` compiled elsewhere) for
  * before/after pairs; `HERALD_BENCH_KEEP=<dir>` keeps the callgrind output files there for
  * `callgrind_annotate`; `HERALD_BENCH_SIZES=n1,n2` changes the sizes.
