@@ -17,6 +17,13 @@
  * `bench/cases/observability.ts`: metrics, tracing sampled at 10 % through the batch processor into
  * a discarding exporter, pino at info into a discarded stream.
  *
+ * Each row also leaves out the instructions under V8's compile entry points and under
+ * `Heap::CollectGarbage` (inclusive, from `callgrind_annotate`), the two parts that move between
+ * runs of the same code. Scavenger work run as a platform job is not always attributed under
+ * `CollectGarbage`, so that column can still hold some collector work (ADR 0408 classifies self
+ * costs by name for that). `HERALD_BENCH_REPEATS=k` repeats each configuration and prints the
+ * median and range; `HERALD_BENCH_WARM_UP` changes the warm-up.
+ *
  * `HERALD_BENCH_DIST=<dir>` measures another build (e.g. a commit's `src` compiled elsewhere) for
  * before/after pairs; `HERALD_BENCH_KEEP=<dir>` keeps the callgrind output files there for
  * `callgrind_annotate`; `HERALD_BENCH_SIZES=n1,n2` changes the sizes.
@@ -54,6 +61,11 @@ export const CONFIGS = {
   logging: 'logging only (info)',
   tracing: 'tracing only (10% sampled)',
   'tracing-no-als': 'tracing only, `contextManager: false`',
+  // For splitting tracing into its parts: at 0 % nothing is sampled, so no span is made and no
+  // context is ever entered (the AsyncLocalStorage never turns on): what remains is the unsampled
+  // decision, the traceparent and the consumer's flag check.
+  'tracing-0': 'tracing only, 0% sampled (unsampled path alone)',
+  'tracing-100-no-als': 'tracing only, 100% sampled, `contextManager: false`',
 } as const;
 type Config = keyof typeof CONFIGS;
 
@@ -119,6 +131,7 @@ async function child(config: Config, n: number): Promise<void> {
   const on = config.startsWith('on');
   const metrics = on || config === 'metrics';
   const tracing = on || config.startsWith('tracing');
+  const sampleRate = config === 'tracing-0' ? 0 : config.startsWith('tracing-100') ? 1 : 0.1;
   const logging = on || config === 'logging';
   const plugin =
     config === 'off'
@@ -128,7 +141,7 @@ async function child(config: Config, n: number): Promise<void> {
           metrics,
           tracing: tracing
             ? {
-                sampleRate: 0.1,
+                sampleRate,
                 exporter,
                 registerGlobal: false,
                 contextManager: !config.endsWith('no-als'),
@@ -139,13 +152,55 @@ async function child(config: Config, n: number): Promise<void> {
   await run(plugin, lib, n);
 }
 
-/** Total instructions (Ir) of one child under callgrind. */
-function instructions(config: Config, n: number): number {
+/** Instructions (Ir) of one child under callgrind: in all, and the parts spent compiling and collecting. */
+interface Count {
+  readonly all: number;
+  /** TurboFan jobs, lazy (bytecode) compiles and baseline batches, inclusive. */
+  readonly compiling: number;
+  /** `Heap::CollectGarbage`, inclusive: scavenges and full collections (the forced ones too). */
+  readonly gc: number;
+}
+
+/**
+ * Inclusive costs of the functions under which V8 compiles or collects. These are the two parts
+ * that move between runs of the same code (ADR 0407); the rest is the steady figure to compare.
+ * Disjoint in practice: under `--predictable` nothing is compiled inside a collection, and a
+ * collection inside a compile job is rare.
+ */
+const COMPILING = [
+  'v8::internal::compiler::PipelineCompilationJob::ExecuteJobImpl(',
+  'v8::internal::compiler::PipelineCompilationJob::FinalizeJobImpl(',
+  'v8::internal::Runtime_CompileLazy(',
+  'v8::internal::BaselineBatchCompiler::CompileBatch(',
+];
+const GC = ['v8::internal::Heap::CollectGarbage('];
+
+function inclusive(file: string): { compiling: number; gc: number } {
+  const out = spawnSync('callgrind_annotate', ['--inclusive=yes', '--threshold=100', file], {
+    encoding: 'utf8',
+    maxBuffer: 256 * 1024 * 1024,
+  });
+  if (out.status !== 0) throw new Error(`callgrind_annotate failed: ${out.stderr}`);
+  const sum = (names: readonly string[]): number => {
+    let total = 0;
+    for (const line of out.stdout.split('\n')) {
+      // "  1,234 (12.3%)  ???:v8::internal::Heap::CollectGarbage(...) [/usr/bin/node]"; recursive
+      // entries carry a '2 suffix and are left out so nothing is counted twice.
+      const m = /^\s*([\d,]+)\s+\([^)]*\)\s+\S*?:(.*)$/u.exec(line);
+      if (m && names.some((n) => m[2]!.startsWith(n)) && !/\)'\d/u.test(m[2]!))
+        total += Number(m[1]!.replaceAll(',', ''));
+    }
+    return total;
+  };
+  return { compiling: sum(COMPILING), gc: sum(GC) };
+}
+
+function instructions(config: Config, n: number): Count {
   const keep = process.env.HERALD_BENCH_KEEP;
   const dir = keep ?? mkdtempSync(path.join(os.tmpdir(), 'herald-obs-callgrind-'));
   if (keep) mkdirSync(keep, { recursive: true });
   try {
-    const file = path.join(dir, `callgrind.${config}.${n}`);
+    const file = path.join(dir, `callgrind.${config}.${n}.${process.pid}`);
     // --predictable: V8 compiles and collects on the main thread, so the count does not depend on
     // when background threads got to run (see bench/cases/pipeline.ts).
     const out = spawnSync(
@@ -170,7 +225,7 @@ function instructions(config: Config, n: number): number {
     if (out.status !== 0) throw new Error(`callgrind child (${config}, ${n}) failed: ${out.stderr}`);
     const summary = /^summary:\s+(\d+)/mu.exec(readFileSync(file, 'utf8'));
     if (!summary) throw new Error('callgrind output has no summary line');
-    return Number(summary[1]);
+    return { all: Number(summary[1]), ...inclusive(file) };
   } finally {
     if (!keep) rmSync(dir, { recursive: true, force: true });
   }
@@ -183,23 +238,54 @@ if (childConfig !== undefined) {
   const wanted = process.argv.slice(2) as Config[];
   const configs = wanted.length > 0 ? wanted : (Object.keys(CONFIGS) as Config[]);
   for (const c of configs) if (!(c in CONFIGS)) throw new Error(`unknown configuration ${c}`);
-  const perEvent = new Map<Config, number>();
-  for (const c of configs) {
-    const ir = (instructions(c, N2) - instructions(c, N1)) / (N2 - N1);
-    perEvent.set(c, ir);
-    process.stderr.write(`${c}: ${Math.round(ir)} instructions per event\n`);
+  // HERALD_BENCH_REPEATS=k measures each configuration k times (one after the other), so the
+  // spread between runs of the same code is printed beside the differences between configurations.
+  const repeats = Number(process.env.HERALD_BENCH_REPEATS ?? 1);
+  const perEvent = new Map<Config, Count[]>();
+  for (let r = 0; r < repeats; r++) {
+    for (const c of configs) {
+      const a = instructions(c, N1);
+      const b = instructions(c, N2);
+      const d = (k: keyof Count): number => (b[k] - a[k]) / (N2 - N1);
+      const count: Count = { all: d('all'), compiling: d('compiling'), gc: d('gc') };
+      perEvent.set(c, [...(perEvent.get(c) ?? []), count]);
+      process.stderr.write(
+        `${c}: ${Math.round(count.all)} per event (compiling ${Math.round(count.compiling)}, gc ${Math.round(count.gc)}, rest ${Math.round(steady(count))})\n`,
+      );
+    }
   }
-  const off = perEvent.get('off');
   const fmt = (x: number): string => Math.round(x).toLocaleString('en-US');
+  const median = (xs: number[]): number => {
+    const s = [...xs].sort((p, q) => p - q);
+    return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  };
+  const col = (c: Config, f: (x: Count) => number): string => {
+    const xs = perEvent.get(c)!.map(f);
+    const off = perEvent.get('off')?.map(f);
+    const m = median(xs);
+    const range = xs.length > 1 ? ` [${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))}]` : '';
+    const extra =
+      off === undefined || c === 'off'
+        ? ''
+        : ` (${m - median(off) >= 0 ? '+' : '−'}${fmt(Math.abs(m - median(off)))})`;
+    return `${fmt(m)}${extra}${range}`;
+  };
   process.stdout.write(
     [
-      `| configuration | instructions per event | extra over off |`,
-      `| --- | ---: | ---: |`,
+      `| configuration | all | excl. compiling | excl. compiling and GC |`,
+      `| --- | ---: | ---: | ---: |`,
       ...configs.map(
         (c) =>
-          `| ${CONFIGS[c]} | ${fmt(perEvent.get(c)!)} | ${off === undefined ? '' : `+${fmt(perEvent.get(c)! - off)}`} |`,
+          `| ${CONFIGS[c]} | ${col(c, (x) => x.all)} | ${col(c, (x) => x.all - x.compiling)} | ${col(c, steady)} |`,
       ),
+      '',
+      `Instructions per event, ${repeats === 1 ? 'one run' : `median of ${repeats} runs [min–max]`}; (± over off).`,
       '',
     ].join('\n'),
   );
+}
+
+/** The figure that stays put between runs of the same code: without compiling and collecting. */
+function steady(x: Count): number {
+  return x.all - x.compiling - x.gc;
 }

@@ -200,7 +200,8 @@ export class EventMetrics {
     // are built per event, and label folding runs once per new series.
     const handlerSeries = new Lookup3<HandlerSeries>();
     // The series of the last call, checked first: a consumer sees runs of the same (type, handler,
-    // group), and three string compares (usually the same interned strings) beat three map lookups.
+    // group), and three string compares beat three map lookups. Measured (ADR 0408): with them
+    // `onPublished` + `onHandled` cost ≈ 560 instructions per event, without them ≈ 970.
     let lastType = '';
     let lastHandler = '';
     let lastGroup = '';

@@ -89,6 +89,9 @@ interface PendingSpan {
   readonly timer: NodeJS.Timeout;
 }
 
+/** Topics whose span names are kept; past this (unbounded topic names) names are made per span. */
+const MAX_SPAN_NAMES = 1000;
+
 /** How long a failed process span waits for the retry/dead-letter decision before it is ended anyway. */
 const PENDING_SPAN_MS = 30_000;
 
@@ -117,6 +120,8 @@ export class EventTracing {
    * the attempt before it is reported (a transport that commits the nack and the next fetch together).
    */
   private readonly pending = new Map<string, PendingSpan[]>();
+  private readonly sendNames = new Map<string, string>();
+  private readonly processNames = new Map<string, string>();
 
   constructor(options: TracingOptions) {
     if (options.sampleRate !== undefined && !(options.sampleRate >= 0 && options.sampleRate <= 1)) {
@@ -199,7 +204,7 @@ export class EventTracing {
           if (ctx.events.length === 1 && ctx.events[0]) a['herald.event.type'] = ctx.events[0].type;
           return a;
         };
-        const name = `send ${ctx.topic}`;
+        const name = this.spanName('send', ctx.topic);
         // Our own sampler ignores attributes, so they are built only for spans that record (a tenth
         // at the default ratio); a sampler from OTEL_TRACES_SAMPLER gets them up front.
         const span = this.parentBased
@@ -249,29 +254,31 @@ export class EventTracing {
           : this.propagator.extract(ROOT_CONTEXT, headers, headerGetter);
         const producer = remote ?? trace.getSpanContext(parent);
         const links: Link[] = producer ? [{ context: producer }] : [];
-        const span = this.tracer.startSpan(
-          `process ${ctx.topic}`,
-          {
-            kind: SpanKind.CONSUMER,
-            links,
-            attributes: {
-              'messaging.system': this.messagingSystem,
-              'messaging.destination.name': ctx.topic,
-              'messaging.operation.type': 'process',
-              'messaging.operation.name': 'process',
-              'messaging.message.id': ctx.message.id,
-              'messaging.consumer.group.name': ctx.group,
-              'herald.event.type': ctx.event.type,
-              'herald.handler': ctx.handler,
-              'herald.delivery.attempt': ctx.attempt,
-            },
-          },
-          parent,
-        );
+        const attributes: Attributes = {
+          'messaging.system': this.messagingSystem,
+          'messaging.destination.name': ctx.topic,
+          'messaging.operation.type': 'process',
+          'messaging.operation.name': 'process',
+          'messaging.message.id': ctx.message.id,
+          'messaging.consumer.group.name': ctx.group,
+          'herald.event.type': ctx.event.type,
+          'herald.handler': ctx.handler,
+          'herald.delivery.attempt': ctx.attempt,
+        };
+        const name = this.spanName('process', ctx.topic);
+        // As for publish: attributes given in the options are sanitised twice by the SDK's tracer
+        // (before and after sampling) and then checked once more as the span sets them; our sampler
+        // does not read them, so they are set once on the started span.
+        const span = this.parentBased
+          ? this.tracer.startSpan(name, { kind: SpanKind.CONSUMER, links }, parent)
+          : this.tracer.startSpan(name, { kind: SpanKind.CONSUMER, links, attributes }, parent);
         if (!span.isRecording()) return undefined;
+        if (this.parentBased) span.setAttributes(attributes);
         ctx.state[SPAN_STATE_KEY] = span;
         return {
-          context: trace.setSpan(parent, span),
+          // The parent context holds nothing but the remote span context, which this replaces: one
+          // context copy less than setting the span on the parent.
+          context: trace.setSpan(ROOT_CONTEXT, span),
           exit: (err: unknown): void => {
             if (err !== undefined) {
               fail(span, err);
@@ -374,6 +381,17 @@ export class EventTracing {
   /** Flushes spans without shutting down (tests, before a scrape of an in-memory exporter). */
   async flush(): Promise<void> {
     await this.provider.forceFlush().catch(() => undefined);
+  }
+
+  /** `send <topic>` / `process <topic>`, made once per topic rather than concatenated per span. */
+  private spanName(operation: 'send' | 'process', topic: string): string {
+    const names = operation === 'send' ? this.sendNames : this.processNames;
+    let name = names.get(topic);
+    if (name === undefined) {
+      name = `${operation} ${topic}`;
+      if (names.size < MAX_SPAN_NAMES) names.set(topic, name);
+    }
+    return name;
   }
 
   /** One propagator run per publish call; every message of the call carries the same context. */
