@@ -120,8 +120,10 @@ function copyMessage(m: Message): Message {
     key: m.key,
     headers: { ...m.headers },
     // An ArrayBuffer of its own, not a slice of a shared pool: a message kept for long (a backlog,
-    // a scheduled one) would pin the whole pool block and the other bodies in it.
-    body: m.body.slice(),
+    // a scheduled one) would pin the whole pool block and the other bodies in it. The constructor
+    // rather than slice(): it always copies into a plain Uint8Array (a Buffer's slice() is a view
+    // of the caller's memory), and it skips slice's species lookup (ADR 0012).
+    body: new Uint8Array(m.body),
   };
 }
 
