@@ -173,7 +173,17 @@ test(
 
       await page.goto(`${harness.url}#/sagas`);
       const order = page.locator('[data-test=saga-type][data-type=order]');
-      await order.waitFor({ timeout: 10_000 });
+      // The console reuses saga counts for 3 s (SagaConsole.summary), so the page may open on counts
+      // taken just before the demo's sagas existed; reload, as an operator would, until they are counted.
+      for (let reloads = 0; ; reloads++) {
+        try {
+          await order.waitFor({ timeout: 2_000 });
+          break;
+        } catch (err) {
+          if (reloads === 5) throw err;
+          await page.reload();
+        }
+      }
       const counts = (await order.textContent()) ?? '';
       assert.ok(/order/.test(counts), counts);
       await page.locator('[data-test=saga-row][data-status=compensated]').first().waitFor();
