@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import Database from 'better-sqlite3';
 import { sqlite } from '../../../src/adapters/sqlite/index.js';
 import type { Delivery } from '../../../src/transport/transport.js';
-import { msg, sleep, tempDir, unique, until } from './helpers.js';
+import { holdWriteLock, msg, sleep, tempDir, unique, until } from './helpers.js';
 
 // ADR 0207: the consumer path counts its transactions, lock misses, and where its leases came from,
 // so a slow group (several processes meeting each other's keys and the write lock) can be diagnosed.
@@ -47,12 +46,10 @@ describe('SqliteTransport counters', () => {
       await t.subscribe(topic, { group: 'g', prefetch: 4 }, (d) => void held.push(d));
       await t.publish(topic, [msg('a')]);
       await until(() => held.length === 1);
-      const raw = new Database(file);
-      raw.prepare('BEGIN IMMEDIATE').run();
+      const lock = holdWriteLock(file);
       const acked = held[0]!.ack();
       await sleep(150);
-      raw.prepare('COMMIT').run();
-      raw.close();
+      lock.release();
       await acked;
       const c = t.counters();
       assert.ok(c.lockMisses > 0, 'the ack found the lock held');

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import type { Delivery, Message } from '../../../src/transport/transport.js';
 
 /** A fresh temp directory; `cleanup()` removes it. */
@@ -47,4 +48,16 @@ let n = 0;
 /** A name unique within the run. */
 export function unique(prefix: string): string {
   return `${prefix}-${process.pid}-${++n}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/** Holds the file's write lock from another connection until `release()`. */
+export function holdWriteLock(file: string): { release: () => void } {
+  const raw = new Database(file);
+  raw.prepare('BEGIN IMMEDIATE').run();
+  return {
+    release: () => {
+      raw.prepare('COMMIT').run();
+      raw.close();
+    },
+  };
 }

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import Database from 'better-sqlite3';
 import { SqliteBusyError, sqlite } from '../../../src/adapters/sqlite/index.js';
 import type { Delivery } from '../../../src/transport/transport.js';
-import { msg, sleep, tempDir, unique, until } from './helpers.js';
+import { holdWriteLock, msg, sleep, tempDir, unique, until } from './helpers.js';
 
 // ADR 0205: a settle (and the fetch that shares its transaction) that finds another connection
 // holding the write lock retries on timers, so the process's event loop keeps running; only after
@@ -11,18 +10,6 @@ import { msg, sleep, tempDir, unique, until } from './helpers.js';
 
 const tmp = tempDir('herald-sqlite-lock-wait-');
 after(() => tmp.cleanup());
-
-/** Holds the file's write lock from another connection until `release()`. */
-function holdWriteLock(file: string): { release: () => void } {
-  const raw = new Database(file);
-  raw.prepare('BEGIN IMMEDIATE').run();
-  return {
-    release: () => {
-      raw.prepare('COMMIT').run();
-      raw.close();
-    },
-  };
-}
 
 /** Largest gap between ticks of a 5 ms interval, until `stop()`. */
 function eventLoopGaps(): { stop: () => number } {
