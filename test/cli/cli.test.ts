@@ -69,13 +69,16 @@ describe('herald CLI', { concurrency: 2 }, () => {
     });
 
     test('bad option values exit 2; --help exits 0 and prints to stdout', async () => {
-      const [rate, url, help] = await Promise.all([
+      const [rate, settle, url, help] = await Promise.all([
         herald(['demo', '--rate', 'fast', '--transport', 'memory://']),
+        herald(['demo', '--settle=-1', '--transport', 'memory://']),
         herald(['stats', '--transport', 'kafka://x']),
         herald(['dlq', '--help']),
       ]);
       assert.equal(rate.code, 2);
       assert.match(rate.stderr, /--rate must be a number/);
+      assert.equal(settle.code, 2);
+      assert.match(settle.stderr, /--settle must be a number >= 0, got "-1"/);
       assert.equal(url.code, 2);
       assert.match(url.stderr, /transport: .*kafka/i);
       assert.equal(help.code, 0);

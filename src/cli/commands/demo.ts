@@ -29,6 +29,12 @@ const options = {
     env: 'HERALD_DEMO_RATE',
     help: 'events published per second (default 200)',
   },
+  settle: {
+    type: 'string',
+    arg: '<s>',
+    env: 'HERALD_DEMO_SETTLE',
+    help: 'after stopping, wait up to this many seconds for in-flight and retrying messages (default 10)',
+  },
   port: {
     type: 'string',
     arg: '<port>',
@@ -45,7 +51,9 @@ const options = {
 export const demoCommand: Command = {
   name: 'demo',
   summary: 'Run a small event-driven system (2 producers, 3 consumer groups) and account for every event.',
-  usage: ['herald demo [--duration <s>] [--rate <events/s>] [--port <port>] [--transport <url>] [--json]'],
+  usage: [
+    'herald demo [--duration <s>] [--rate <events/s>] [--settle <s>] [--port <port>] [--transport <url>] [--json]',
+  ],
   options,
   details: [
     'Exit code: 0 when every event is accounted for (lost 0) and per-conversation order held;',
@@ -61,6 +69,7 @@ export const demoCommand: Command = {
     const durationS =
       values['duration'] === undefined ? undefined : numberOption(values, 'duration', 0, { min: 0 });
     const rate = numberOption(values, 'rate', 200, { min: 1 });
+    const settleS = numberOption(values, 'settle', 10, { min: 0 });
     const port = numberOption(values, 'port', 7070, { min: 0, integer: true });
     const stop = new AbortController();
     let firstSignalAt: number | undefined;
@@ -83,6 +92,7 @@ export const demoCommand: Command = {
         ...(await demoTransport(values, io.env)),
         rate,
         port,
+        settleTimeoutMs: settleS * 1000,
         keep: flag(values, 'keep'),
         stderr: io.stderr,
         stop: stop.signal,

@@ -35,7 +35,18 @@ describe('herald dev kafka + herald demo', kafkaAvailable(), () => {
       assert.match(printed.bootstrap, /^127\.0\.0\.1:\d+(,127\.0\.0\.1:\d+){2}$/);
       url = printed.url;
     }
-    const demo = herald(['demo', '--transport', url, '--duration', '5', '--json', '--port', '0']);
+    const demo = herald([
+      'demo',
+      '--transport',
+      url,
+      '--duration',
+      '5',
+      '--settle',
+      '60',
+      '--json',
+      '--port',
+      '0',
+    ]);
     children.push(demo);
     let stdout = '';
     let stderr = '';
