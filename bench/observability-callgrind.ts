@@ -29,11 +29,10 @@
  * `callgrind_annotate`; `HERALD_BENCH_SIZES=n1,n2` changes the sizes.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { countInstructions } from './callgrind.js';
 import { orderPayload, orderSchema } from './readme-workload.js';
 import type * as HeraldLib from '../src/index.js';
 import type * as ObservabilityLib from '../src/observability/index.js';
@@ -196,39 +195,15 @@ function inclusive(file: string): { compiling: number; gc: number } {
 }
 
 function instructions(config: Config, n: number): Count {
-  const keep = process.env.HERALD_BENCH_KEEP;
-  const dir = keep ?? mkdtempSync(path.join(os.tmpdir(), 'herald-obs-callgrind-'));
-  if (keep) mkdirSync(keep, { recursive: true });
-  try {
-    const file = path.join(dir, `callgrind.${config}.${n}.${process.pid}`);
-    // --predictable: V8 compiles and collects on the main thread, so the count does not depend on
-    // when background threads got to run (see bench/cases/pipeline.ts).
-    const out = spawnSync(
-      'valgrind',
-      [
-        '--tool=callgrind',
-        '--smc-check=all',
-        `--callgrind-out-file=${file}`,
-        process.execPath,
-        '--predictable',
-        '--expose-gc',
-        '--import',
-        'tsx',
-        fileURLToPath(import.meta.url),
-      ],
-      {
-        env: { ...process.env, HERALD_BENCH_OBS_CG_CHILD: config, HERALD_BENCH_OBS_CG_N: String(n) },
-        encoding: 'utf8',
-        maxBuffer: 64 * 1024 * 1024,
-      },
-    );
-    if (out.status !== 0) throw new Error(`callgrind child (${config}, ${n}) failed: ${out.stderr}`);
-    const summary = /^summary:\s+(\d+)/mu.exec(readFileSync(file, 'utf8'));
-    if (!summary) throw new Error('callgrind output has no summary line');
-    return { all: Number(summary[1]), ...inclusive(file) };
-  } finally {
-    if (!keep) rmSync(dir, { recursive: true, force: true });
-  }
+  const { total, inspected } = countInstructions(
+    {
+      script: fileURLToPath(import.meta.url),
+      label: `${config}.${n}`,
+      env: { HERALD_BENCH_OBS_CG_CHILD: config, HERALD_BENCH_OBS_CG_N: String(n) },
+    },
+    inclusive,
+  );
+  return { all: total, ...inspected! };
 }
 
 const childConfig = process.env.HERALD_BENCH_OBS_CG_CHILD as Config | undefined;

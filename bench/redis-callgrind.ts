@@ -23,13 +23,12 @@
  * HERALD_BENCH_KEEP=<dir> keeps the callgrind files for `callgrind_annotate`, HERALD_BENCH_NODE_FLAGS adds
  * node flags to the child (e.g. `--perf-basic-prof`, whose /tmp/perf-<pid>.map names the JIT code).
  */
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
+import { countInstructions } from './callgrind.js';
 import { orderPayload, orderSchema } from './readme-workload.js';
+import { removeKeys } from './redis-keys.js';
 import type * as HeraldCore from '../src/index.js';
 import type * as HeraldRedis from '../src/adapters/redis/index.js';
 
@@ -190,17 +189,6 @@ async function prefillTransport(prefix: string, total: number): Promise<void> {
   await publisher.close();
 }
 
-async function removeKeys(prefix: string): Promise<void> {
-  const admin = new Redis(URL);
-  let cursor = '0';
-  do {
-    const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await admin.unlink(...keys);
-  } while (cursor !== '0');
-  admin.disconnect();
-}
-
 /** Total instructions (Ir) of one consumer child under callgrind. */
 async function instructions(mode: Mode, n: number): Promise<number> {
   const prefix = `herald-cg:${process.pid}:${mode}:${n}`;
@@ -211,40 +199,17 @@ async function instructions(mode: Mode, n: number): Promise<number> {
     await admin.xgroup('CREATE', `${prefix}:{${TOPIC}}:s`, GROUP, '0', 'MKSTREAM');
     admin.disconnect();
   } else await prefill(mode, prefix, total);
-  const keep = process.env.HERALD_BENCH_KEEP;
-  const dir = keep ?? mkdtempSync(path.join(os.tmpdir(), 'herald-redis-callgrind-'));
-  if (keep) mkdirSync(keep, { recursive: true });
   try {
-    const file = path.join(dir, `callgrind.${mode}.${n}`);
-    // --predictable: V8 compiles and collects on the main thread, so the count does not depend on
-    // when background threads got to run.
-    const out = spawnSync(
-      'valgrind',
-      [
-        '--tool=callgrind',
-        '--smc-check=all',
-        `--callgrind-out-file=${file}`,
-        process.execPath,
-        '--predictable',
-        '--expose-gc',
-        ...(process.env.HERALD_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean),
-        '--import',
-        'tsx',
-        fileURLToPath(import.meta.url),
-      ],
-      {
-        env: { ...process.env, HERALD_BENCH_CG_CHILD: `${mode}|${prefix}|${n}` },
-        encoding: 'utf8',
-        maxBuffer: 64 * 1024 * 1024,
-      },
-    );
-    if (out.status !== 0) throw new Error(`callgrind child (${mode}, ${n}) failed: ${out.stderr}`);
-    const summary = /^summary:\s+(\d+)/mu.exec(readFileSync(file, 'utf8'));
-    if (!summary) throw new Error('callgrind output has no summary line');
-    return Number(summary[1]);
+    return countInstructions({
+      script: fileURLToPath(import.meta.url),
+      label: `${mode}.${n}`,
+      env: { HERALD_BENCH_CG_CHILD: `${mode}|${prefix}|${n}` },
+      nodeFlags: (process.env.HERALD_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean),
+    }).total;
   } finally {
-    if (!keep) rmSync(dir, { recursive: true, force: true });
-    await removeKeys(prefix);
+    const admin = new Redis(URL);
+    await removeKeys(admin, prefix);
+    admin.disconnect();
   }
 }
 

@@ -22,6 +22,7 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
+import { removeKeys } from './redis-keys.js';
 import type * as HeraldRedis from '../src/adapters/redis/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -99,10 +100,5 @@ for (const line of stats.split('\n')) {
     `${m[1]!.padEnd(14)} calls/msg ${(calls / N).toFixed(3).padStart(7)}  µs/msg ${(usec / N).toFixed(2).padStart(6)}  µs/call ${(usec / calls).toFixed(1)}`,
   );
 }
-let cursor = '0';
-do {
-  const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-  cursor = next;
-  if (keys.length > 0) await admin.unlink(...keys);
-} while (cursor !== '0');
+await removeKeys(admin, prefix);
 admin.disconnect();

@@ -20,10 +20,9 @@
  * commit's `src` compiled elsewhere, which is how a before/after pair is taken in one session.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { countInstructions } from '../callgrind.js';
 import { orderPayload, orderSchema } from '../readme-workload.js';
 import type * as HeraldLib from '../../src/index.js';
 
@@ -183,50 +182,31 @@ async function child(kind: string): Promise<void> {
   );
 }
 
-function spawnChild(
-  kind: string,
-  env: Record<string, string> = {},
-  wrap: string[] = [],
-  nodeFlags: string[] = [],
-): string {
-  const args = [
-    ...wrap,
+function spawnChild(kind: string): string {
+  const out = spawnSync(
     process.execPath,
-    ...nodeFlags,
-    '--expose-gc',
-    '--import',
-    'tsx',
-    fileURLToPath(import.meta.url),
-  ];
-  const out = spawnSync(args[0]!, args.slice(1), {
-    env: { ...process.env, ...env, HERALD_BENCH_PIPELINE_CHILD: kind },
-    encoding: 'utf8',
-    maxBuffer: 64 * 1024 * 1024,
-  });
+    ['--expose-gc', '--import', 'tsx', fileURLToPath(import.meta.url)],
+    {
+      env: { ...process.env, HERALD_BENCH_PIPELINE_CHILD: kind },
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+    },
+  );
   if (out.status !== 0) throw new Error(`bench child (${kind}) failed: ${out.stderr}`);
   return out.stdout;
 }
 
 /** Total instructions (Ir) of `repeats` pipeline runs of n events each under callgrind. */
 function instructions(n: number, repeats = 1): number {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'herald-callgrind-'));
-  try {
-    const file = path.join(dir, 'out');
-    // --predictable: V8 compiles and collects on the main thread, so the count does not depend on
-    // when background threads got to run. Two runs of the same code then differ by ~0.5% in total,
-    // a few thousand instructions in the per-event figure; without it the figure moved twofold.
-    spawnChild(
-      'callgrind',
-      { HERALD_BENCH_PIPELINE_N: String(n), HERALD_BENCH_PIPELINE_REPEATS: String(repeats) },
-      ['valgrind', '--tool=callgrind', '--smc-check=all', `--callgrind-out-file=${file}`],
-      ['--predictable'],
-    );
-    const summary = /^summary:\s+(\d+)/mu.exec(readFileSync(file, 'utf8'));
-    if (!summary) throw new Error('callgrind output has no summary line');
-    return Number(summary[1]);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  return countInstructions({
+    script: fileURLToPath(import.meta.url),
+    label: `pipeline.${n}x${repeats}`,
+    env: {
+      HERALD_BENCH_PIPELINE_CHILD: 'callgrind',
+      HERALD_BENCH_PIPELINE_N: String(n),
+      HERALD_BENCH_PIPELINE_REPEATS: String(repeats),
+    },
+  }).total;
 }
 
 function build(): void {

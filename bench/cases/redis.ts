@@ -17,6 +17,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
+import { removeKeys } from '../redis-keys.js';
 import type * as HeraldCore from '../../src/index.js';
 import type * as HeraldRedis from '../../src/adapters/redis/index.js';
 
@@ -293,18 +294,7 @@ async function measure(
     return { ...result, serverCpuUs: serverCpuUsed / result.handled, memoryBytes: memoryBytes / N };
   } finally {
     await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
-    await cleanup(admin, prefix);
-  }
-}
-
-async function cleanup(admin: Redis, prefix: string): Promise<void> {
-  for (const pattern of [`${prefix}:*`, `{${prefix}:*`]) {
-    let cursor = '0';
-    do {
-      const [next, keys] = await admin.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await admin.unlink(...keys);
-    } while (cursor !== '0');
+    await removeKeys(admin, prefix);
   }
 }
 
@@ -417,7 +407,7 @@ async function transportDrain(
     }
     return (TRANSPORT_N / (performance.now() - started)) * 1000;
   } finally {
-    await cleanup(admin, prefix);
+    await removeKeys(admin, prefix);
   }
 }
 
