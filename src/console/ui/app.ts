@@ -1074,26 +1074,82 @@ function sagaKpi(c: Partial<Record<SagaStatus, number>>): HTMLElement {
   );
 }
 
+interface SagaSummary {
+  types: { type: string; counts: Partial<Record<SagaStatus, number>> }[];
+  totals: Partial<Record<SagaStatus, number>>;
+  scanned: number;
+  truncated: boolean;
+}
+
+const sagasLink = (q: Record<string, string | undefined>): string => `#/sagas${query(q)}`;
+
+/** The totals the sagas page's counts were taken with, to tell when the overview stream has newer ones. */
+let shownSagaTotals: string | undefined;
+
+/** The "Sagas by type" card: counts per type and status, each a link to the matching list. */
+function sagaTypesCard(summary: SagaSummary): HTMLElement {
+  shownSagaTotals = JSON.stringify(summary.totals);
+  const countCell = (t: string, st: SagaStatus, n: number | undefined): HTMLElement =>
+    h(
+      'td',
+      { class: `n ${n && sagaClass(st) === 'bad' ? 'bad' : ''}` },
+      n ? h('a', { href: sagasLink({ type: t, status: st }) }, num(n)) : '·',
+    );
+  return h(
+    'section',
+    { class: 'card', 'data-test': 'saga-types-card' },
+    h('h3', {}, 'Sagas by type'),
+    h(
+      'p',
+      { class: 'muted' },
+      summary.truncated
+        ? `Counted over the newest ${summary.scanned.toLocaleString()} sagas.`
+        : `${summary.scanned.toLocaleString()} sagas in the store. Failed and compensation-failed sagas wait for an operator.`,
+    ),
+    h(
+      'table',
+      { class: 'grid', 'data-test': 'saga-types' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'Type'), ...SAGA_STATUSES.map((st) => h('th', {}, st)))),
+      h(
+        'tbody',
+        {},
+        summary.types.length === 0
+          ? h('tr', {}, h('td', { colspan: 8, class: 'empty' }, 'No sagas yet.'))
+          : summary.types.map((t) =>
+              h(
+                'tr',
+                { 'data-test': 'saga-type', 'data-type': t.type },
+                h('td', {}, h('a', { href: sagasLink({ type: t.type }) }, t.type)),
+                ...SAGA_STATUSES.map((st) => countCell(t.type, st, t.counts[st])),
+              ),
+            ),
+      ),
+    ),
+  );
+}
+
+/**
+ * Keeps the sagas page's counts current: the server reuses counts for a few seconds, so a page
+ * opened just before sagas changed would show old ones until reloaded. The overview stream carries
+ * the totals every second; when they differ from the ones shown, only the counts card is fetched
+ * and replaced, so the list, the filter form and the scroll position stay as the operator left them.
+ */
+async function refreshSagaCounts(totals: Partial<Record<SagaStatus, number>>): Promise<void> {
+  if (shownSagaTotals === undefined || JSON.stringify(totals) === shownSagaTotals) return;
+  shownSagaTotals = JSON.stringify(totals);
+  const summary = await api<SagaSummary>('saga-types');
+  if (view !== 'sagas') return;
+  $('main').querySelector('[data-test=saga-types-card]')?.replaceWith(sagaTypesCard(summary));
+}
+
 async function renderSagas(main: HTMLElement, params: URLSearchParams): Promise<void> {
   const type = params.get('type') ?? '';
   const status = params.get('status') ?? '';
   const cursor = params.get('cursor') ?? undefined;
   const [summary, page] = await Promise.all([
-    api<{
-      types: { type: string; counts: Partial<Record<SagaStatus, number>> }[];
-      totals: Partial<Record<SagaStatus, number>>;
-      scanned: number;
-      truncated: boolean;
-    }>('saga-types'),
+    api<SagaSummary>('saga-types'),
     api<{ items: SagaRow[]; nextCursor?: string }>(`sagas${query({ type, status, cursor, limit: 50 })}`),
   ]);
-  const link = (q: Record<string, string | undefined>): string => `#/sagas${query(q)}`;
-  const countCell = (t: string | undefined, st: SagaStatus, n: number | undefined): HTMLElement =>
-    h(
-      'td',
-      { class: `n ${n && sagaClass(st) === 'bad' ? 'bad' : ''}` },
-      n ? h('a', { href: link({ type: t, status: st }) }, num(n)) : '·',
-    );
   const form = h(
     'form',
     { class: 'filters', 'data-test': 'saga-filters' },
@@ -1120,43 +1176,13 @@ async function renderSagas(main: HTMLElement, params: URLSearchParams): Promise<
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
     const data = new FormData(form);
-    location.hash = link({
+    location.hash = sagasLink({
       type: String(data.get('type') ?? '').trim(),
       status: String(data.get('status') ?? ''),
     });
   });
   main.replaceChildren(
-    h(
-      'section',
-      { class: 'card' },
-      h('h3', {}, 'Sagas by type'),
-      h(
-        'p',
-        { class: 'muted' },
-        summary.truncated
-          ? `Counted over the newest ${summary.scanned.toLocaleString()} sagas.`
-          : `${summary.scanned.toLocaleString()} sagas in the store. Failed and compensation-failed sagas wait for an operator.`,
-      ),
-      h(
-        'table',
-        { class: 'grid', 'data-test': 'saga-types' },
-        h('thead', {}, h('tr', {}, h('th', {}, 'Type'), ...SAGA_STATUSES.map((st) => h('th', {}, st)))),
-        h(
-          'tbody',
-          {},
-          summary.types.length === 0
-            ? h('tr', {}, h('td', { colspan: 8, class: 'empty' }, 'No sagas yet.'))
-            : summary.types.map((t) =>
-                h(
-                  'tr',
-                  { 'data-test': 'saga-type', 'data-type': t.type },
-                  h('td', {}, h('a', { href: link({ type: t.type }) }, t.type)),
-                  ...SAGA_STATUSES.map((st) => countCell(t.type, st, t.counts[st])),
-                ),
-              ),
-        ),
-      ),
-    ),
+    sagaTypesCard(summary),
     h('section', { class: 'card' }, form),
     h(
       'section',
@@ -1204,11 +1230,11 @@ async function renderSagas(main: HTMLElement, params: URLSearchParams): Promise<
       h(
         'div',
         { class: 'toolbar' },
-        cursor ? h('a', { class: 'button ghost', href: link({ type, status }) }, 'First page') : null,
+        cursor ? h('a', { class: 'button ghost', href: sagasLink({ type, status }) }, 'First page') : null,
         page.nextCursor
           ? h(
               'a',
-              { class: 'button ghost', href: link({ type, status, cursor: page.nextCursor }) },
+              { class: 'button ghost', href: sagasLink({ type, status, cursor: page.nextCursor }) },
               'Next page',
             )
           : null,
@@ -1510,6 +1536,7 @@ function connect(): void {
     const hs = o.health?.body.status;
     $('health').textContent = hs ? `health: ${hs}` : `DLQ ${o.totals.deadLetters}`;
     $('health').className = `pill ${hs ? statusClass(hs) : o.totals.deadLetters > 0 ? 'bad' : 'ok'}`;
+    if (view === 'sagas' && o.sagas) void refreshSagaCounts(o.sagas).catch(() => undefined);
     if (view === 'overview') {
       if (!chart) renderOverview($('main'));
       else {
