@@ -6,9 +6,11 @@
  *
  * Modes: `readme` (createHerald, an event with a zod schema, `concurrency: 16`, ordering by
  * aggregate over 100 aggregates, ~300-byte JSON payloads, a handler that does nothing),
+ * `readme-idem` (the same with `idempotency: true` on the stores from `redisStores`),
  * `transport-key` / `transport-none` (`transport.subscribe`, prefetch 1000, an acking handler,
- * ordering by key over 100 keys / none) and `raw` (ioredis: XREADGROUP COUNT 500, JSON.parse of each
- * body, XACK of the batch). Default: all four.
+ * ordering by key over 100 keys / none), `raw` (ioredis: XREADGROUP COUNT 500, JSON.parse of each
+ * body, XACK of the batch) and `raw-idem` (the same with a pipelined `SET NX GET PX` per message
+ * before and `SET PX` after, as bench/cases/redis.ts). Default: all.
  *
  * For each mode and each of two sizes n1 < n2 the parent publishes a backlog of WARM_UP + n messages
  * under a fresh key prefix, then runs the consumer as a child under `valgrind --tool=callgrind` and
@@ -22,13 +24,17 @@
  * HERALD_BENCH_SIZES=n1,n2 (default 2000,6000), HERALD_BENCH_WARM_UP (default 6000),
  * HERALD_BENCH_KEEP=<dir> keeps the callgrind files for `callgrind_annotate`, HERALD_BENCH_NODE_FLAGS adds
  * node flags to the child (e.g. `--perf-basic-prof`, whose /tmp/perf-<pid>.map names the JIT code).
+ *
+ * SERVER_CALLGRIND_PID=<pid of a redis-server run under callgrind> (with HERALD_BENCH_REDIS_URL
+ * pointing at it) adds the server's instructions per message, taken the same way over the span of
+ * each child (see `serverInstructions` in bench/redis-admin.ts).
  */
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
 import { countInstructions } from './callgrind.js';
 import { orderPayload, orderSchema } from './readme-workload.js';
-import { removeKeys } from './redis-keys.js';
+import { removeKeys, serverInstructions } from './redis-admin.js';
 import type * as HeraldCore from '../src/index.js';
 import type * as HeraldRedis from '../src/adapters/redis/index.js';
 
@@ -43,9 +49,11 @@ const GROUP = 'readme';
 
 const MODES = {
   readme: 'README consumer (createHerald, zod, concurrency 16, ordering by aggregate)',
+  'readme-idem': 'README consumer, idempotency on (the stores from `redisStores`)',
   'transport-key': 'transport.subscribe, prefetch 1000, ordering by key (100 keys)',
   'transport-none': 'transport.subscribe, prefetch 1000, ordering none',
   raw: 'raw ioredis (XREADGROUP COUNT 500, JSON.parse, XACK)',
+  'raw-idem': 'raw ioredis, idempotency on (pipelined SET NX GET PX per message before, SET PX after)',
 } as const;
 type Mode = keyof typeof MODES;
 
@@ -59,7 +67,7 @@ async function load(): Promise<{ core: typeof HeraldCore; adapter: typeof Herald
 
 /** Publishes `total` README events under `prefix` the way the mode's consumer expects them. */
 async function prefill(mode: Mode, prefix: string, total: number): Promise<void> {
-  if (mode === 'raw') {
+  if (mode.startsWith('raw')) {
     const writer = new Redis(URL);
     const stream = `${prefix}:{${TOPIC}}:s`;
     await writer.xgroup('CREATE', stream, GROUP, '0', 'MKSTREAM');
@@ -126,7 +134,7 @@ async function child(mode: Mode, prefix: string, n: number): Promise<void> {
     await until(WARM_UP + n);
     gc();
   };
-  if (mode === 'raw') {
+  if (mode.startsWith('raw')) {
     const reader = new Redis(URL);
     const stream = `${prefix}:{${TOPIC}}:s`;
     const loop = (async () => {
@@ -134,8 +142,19 @@ async function child(mode: Mode, prefix: string, n: number): Promise<void> {
         const r = (await reader.xreadgroup('GROUP', GROUP, 'c', 'COUNT', 500, 'STREAMS', stream, '>')) as
           [string, [string, string[]][]][] | null;
         const entries = r?.[0]?.[1] ?? [];
+        if (mode === 'raw-idem') {
+          const p = reader.pipeline();
+          for (const [, f] of entries)
+            p.call('SET', [`${prefix}:idem:${f[1]}`, 'r', 'NX', 'GET', 'PX', 60_000]);
+          await p.exec();
+        }
         for (const [, f] of entries) JSON.parse(f[5]!);
-        await reader.xack(stream, GROUP, ...entries.map((e) => e[0]));
+        if (mode === 'raw-idem') {
+          const p = reader.pipeline();
+          for (const [, f] of entries) p.set(`${prefix}:idem:${f[1]}`, 'd', 'PX', 86_400_000);
+          p.xack(stream, GROUP, ...entries.map((e) => e[0]));
+          await p.exec();
+        } else await reader.xack(stream, GROUP, ...entries.map((e) => e[0]));
         for (let i = 0; i < entries.length; i++) onMessage();
       }
     })();
@@ -145,18 +164,28 @@ async function child(mode: Mode, prefix: string, n: number): Promise<void> {
     return;
   }
   const { core, adapter } = await load();
-  if (mode === 'readme') {
+  if (mode.startsWith('readme')) {
+    const idempotency = mode === 'readme-idem';
     const OrderPlaced = core.defineEvent('shop.order.placed', { version: 'v1', schema: orderSchema });
+    const stores = idempotency ? adapter.redisStores({ url: URL, prefix }) : undefined;
     const herald = await core.createHerald({
       service: 'bench',
       transport: adapter.redis({ url: URL, prefix }),
       routing: { 'shop.*': TOPIC },
       connectTimeoutMs: 120_000, // under valgrind, on a loaded machine
+      ...(stores ? { stores: { idempotency: stores.idempotency } } : {}),
     });
-    herald.subscribe({ group: GROUP, events: [OrderPlaced], concurrency: 16, handler: onMessage });
+    herald.subscribe({
+      group: GROUP,
+      events: [OrderPlaced],
+      concurrency: 16,
+      idempotency,
+      handler: onMessage,
+    });
     await herald.start();
     await phases();
     await herald.stop();
+    await stores?.close();
     return;
   }
   const transport = adapter.redis({ url: URL, prefix });
@@ -189,8 +218,11 @@ async function prefillTransport(prefix: string, total: number): Promise<void> {
   await publisher.close();
 }
 
-/** Total instructions (Ir) of one consumer child under callgrind. */
-async function instructions(mode: Mode, n: number): Promise<number> {
+/**
+ * Total instructions (Ir) of one consumer child under callgrind and, with SERVER_CALLGRIND_PID, of the
+ * redis-server while the child ran.
+ */
+async function instructions(mode: Mode, n: number): Promise<{ client: number; server: number }> {
   const prefix = `herald-cg:${process.pid}:${mode}:${n}`;
   const total = WARM_UP + n;
   if (mode.startsWith('transport')) {
@@ -199,13 +231,16 @@ async function instructions(mode: Mode, n: number): Promise<number> {
     await admin.xgroup('CREATE', `${prefix}:{${TOPIC}}:s`, GROUP, '0', 'MKSTREAM');
     admin.disconnect();
   } else await prefill(mode, prefix, total);
+  const server = process.env.SERVER_CALLGRIND_PID;
+  const serverBefore = server ? serverInstructions(server) : 0;
   try {
-    return countInstructions({
+    const client = countInstructions({
       script: fileURLToPath(import.meta.url),
       label: `${mode}.${n}`,
       env: { HERALD_BENCH_CG_CHILD: `${mode}|${prefix}|${n}` },
       nodeFlags: (process.env.HERALD_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean),
     }).total;
+    return { client, server: server ? serverInstructions(server) - serverBefore : 0 };
   } finally {
     const admin = new Redis(URL);
     await removeKeys(admin, prefix);
@@ -224,17 +259,24 @@ if (childSpec !== undefined) {
   for (const m of modes) if (!(m in MODES)) throw new Error(`unknown mode ${m}`);
   const fmt = (x: number): string => Math.round(x).toLocaleString('en-US');
   const rows: string[] = [];
+  const withServer = process.env.SERVER_CALLGRIND_PID !== undefined;
   for (const m of modes) {
-    const ir = ((await instructions(m, N2)) - (await instructions(m, N1))) / (N2 - N1);
-    process.stderr.write(`${m}: ${fmt(ir)} instructions per message\n`);
-    rows.push(`| ${MODES[m]} | ${fmt(ir)} |`);
+    const [big, small] = [await instructions(m, N2), await instructions(m, N1)];
+    const client = (big.client - small.client) / (N2 - N1);
+    const server = (big.server - small.server) / (N2 - N1);
+    process.stderr.write(
+      `${m}: ${fmt(client)} instructions per message${withServer ? `, server ${fmt(server)}` : ''}\n`,
+    );
+    rows.push(`| ${MODES[m]} | ${fmt(client)} |${withServer ? ` ${fmt(server)} |` : ''}`);
   }
   process.stdout.write(
     [
       `Instructions per message of the consumer process (callgrind, \`node --predictable\`, after a ${fmt(WARM_UP)}-message warm-up, (Ir(${fmt(N2)}) − Ir(${fmt(N1)})) / ${fmt(N2 - N1)}):`,
       '',
-      '| consumer | instructions per message |',
-      '| --- | ---: |',
+      withServer
+        ? '| consumer | instructions per message | redis-server instructions per message |'
+        : '| consumer | instructions per message |',
+      withServer ? '| --- | ---: | ---: |' : '| --- | ---: |',
       ...rows,
       '',
     ].join('\n'),

@@ -18,11 +18,10 @@
  *   valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.redis redis-server --port 6392 --save '' --appendonly no &
  *   SERVER_CALLGRIND_PID=$! HERALD_BENCH_REDIS_URL=redis://127.0.0.1:6392 npx tsx bench/redis-commandstats.ts
  */
-import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
-import { removeKeys } from './redis-keys.js';
+import { removeKeys, serverInstructions } from './redis-admin.js';
 import type * as HeraldRedis from '../src/adapters/redis/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -57,15 +56,7 @@ const serverCpuUs = async (): Promise<number> => {
   return (field('used_cpu_sys') + field('used_cpu_user')) * 1e6;
 };
 const callgrindPid = process.env.SERVER_CALLGRIND_PID;
-/** Instructions the redis-server under callgrind has executed so far. */
-const serverIr = (): number => {
-  if (!callgrindPid) return 0;
-  const out = execFileSync('callgrind_control', ['-e', 'Ir', callgrindPid], { encoding: 'utf8' });
-  // "Totals: Ir" then one line per thread: " Th 1  15,638,400".
-  const threads = [...out.matchAll(/^\s*Th\s+\d+\s+([\d,]+)/gm)];
-  if (threads.length === 0) throw new Error(`no Ir in callgrind_control output: ${out}`);
-  return threads.reduce((sum, m) => sum + Number(m[1]!.replace(/,/g, '')), 0);
-};
+const serverIr = (): number => (callgrindPid ? serverInstructions(callgrindPid) : 0);
 const transport = redis({ url, prefix, ...(bufferSize !== undefined ? { bufferSize } : {}) });
 await admin.config('RESETSTAT');
 const cpu0 = await serverCpuUs();

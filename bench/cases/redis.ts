@@ -17,7 +17,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
-import { removeKeys } from '../redis-keys.js';
+import { removeKeys } from '../redis-admin.js';
 import type * as HeraldCore from '../../src/index.js';
 import type * as HeraldRedis from '../../src/adapters/redis/index.js';
 

@@ -35,6 +35,33 @@ describe('redis stores', await needs('redis'), () => {
     assert.equal(await idempotency.reserve('g:e2', 10_000), 'acquired');
   });
 
+  test('calls of one turn share a batch, yet each keeps its own outcome: a foreign value is taken over, a wrong type fails alone', async () => {
+    const { idempotency } = stores;
+    // Values written with Redis's own client where the store keeps its keys (found through a probe).
+    assert.equal(await idempotency.reserve('g:probe', 10_000), 'acquired');
+    const [probeKey] = await raw.keys(`*${prefix}*g:probe`);
+    assert.ok(probeKey, 'the probe key exists');
+    const keyOf = (k: string): string => probeKey.replace('g:probe', k);
+    await raw.hset(keyOf('g:hash'), 'f', '1');
+    await raw.set(keyOf('g:foreign'), 'not herald');
+    await raw.set(keyOf('g:done'), 'd');
+    const outcomes = await Promise.allSettled([
+      idempotency.reserve('g:new', 10_000),
+      idempotency.reserve('g:new', 10_000),
+      idempotency.reserve('g:hash', 10_000),
+      idempotency.reserve('g:foreign', 10_000),
+      idempotency.reserve('g:done', 10_000),
+      idempotency.complete('g:later', 60_000),
+    ]);
+    assert.deepEqual(
+      outcomes.map((o) => (o.status === 'fulfilled' ? o.value : (o.reason as Error).message.split(' ')[0])),
+      ['acquired', 'in-progress', 'WRONGTYPE', 'acquired', 'done', undefined],
+    );
+    assert.equal(await raw.get(keyOf('g:foreign')), 'r');
+    assert.equal(await raw.get(keyOf('g:later')), 'd');
+    assert.ok((await raw.pttl(keyOf('g:foreign'))) > 9_000, 'the foreign value became a lease');
+  });
+
   test('status and health', async () => {
     assert.equal((await stores.health()).ok, true);
     assert.equal(stores.status().state, 'ready');

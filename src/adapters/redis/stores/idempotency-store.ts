@@ -3,11 +3,35 @@ import type { RedisClient } from '../connection.js';
 
 /*
  * One string key per idempotency key: `r` while reserved (SET NX PX lease), `d` once done (PX ttl).
- * A reservation is one plain `SET key r NX GET PX lease` (Redis >= 7.0): the reply is the value it
- * found, so the check and the write are one step without Lua (ADR 0306). Only a foreign value (not
- * written by Herald) goes through the script, which overwrites it as the SET NX cannot. Release
- * compares before deleting, so it stays a script.
+ * The reserves and completes of one event-loop turn leave as one call of BATCH (ADR 0310), whose
+ * reply has one element per key: for a reserve the value found (`r`, `d`) or 0 when the key was
+ * free or held a foreign value (both become a lease; the SET NX cannot overwrite the latter, so
+ * the script does); for a complete 1. Keys are independent: each one's command runs under pcall,
+ * so a key holding another type fails alone, as a separate command would, not the whole batch.
+ * Release compares before deleting, so it stays a script of its own.
  */
+const BATCH = `
+local out = {}
+for i = 1, #KEYS do
+  local ms = ARGV[i * 2]
+  if ARGV[i * 2 - 1] == 'r' then
+    local v = redis.pcall('SET', KEYS[i], 'r', 'NX', 'GET', 'PX', ms)
+    if type(v) == 'table' and v.err then out[i] = v
+    elseif v == false then out[i] = 0
+    elseif v == 'r' or v == 'd' then out[i] = v
+    else
+      redis.call('SET', KEYS[i], 'r', 'PX', ms)
+      out[i] = 0
+    end
+  else
+    local ok = redis.pcall('SET', KEYS[i], 'd', 'PX', ms)
+    if type(ok) == 'table' and ok.err then out[i] = ok else out[i] = 1 end
+  end
+end
+return out
+`;
+
+/** A value Herald did not write, found by a lone reserve: overwritten, as the SET NX cannot. */
 const RESERVE = `
 if redis.call('SET', KEYS[1], 'r', 'NX', 'PX', ARGV[1]) then return 'acquired' end
 local v = redis.call('GET', KEYS[1])
@@ -23,6 +47,7 @@ return 0
 `;
 
 type Script = (key: string, ...args: (string | number)[]) => Promise<unknown>;
+type BatchScript = (keyCount: number, ...keysAndArgs: (string | number)[]) => Promise<unknown[]>;
 
 interface Queued {
   readonly op: 'reserve' | 'complete';
@@ -32,20 +57,21 @@ interface Queued {
   readonly reject: (err: unknown) => void;
 }
 
-/** Most commands in one pipeline. */
-const PIPELINE_CHUNK = 1000;
+/** Most keys in one batch call. */
+const BATCH_CHUNK = 1000;
 
 /**
  * Idempotency store on Redis; every key expires by itself (PX), nothing needs sweeping.
  *
  * The consumer calls `reserve` and `complete` once per event; the calls made in one turn of the
- * event loop (the handlers of a fetched batch start together) leave as one pipeline, sent on
- * `process.nextTick` (after the turn's promise jobs, before any further I/O): one round trip
- * and one socket write for all of them instead of one each. Each call keeps its own reply, so the
- * semantics are those of separate commands. In a cluster the keys spread over slots, so the calls go
- * out one by one there.
+ * event loop (the handlers of a fetched batch start together, and finish together) leave as one
+ * script call, sent on `process.nextTick` (after the turn's promise jobs, before any further I/O):
+ * one command for the client to build and one reply to decode, instead of one each (ADR 0310).
+ * Each call keeps its own result and error, so the semantics are those of separate commands. In a
+ * cluster the keys spread over slots, so the calls go out one by one there.
  */
 export class RedisIdempotencyStore implements IdempotencyStore {
+  private readonly batchScript: BatchScript;
   private readonly reserveScript: Script;
   private readonly releaseScript: Script;
   private queue: Queued[] = [];
@@ -56,9 +82,11 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     private readonly client: RedisClient,
     private readonly prefix: string,
   ) {
+    client.defineCommand('herald_idem_batch', { lua: BATCH });
     client.defineCommand('herald_idem_reserve', { lua: RESERVE, numberOfKeys: 1 });
     client.defineCommand('herald_idem_release', { lua: RELEASE, numberOfKeys: 1 });
     const commands = client as unknown as Record<string, Script>;
+    this.batchScript = (commands.herald_idem_batch as unknown as BatchScript).bind(client);
     this.reserveScript = commands.herald_idem_reserve!.bind(client);
     this.releaseScript = commands.herald_idem_release!.bind(client);
   }
@@ -66,7 +94,8 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   async reserve(key: string, leaseMs: number): Promise<ReserveResult> {
     const ms = Math.max(1, Math.ceil(leaseMs));
     const found = await this.enqueue('reserve', this.key(key), ms);
-    if (found === null) return 'acquired';
+    // 0 from the batch script (free, or a foreign value it replaced); null from a lone SET NX GET.
+    if (found === 0 || found === null) return 'acquired';
     const value = Buffer.isBuffer(found) ? found.toString() : found;
     if (value === 'd') return 'done';
     if (value === 'r') return 'in-progress';
@@ -117,29 +146,33 @@ export class RedisIdempotencyStore implements IdempotencyStore {
       for (const q of queued) this.command(q).then(q.resolve, q.reject);
       return;
     }
-    for (let i = 0; i < queued.length; i += PIPELINE_CHUNK)
-      this.sendPipeline(queued.slice(i, i + PIPELINE_CHUNK));
+    for (let i = 0; i < queued.length; i += BATCH_CHUNK) this.sendBatch(queued.slice(i, i + BATCH_CHUNK));
   }
 
+  /** A lone call: the plain command, without Lua (a foreign value found is left to `reserve`). */
   private command(q: Queued): Promise<unknown> {
     return q.op === 'reserve'
       ? this.client.call('SET', [q.key, 'r', 'NX', 'GET', 'PX', q.ms])
       : this.client.set(q.key, 'd', 'PX', q.ms);
   }
 
-  private sendPipeline(queued: Queued[]): void {
-    const pipeline = this.client.pipeline();
-    for (const q of queued) {
-      if (q.op === 'reserve') pipeline.call('SET', [q.key, 'r', 'NX', 'GET', 'PX', q.ms]);
-      else pipeline.set(q.key, 'd', 'PX', q.ms);
+  private sendBatch(queued: Queued[]): void {
+    const args: (string | number)[] = new Array<string | number>(queued.length * 3);
+    const n = queued.length;
+    for (let i = 0; i < n; i++) {
+      const q = queued[i]!;
+      args[i] = q.key;
+      args[n + i * 2] = q.op === 'reserve' ? 'r' : 'd';
+      args[n + i * 2 + 1] = q.ms;
     }
-    pipeline.exec().then(
+    this.batchScript(n, ...args).then(
       (replies) => {
-        queued.forEach((q, i) => {
-          const [err, value] = replies?.[i] ?? [new Error('no reply in the pipeline'), undefined];
-          if (err) q.reject(err);
-          else q.resolve(value);
-        });
+        for (let i = 0; i < n; i++) {
+          const reply = replies[i];
+          // A key's own error (e.g. WRONGTYPE) comes back in its element, as from a pipeline.
+          if (reply instanceof Error) queued[i]!.reject(reply);
+          else queued[i]!.resolve(reply);
+        }
       },
       (err: unknown) => {
         for (const q of queued) q.reject(err);
