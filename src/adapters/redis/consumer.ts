@@ -104,6 +104,8 @@ export class GroupConsumer implements Subscription {
   private cursor = '0-0';
   /** The last fetch script handed out reclaimed, retried or released entries (see the loop's plainRead). */
   private scriptHandedOut = false;
+  /** The last plain read filled its room (see fetch: the script skips its idle step then). */
+  private backlog = false;
   private nextReclaimAt = 0;
   private reclaimCycles = 0;
   /** Settles not sent yet, in batches of at most SETTLE_CHUNK; never an empty batch. */
@@ -337,6 +339,8 @@ export class GroupConsumer implements Subscription {
       for (const d of kept) if (!d.follower) this.buffer.push(d);
       this.dispatch();
       if (result.deliveries.length > 0 || result.read > 0 || this.cursor !== '0-0') continue;
+      // The script skipped its idle step (a backlog was expected, and others took it): once more with it.
+      if (result.lastStream === '') continue;
       await this.waitForWork(result);
     }
   }
@@ -355,7 +359,9 @@ export class GroupConsumer implements Subscription {
       this.ordering === 'key' ? '1' : '0',
       reclaim ? this.ctx.options.claimIdleMs : -1,
       this.cursor,
-      readNew && !plainRead ? '1' : '0',
+      // After a plain read that filled its room a backlog is likely: the idle step (the last ids a
+      // blocking read would start from, five commands) is skipped, and run again once a read falls short.
+      plainRead ? (this.backlog ? '2' : '0') : readNew ? '1' : '0',
     ];
     if (carried) this.pushOps(args, carried.ops);
     const scripted = this.ctx.scripts.fetch(this.keys.fetchKeys(), args);
@@ -427,6 +433,7 @@ export class GroupConsumer implements Subscription {
         }
       }
     }
+    if (plainRead) this.backlog = plainCount >= room;
     return {
       cursor: cursor.toString('latin1'),
       lastStream: lastStream.toString('latin1'),
