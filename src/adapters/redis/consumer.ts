@@ -7,7 +7,7 @@ import type {
   Subscription,
 } from '../../transport/transport.js';
 import { validateDelay } from '../../transport/validate.js';
-import { decodeEntry, itemsOf } from './codec.js';
+import { decodeEntry, decodeFields, itemsOf } from './codec.js';
 import type { Connections, RedisClient } from './connection.js';
 import type { GroupKeys } from './keys.js';
 import type { ResolvedTransportOptions } from './options.js';
@@ -102,6 +102,10 @@ export class GroupConsumer implements Subscription {
   private blocking: RedisClient | undefined;
   private wakeUp: (() => void) | undefined;
   private cursor = '0-0';
+  /** The last fetch script handed out reclaimed, retried or released entries (see the loop's plainRead). */
+  private scriptHandedOut = false;
+  /** The last plain read filled its room (see fetch: the script skips its idle step then). */
+  private backlog = false;
   private nextReclaimAt = 0;
   private reclaimCycles = 0;
   /** Settles not sent yet, in batches of at most SETTLE_CHUNK; never an empty batch. */
@@ -275,6 +279,11 @@ export class GroupConsumer implements Subscription {
         continue;
       }
       const reclaim = this.cursor !== '0-0' || Date.now() >= this.nextReclaimAt;
+      // Ordering none: new entries come from a plain XREADGROUP sent right behind the fetch script,
+      // so their bodies never pass through Lua (ADR 0309). Not while the script is likely to hand
+      // out something itself (a reclaim scan, or retries and released entries waiting): both would
+      // fill the same free slots, and the Lua read takes only what room is left.
+      const plainRead = readNew && this.ordering === 'none' && !reclaim && !this.scriptHandedOut;
       let result: FetchResult;
       this.settledSinceFetch = 0;
       let applied!: () => void;
@@ -282,7 +291,13 @@ export class GroupConsumer implements Subscription {
       this.fetchInFlight = { seq: fetchSeq, applied: new Promise<void>((r) => (applied = r)) };
       const carried = this.takeForFetch();
       try {
-        result = await this.fetch(Math.min(room, this.ctx.options.batchSize), reclaim, readNew, carried);
+        result = await this.fetch(
+          Math.min(room, this.ctx.options.batchSize),
+          reclaim,
+          readNew,
+          plainRead,
+          carried,
+        );
         backoffMs = 0;
       } catch (err) {
         this.fetchInFlight = undefined;
@@ -312,9 +327,20 @@ export class GroupConsumer implements Subscription {
         for (const d of result.deliveries.reverse()) if (!d.follower) void d.release().catch(() => undefined);
         break;
       }
-      for (const d of result.deliveries) if (!d.follower) this.buffer.push(d);
+      let kept = result.deliveries;
+      if (result.surplus > 0) {
+        // The script and the plain read together took more than the room: the newest go back to the
+        // group uncounted (newest first, so the oldest ends up first in line), keeping the bound on
+        // what a member holds exact.
+        kept = result.deliveries.slice(0, result.deliveries.length - result.surplus);
+        for (let i = result.deliveries.length - 1; i >= kept.length; i--)
+          void result.deliveries[i]!.release().catch(() => undefined);
+      }
+      for (const d of kept) if (!d.follower) this.buffer.push(d);
       this.dispatch();
       if (result.deliveries.length > 0 || result.read > 0 || this.cursor !== '0-0') continue;
+      // The script skipped its idle step (a backlog was expected, and others took it): once more with it.
+      if (result.lastStream === '') continue;
       await this.waitForWork(result);
     }
   }
@@ -323,6 +349,7 @@ export class GroupConsumer implements Subscription {
     room: number,
     reclaim: boolean,
     readNew: boolean,
+    plainRead: boolean,
     carried: SettleBatch | undefined,
   ): Promise<FetchResult> {
     const args: (string | number)[] = [
@@ -332,10 +359,34 @@ export class GroupConsumer implements Subscription {
       this.ordering === 'key' ? '1' : '0',
       reclaim ? this.ctx.options.claimIdleMs : -1,
       this.cursor,
-      readNew ? '1' : '0',
+      // After a plain read that filled its room a backlog is likely: the idle step (the last ids a
+      // blocking read would start from, five commands) is skipped, and run again once a read falls short.
+      plainRead ? (this.backlog ? '2' : '0') : readNew ? '1' : '0',
     ];
     if (carried) this.pushOps(args, carried.ops);
-    const reply = (await this.ctx.scripts.fetch(this.keys.fetchKeys(), args)) as [
+    const scripted = this.ctx.scripts.fetch(this.keys.fetchKeys(), args);
+    // Sent in the same turn on the same connection: one round trip for both. Redis usually runs the
+    // script first (after a restart ioredis re-sends it as EVAL behind the read); either order is
+    // fine for ordering none, as the surplus step below keeps the room whichever took what.
+    const plain = plainRead
+      ? this.ctx.connections.client.xreadgroupBuffer(
+          'GROUP',
+          this.group,
+          this.name,
+          'COUNT',
+          room,
+          'STREAMS',
+          this.keys.stream,
+          '>',
+        )
+      : undefined;
+    // Both settle before anything is thrown, so no rejection is left unhandled. Entries of a read
+    // whose partner failed stay leased to this consumer unseen and are reclaimed after claimIdleMs,
+    // like those of any lost fetch reply.
+    const [scriptOutcome, plainOutcome] = await Promise.allSettled([scripted, plain]);
+    if (scriptOutcome.status === 'rejected') throw scriptOutcome.reason;
+    if (plainOutcome.status === 'rejected') throw plainOutcome.reason;
+    const reply = scriptOutcome.value as [
       Buffer,
       Buffer,
       Buffer,
@@ -365,14 +416,33 @@ export class GroupConsumer implements Subscription {
       if (follower === 1 && message.key !== undefined) d.follower = true;
       deliveries.push(d);
     }
+    // With ordering none every new entry the script read is handed out: the rest came from the
+    // reclaim scan or the ready list.
+    this.scriptHandedOut = deliveries.length > read;
+    let plainCount = 0;
+    const streams = plainOutcome.value;
+    if (streams) {
+      for (const [, entries] of streams as [Buffer, [Buffer, Buffer[] | null][]][]) {
+        for (const [idBytes, fields] of entries) {
+          if (!fields) continue; // only a history read returns deleted entries; '>' never does
+          const streamId = idBytes.toString('latin1');
+          deliveries.push(
+            new RedisDelivery(this, streamId, decodeFields(streamId, fields), this.topic, this.group, 1, now),
+          );
+          plainCount++;
+        }
+      }
+    }
+    if (plainRead) this.backlog = plainCount >= room;
     return {
       cursor: cursor.toString('latin1'),
       lastStream: lastStream.toString('latin1'),
       lastWake: lastWake.toString('latin1'),
       lastTopicWake: lastTopicWake.toString('latin1'),
       untilDue,
-      read,
+      read: read + plainCount,
       deliveries,
+      surplus: Math.max(0, deliveries.length - room),
       // A count means that many ones (see the fetch script); only followers here need them spelled out.
       settled:
         typeof settled === 'number'
@@ -771,6 +841,8 @@ interface FetchResult {
   readonly untilDue: number;
   /** New stream entries read (delivered or held back by their key). */
   readonly read: number;
+  /** How many of the newest deliveries exceed the room asked for (script and plain read together). */
+  readonly surplus: number;
   readonly deliveries: RedisDelivery[];
 }
 

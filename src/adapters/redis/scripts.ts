@@ -249,9 +249,12 @@ return settleOps(3)
  * other ready messages, then new entries (holding back those whose key is taken). Due scheduled
  * messages of the topic enter the stream first, so they are new entries like any other.
  * KEYS: stream delayed ready locks held parked attempts wake followers scheduled scheduledBodies
- * topicWake. ARGV: group consumer room keyed(1|0) claimIdleMs(-1 = no reclaim) cursor readNew(1|0),
- * then settle operations as in the settle script (four items each), run first: a consumer's settles
- * and its next fetch so cost one script call and one round trip.
+ * topicWake. ARGV: group consumer room keyed(1|0) claimIdleMs(-1 = no reclaim) cursor readNew, then
+ * settle operations as in the settle script (four items each), run first: a consumer's settles
+ * and its next fetch so cost one script call and one round trip. readNew: 1 reads new entries here;
+ * 0 does not (the client reads them with a plain XREADGROUP, or reads none); 2 does not and skips the
+ * idle step too (the client reads them itself and expects a backlog, so the loop will not block on
+ * this reply's last ids; they come back empty).
  * Returns { cursor, lastStreamId, lastWakeId, lastTopicWakeId, msUntilDue(-1 none), newEntriesRead,
  * { per entry: id, (attempt * 2 + follower(0|1)) * 8 + layout, then the values (see `emit` and
  * codec.ts Layout) }, settle results (or their count when every one is 1) };
@@ -266,7 +269,8 @@ local room = tonumber(ARGV[3])
 local keyed = ARGV[4] == '1'
 local claimIdle = tonumber(ARGV[5])
 local cursor = ARGV[6]
-local readNew = ARGV[7] ~= '0'
+local readNew = ARGV[7] == '1'
+local idleStep = ARGV[7] ~= '2'
 ${SETTLE_OPS}
 local settled = settleOps(8)
 local now = nowMs()
@@ -434,7 +438,7 @@ if room > 0 and readNew then
 end
 
 local lastS, lastW, lastT, untilDue = '', '', '', -1
-if delivered == 0 and read == 0 then
+if delivered == 0 and read == 0 and idleStep then
   local l = redis.call('XREVRANGE', s, '+', '-', 'COUNT', 1)
   lastS = '0-0'
   if l[1] then lastS = l[1][1] end

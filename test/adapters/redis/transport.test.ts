@@ -199,6 +199,45 @@ describe('redis transport', await needs('redis'), () => {
     await sub.close();
   });
 
+  test('ordering none: retries and new entries fetched together stay within the room, releases uncounted', async () => {
+    const t = open({ batchSize: 8 });
+    const topic = unique('plain-read');
+    const group = unique('g');
+    const attempts = new Map<string, number[]>();
+    let inFlight = 0;
+    let maxInFlight = 0;
+    // Every first attempt is nacked at once, so the ready list has work while new entries arrive:
+    // the fetch script's retries and the plain XREADGROUP then fill the same free slots.
+    const sub = await t.subscribe(topic, { group, prefetch: 4, ordering: 'none' }, async (d) => {
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      const list = attempts.get(d.message.id) ?? [];
+      list.push(d.attempt);
+      attempts.set(d.message.id, list);
+      await sleep(1);
+      inFlight--;
+      if (d.attempt === 1) await d.nack();
+      else await d.ack();
+    });
+    const all = range('pr', 200);
+    for (let i = 0; i < all.length; i += 20)
+      await t.publish(
+        topic,
+        all.slice(i, i + 20).map((id) => msg(id)),
+      );
+    await waitUntil(
+      () => all.every((id) => attempts.get(id)?.length === 2),
+      'every message nacked once, then acked',
+    );
+    await sleep(100);
+    for (const id of all) assert.deepEqual(attempts.get(id), [1, 2], `${id} delivered once per attempt`);
+    assert.ok(maxInFlight <= 4, `at most prefetch handlers at once (${maxInFlight})`);
+    const stream = `${prefix}:{${topic}}:s`;
+    await waitUntil(async () => (await raw.xpending(stream, group))[0] === 0, 'nothing left pending');
+    assert.deepEqual(await t.stats(topic, group), { lag: 0, scheduled: 0, inFlight: 0, delayed: 0 });
+    await sub.close();
+  });
+
   test('trimming never drops entries a group has not settled, delayed retries included', async () => {
     const t = open();
     const topic = unique('trim');
