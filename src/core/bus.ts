@@ -238,7 +238,7 @@ export class EventBus {
     const observers = this.observed();
     if (observers === undefined) return this.send(ctx).then(() => envelope);
     // The observers are told from the one reaction this publish needs anyway (resolving with the
-    // envelope), not from a `then` of their own: a promise and a reaction less per publish.
+    // envelope), not from a `then` of their own: a promise and a reaction less per publish (ADR 0409).
     const started = this.started(observers);
     return this.send(ctx).then(
       () => {
