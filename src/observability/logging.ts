@@ -100,9 +100,19 @@ export class EventLogging {
     // pino's level setter emits this on the logger whose level changed. A child's change reaches
     // the same listeners (children share the parent's emitter) and leaves this logger's level as
     // it was; asking this logger again is right either way.
-    logger.on('level-change', () => {
-      this.perEvent = logger.isLevelEnabled(this.eventLevel);
-    });
+    logger.on('level-change', this.onLevelChange);
+  }
+
+  private readonly onLevelChange = (): void => {
+    this.perEvent = this.logger.isLevelEnabled(this.eventLevel);
+  };
+
+  /**
+   * Stops following the logger's level. A logger passed in by the application may outlive many
+   * Herald instances (children share its emitter), so each one's listener must go with it.
+   */
+  close(): void {
+    this.logger.off('level-change', this.onLevelChange);
   }
 
   /** @internal Parts of the fused observability middleware; use {@link publishMiddleware}. */

@@ -170,9 +170,12 @@ describe('lifecycle logs', () => {
     obs.logger.level = 'info';
     obs.logger.child({ part: 'y' }, { level: 'debug' });
     await handle();
+    assert.equal(obs.logger.listenerCount('level-change'), 1);
     await herald.stop();
     assert.equal(sink.find('event handled').length, 1);
     assert.equal(sink.find('event published').length, 1);
+    // Stopping lets go of the logger: one shared by many instances does not gather their listeners.
+    assert.equal(obs.logger.listenerCount('level-change'), 0);
   });
 
   test('logging off: silent logger, no middleware', () => {
