@@ -19,6 +19,10 @@ export interface DeliveryInfo {
  * (errors are swallowed so instrumentation can never break delivery).
  */
 export interface Observer {
+  /**
+   * A transport call succeeded. `durationMs` runs from just before the publish middleware (the
+   * messages already encoded) to the call's settling; 0 for an observer added while it was in flight.
+   */
   onPublished?(info: { topic: string; events: readonly EventEnvelope[]; durationMs: number }): void;
   onPublishFailed?(info: { topic: string; events: readonly EventEnvelope[]; error: Error }): void;
   /**

@@ -82,6 +82,13 @@ function loadPretty(required: boolean): typeof PinoPretty | undefined {
  */
 export class EventLogging {
   private readonly eventLevel: Level;
+  /**
+   * Whether lines at the event level are written, kept in step with the logger's level. pino's
+   * `isLevelEnabled` costs ≈ 440 instructions a call (a getter and symbol-keyed reads on the
+   * logger, whose level methods make it a dictionary-mode object), and the hooks ask once per
+   * published and once per handled event (ADR 0409).
+   */
+  private perEvent: boolean;
 
   constructor(
     readonly logger: PinoLogger,
@@ -89,6 +96,23 @@ export class EventLogging {
     private readonly tracing?: EventTracing,
   ) {
     this.eventLevel = options.eventLevel ?? 'debug';
+    this.perEvent = logger.isLevelEnabled(this.eventLevel);
+    // pino's level setter emits this on the logger whose level changed. A child's change reaches
+    // the same listeners (children share the parent's emitter) and leaves this logger's level as
+    // it was; asking this logger again is right either way.
+    logger.on('level-change', this.onLevelChange);
+  }
+
+  private readonly onLevelChange = (): void => {
+    this.perEvent = this.logger.isLevelEnabled(this.eventLevel);
+  };
+
+  /**
+   * Stops following the logger's level. A logger passed in by the application may outlive many
+   * Herald instances (children share its emitter), so each one's listener must go with it.
+   */
+  close(): void {
+    this.logger.off('level-change', this.onLevelChange);
   }
 
   /** @internal Parts of the fused observability middleware; use {@link publishMiddleware}. */
@@ -97,7 +121,7 @@ export class EventLogging {
     const level = this.eventLevel;
     return {
       enter: (ctx) => {
-        const perEvent = logger.isLevelEnabled(level);
+        const perEvent = this.perEvent;
         if (!perEvent && ctx.events.length === 1) return undefined;
         const started = performance.now();
         return (err) => {
@@ -140,7 +164,7 @@ export class EventLogging {
     return {
       enter: (ctx) => {
         if (ctx.attempt > 1) logger.info(fields(ctx), 'retry attempt');
-        if (!logger.isLevelEnabled(level)) return undefined;
+        if (!this.perEvent) return undefined;
         const started = performance.now();
         return (err) => {
           if (err !== undefined) return;

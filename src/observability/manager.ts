@@ -150,6 +150,7 @@ export function createObservability(options: ObservabilityOptions): Observabilit
   const observer = present([metrics?.observer(), logging?.observer(), tracing?.observer()]);
   const shutdown = async (): Promise<void> => {
     await tracing?.shutdown();
+    logging?.close();
     logger.flush?.();
   };
   const plugin: HeraldPlugin = {

@@ -139,6 +139,45 @@ describe('lifecycle logs', () => {
     assert.equal(sink.lines.length, 0);
   });
 
+  test("per-event lines follow the logger level set at run time, not a child logger's", async () => {
+    const sink = new LineSink();
+    const obs = createObservability({
+      serviceName: 'svc-level',
+      metrics: false,
+      logging: { destination: sink, level: 'info', pretty: false },
+    });
+    const herald = obs.instrument(
+      await createHerald({ service: 'svc-level', transport: new MemoryTransport() }),
+    );
+    let n = 0;
+    herald.subscribe({ group: unique('g'), events: ['l.e.vel'], handler: () => void n++ });
+    await herald.start();
+    const handle = async (): Promise<void> => {
+      const before = n;
+      await herald.publish('l.e.vel', {});
+      await waitUntil(() => n === before + 1, 'handled');
+    };
+    await handle();
+    assert.equal(sink.lines.length, 0);
+
+    obs.logger.level = 'debug';
+    await handle();
+    await waitUntil(() => sink.find('event handled').length === 1, 'handled line at debug');
+    assert.equal(sink.find('event published').length, 1);
+
+    // A child's level is its own: lowering it leaves the service logger (and its lines) as set.
+    obs.logger.child({ part: 'x' }).level = 'trace';
+    obs.logger.level = 'info';
+    obs.logger.child({ part: 'y' }, { level: 'debug' });
+    await handle();
+    assert.equal(obs.logger.listenerCount('level-change'), 1);
+    await herald.stop();
+    assert.equal(sink.find('event handled').length, 1);
+    assert.equal(sink.find('event published').length, 1);
+    // Stopping lets go of the logger: one shared by many instances does not gather their listeners.
+    assert.equal(obs.logger.listenerCount('level-change'), 0);
+  });
+
   test('logging off: silent logger, no middleware', () => {
     const obs = createObservability({ serviceName: 'svc-off', metrics: false, logging: false });
     assert.equal(obs.logger.isLevelEnabled('fatal'), false);

@@ -471,12 +471,19 @@ export class Consumer {
             }),
           );
       } else if (observers.listeners.onHandled !== undefined) {
-        observers.emit(
-          'onHandled',
-          extend((info ??= this.deliveryInfo(delivery, route.name, replay, decoded)), {
-            durationMs: timed ? performance.now() - started : 0,
-          }),
-        );
+        // Built from the values `info` holds rather than extended from it: one object per message
+        // where `extend` made two and ran an `Object.assign` (`info` itself is made only for an
+        // `onHandlingStarted` observer, which metrics is).
+        observers.emit('onHandled', {
+          topic: delivery.topic,
+          group: this.group,
+          handler: route.name,
+          attempt: delivery.attempt,
+          messageId: message.id,
+          replay,
+          event: decoded,
+          durationMs: timed ? performance.now() - started : 0,
+        });
       }
     } catch (err) {
       await this.unexpected(delivery, toError(err)).catch(() => undefined);
