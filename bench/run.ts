@@ -62,6 +62,8 @@ async function main(): Promise<void> {
     const started = new Date().toISOString();
     const markdown = await mod.run();
     console.log(markdown);
+    // A partial run (e.g. one row for profiling, HERALD_BENCH_ONLY) reports nothing: keep the section.
+    if (markdown.trim() === '') continue;
     const section = `## ${name}\n\nMachine: ${machine()}  \nCommand: \`npm run bench -- ${name}\`  \nRun at: ${started}\n\n${markdown.trim()}\n`;
     // Re-read right before writing: cases can run for minutes and another run may have written meanwhile.
     const doc = await readFile(docPath, 'utf8').catch(() => HEADER);
