@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
+import { countInstructions, type CallgrindChild } from './callgrind.js';
 
 /**
  * Deletes every key a bench run created under `prefix`: the transport's `<prefix>:…` keys and the
@@ -30,4 +31,26 @@ export function serverInstructions(pid: string): number {
   const threads = [...out.matchAll(/^\s*Th\s+\d+\s+([\d,]+)/gm)];
   if (threads.length === 0) throw new Error(`no Ir in callgrind_control output: ${out}`);
   return threads.reduce((sum, m) => sum + Number(m[1]!.replace(/,/g, '')), 0);
+}
+
+/**
+ * Instructions of one bench child under callgrind and, when SERVER_CALLGRIND_PID names a
+ * redis-server under callgrind, of that server while the child ran (its start-up and warm-up
+ * included: they cancel out in a difference of two sizes). Then removes the run's keys.
+ */
+export async function countClientAndServer(
+  child: CallgrindChild,
+  url: string,
+  prefix: string,
+): Promise<{ client: number; server: number }> {
+  const server = process.env.SERVER_CALLGRIND_PID;
+  const serverBefore = server ? serverInstructions(server) : 0;
+  try {
+    const client = countInstructions(child).total;
+    return { client, server: server ? serverInstructions(server) - serverBefore : 0 };
+  } finally {
+    const admin = new Redis(url);
+    await removeKeys(admin, prefix);
+    admin.disconnect();
+  }
 }

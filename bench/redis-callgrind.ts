@@ -32,9 +32,8 @@
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
-import { countInstructions } from './callgrind.js';
 import { orderPayload, orderSchema } from './readme-workload.js';
-import { removeKeys, serverInstructions } from './redis-admin.js';
+import { countClientAndServer } from './redis-admin.js';
 import type * as HeraldCore from '../src/index.js';
 import type * as HeraldRedis from '../src/adapters/redis/index.js';
 
@@ -231,21 +230,16 @@ async function instructions(mode: Mode, n: number): Promise<{ client: number; se
     await admin.xgroup('CREATE', `${prefix}:{${TOPIC}}:s`, GROUP, '0', 'MKSTREAM');
     admin.disconnect();
   } else await prefill(mode, prefix, total);
-  const server = process.env.SERVER_CALLGRIND_PID;
-  const serverBefore = server ? serverInstructions(server) : 0;
-  try {
-    const client = countInstructions({
+  return countClientAndServer(
+    {
       script: fileURLToPath(import.meta.url),
       label: `${mode}.${n}`,
       env: { HERALD_BENCH_CG_CHILD: `${mode}|${prefix}|${n}` },
       nodeFlags: (process.env.HERALD_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean),
-    }).total;
-    return { client, server: server ? serverInstructions(server) - serverBefore : 0 };
-  } finally {
-    const admin = new Redis(URL);
-    await removeKeys(admin, prefix);
-    admin.disconnect();
-  }
+    },
+    URL,
+    prefix,
+  );
 }
 
 const childSpec = process.env.HERALD_BENCH_CG_CHILD;

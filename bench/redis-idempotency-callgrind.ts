@@ -23,8 +23,7 @@
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
-import { countInstructions } from './callgrind.js';
-import { removeKeys, serverInstructions } from './redis-admin.js';
+import { countClientAndServer } from './redis-admin.js';
 import type * as HeraldRedis from '../src/adapters/redis/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -81,21 +80,15 @@ async function child(variant: Variant, prefix: string, n: number): Promise<void>
 
 async function instructions(variant: Variant, n: number): Promise<{ client: number; server: number }> {
   const prefix = `herald-idem-cg:${process.pid}:${variant}:${n}`;
-  const server = process.env.SERVER_CALLGRIND_PID;
-  // The server's count spans the child's start-up and warm-up too; they cancel out in the difference.
-  const serverBefore = server ? serverInstructions(server) : 0;
-  try {
-    const client = countInstructions({
+  return countClientAndServer(
+    {
       script: fileURLToPath(import.meta.url),
       label: `idem.${variant}.${n}`,
       env: { HERALD_BENCH_IDEM_CHILD: `${variant}|${prefix}|${n}` },
-    }).total;
-    return { client, server: server ? serverInstructions(server) - serverBefore : 0 };
-  } finally {
-    const admin = new Redis(URL);
-    await removeKeys(admin, prefix);
-    admin.disconnect();
-  }
+    },
+    URL,
+    prefix,
+  );
 }
 
 const childSpec = process.env.HERALD_BENCH_IDEM_CHILD;
