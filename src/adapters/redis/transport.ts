@@ -89,19 +89,32 @@ export class RedisTransport implements Transport {
     const deliverAt = scheduledTime(options, now);
     if (messages.length === 0) return;
     if (deliverAt !== undefined) return this.schedule(topic, keys, messages, deliverAt - now);
-    const tx = this.connections.client.multi();
-    for (const m of messages) tx.xadd(keys.stream, '*', ...encodeFields(m));
-    let results: [Error | null, unknown][] | null;
-    try {
-      results = await tx.exec();
-    } catch (err) {
-      this.connections.report(err, `publish to ${topic}`);
-      throw new RedisPublishError(topic, err);
-    }
-    const failed = results === null ? new Error('transaction aborted') : results.find(([err]) => err)?.[0];
-    if (failed) {
-      this.connections.report(failed, `publish to ${topic}`);
-      throw new RedisPublishError(topic, failed);
+    if (messages.length === 1) {
+      // One XADD is atomic on its own. ioredis builds a fresh Pipeline object for every MULTI (with a
+      // property per defined script), and at a steady 1,000 publishes/s those objects lived long
+      // enough to be promoted: 10 ms scavenges every ~400 ms, the p99 of publish → handled.
+      try {
+        await this.connections.client.xadd(keys.stream, '*', ...encodeFields(messages[0]!));
+      } catch (err) {
+        this.connections.report(err, `publish to ${topic}`);
+        throw new RedisPublishError(topic, err);
+      }
+    } else {
+      const tx = this.connections.client.multi();
+      for (const m of messages) tx.xadd(keys.stream, '*', ...encodeFields(m));
+      let results: [Error | null, unknown][] | null;
+      try {
+        results = await tx.exec();
+      } catch (err) {
+        this.connections.report(err, `publish to ${topic}`);
+        throw new RedisPublishError(topic, err);
+      }
+      const failed =
+        results === null ? new Error('transaction aborted') : results.find(([err]) => err)?.[0];
+      if (failed) {
+        this.connections.report(failed, `publish to ${topic}`);
+        throw new RedisPublishError(topic, failed);
+      }
     }
     if (this.options.trim) this.maybeTrim(topic, keys);
   }

@@ -308,6 +308,24 @@ describe('redis transport', await needs('redis'), () => {
     await waitUntil(async () => (await raw.xlen(`${prefix}:{${topic}}:s`)) <= 30, 'trimmed towards maxLen');
   });
 
+  test('a publish onto a key another client made a string fails loudly, one message or a batch, and writes nothing', async () => {
+    const errors: string[] = [];
+    const t = open({ onError: (err, context) => errors.push(`${context}: ${err.message}`) });
+    const topic = unique('wrongtype');
+    const stream = `${prefix}:{${topic}}:s`;
+    await raw.set(stream, 'not a stream');
+    // One message is a plain XADD, several a MULTI/EXEC: both paths report the same way.
+    for (const batch of [[msg('one')], [msg('a'), msg('b')]]) {
+      await assert.rejects(
+        t.publish(topic, batch),
+        (err: unknown) =>
+          err instanceof RedisPublishError && err.message.includes(topic) && /WRONGTYPE/.test(err.message),
+      );
+    }
+    assert.equal(await raw.get(stream), 'not a stream');
+    assert.equal(errors.filter((e) => e.startsWith(`publish to ${topic}:`)).length, 2, errors.join('\n'));
+  });
+
   test('status, health and onError report a Redis that cannot be reached; publish fails loudly', async () => {
     const errors: string[] = [];
     const t = redis({
