@@ -109,8 +109,7 @@ export class RedisTransport implements Transport {
         this.connections.report(err, `publish to ${topic}`);
         throw new RedisPublishError(topic, err);
       }
-      const failed =
-        results === null ? new Error('transaction aborted') : results.find(([err]) => err)?.[0];
+      const failed = results === null ? new Error('transaction aborted') : results.find(([err]) => err)?.[0];
       if (failed) {
         this.connections.report(failed, `publish to ${topic}`);
         throw new RedisPublishError(topic, failed);
