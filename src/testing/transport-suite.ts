@@ -1028,26 +1028,36 @@ export function runTransportSuite(name: string, harness: TransportHarness): void
         if (!features().persistent) return ctx.skip('transport lacks the persistent feature');
         const topic = unique('schedrestart');
         const publisher = await open();
-        const deliverAt = Date.now() + lead + 600;
+        const deliverAt = Date.now() + lead + 1_200;
         const lag = timerLag(deliverAt);
         await publisher.publish(topic, [message('sr-1', 'k')], { deliverAt });
         await publisher.close();
         const fresh = await open();
         const got: number[] = [];
         let ackMs: number | undefined;
+        let warmed = false;
         const { sub } = await consume(fresh, topic, unique('g'), {
           settle: async (d) => {
+            if (d.message.id === 'sr-warm') {
+              await d.ack();
+              warmed = true;
+              return;
+            }
             got.push(Date.now());
             ackMs = await timedAck(d);
           },
         });
+        // The new instance first delivers a plain message, so what is timed is its scheduler, not the
+        // first queries of its new connections (a loaded database takes 100 ms and more to plan them).
+        await fresh.publish(topic, [message('sr-warm', 'w')]);
+        await waitUntil(() => warmed, 'a plain message at the new instance', 10_000 + lead);
         await waitUntil(
           () => ackMs !== undefined,
           'the scheduled message at the new instance',
           10_000 + lead,
         );
         assert.ok(got[0]! >= deliverAt - 5, `delivered ${deliverAt - got[0]!} ms before its time`);
-        const allowed = lateness(lead + 600, lag(), ackMs);
+        const allowed = lateness(lead + 1_200, lag(), ackMs);
         assert.ok(
           got[0]! - deliverAt <= allowed,
           `delivered ${got[0]! - deliverAt} ms late, allowed ${allowed}`,
