@@ -5,7 +5,7 @@
  * offsets), and with the Redis idempotency store each side effect happens exactly once.
  */
 import assert from 'node:assert/strict';
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +13,7 @@ import { Redis } from 'ioredis';
 import { createHerald } from '../../../src/index.js';
 import { needs } from '../../support/services.js';
 import { unique, waitUntil } from '../../support/wait.js';
+import { forkReady, killAndWait } from '../../support/child.js';
 import { dropPrefix, SHARED_URL, uniquePrefix } from '../redis/harness.js';
 import { kafkaAvailable, startCluster, testTransport, uniqueNamespace, type TestCluster } from './harness.js';
 
@@ -36,25 +37,8 @@ describe('kafka transport: SIGKILLed consumer', redisNeeded.skip ? redisNeeded :
     await cluster.stop();
   });
 
-  function spawnConsumer(env: Record<string, string>): Promise<ChildProcess> {
-    const child = fork(fixture, [], {
-      execArgv: ['--import', 'tsx'],
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    children.add(child);
-    child.once('exit', () => children.delete(child));
-    return new Promise((resolve, reject) => {
-      child.once('message', () => resolve(child));
-      child.once('exit', (code, signal) => reject(new Error(`consumer exited early (${code ?? signal})`)));
-    });
-  }
-
-  async function kill(child: ChildProcess): Promise<void> {
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGKILL');
-    await exited;
-  }
+  const spawnConsumer = (env: Record<string, string>): Promise<ChildProcess> =>
+    forkReady(fixture, env, children);
 
   const handled = async (): Promise<number> => Number(await raw.get(`${prefix}:handled`));
 
@@ -91,7 +75,7 @@ describe('kafka transport: SIGKILLed consumer', redisNeeded.skip ? redisNeeded :
     let child = await spawnConsumer(env);
     for (const share of [0.1, 0.3, 0.5, 0.7]) {
       await waitUntil(async () => (await handled()) >= TOTAL * share, `${share * 100}% handled`, 30_000);
-      await kill(child);
+      await killAndWait(child);
       kills++;
       console.error(
         `kill ${kills} at ${Math.round(performance.now() - started)} ms, handled ${await handled()}`,
@@ -107,7 +91,7 @@ describe('kafka transport: SIGKILLed consumer', redisNeeded.skip ? redisNeeded :
     ).catch(async (err: Error) => {
       throw new Error(`${err.message}; distinct effects ${new Set(await effects()).size} of ${TOTAL}`);
     });
-    await kill(child);
+    await killAndWait(child);
     await producer.stop();
 
     const counts = new Map<string, number>();

@@ -6,7 +6,7 @@
  * and with idempotency each side effect is applied exactly once.
  */
 import assert from 'node:assert/strict';
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,7 @@ import { AckPolicy, jetstreamManager } from '@nats-io/jetstream';
 import { createHerald } from '../../../src/index.js';
 import { nats } from '../../../src/adapters/nats/index.js';
 import { sleep, unique, waitUntil } from '../../support/wait.js';
+import { forkReady, killAndWait } from '../../support/child.js';
 import { OwnNats } from './harness.js';
 
 const fixture = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'crash-consumer.ts');
@@ -39,25 +40,8 @@ describe('nats transport: SIGKILLed consumer', ownServer, () => {
     await server?.stop();
   });
 
-  function spawnConsumer(env: Record<string, string>): Promise<ChildProcess> {
-    const child = fork(fixture, [], {
-      execArgv: ['--import', 'tsx'],
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    children.add(child);
-    child.once('exit', () => children.delete(child));
-    return new Promise((resolve, reject) => {
-      child.once('message', () => resolve(child));
-      child.once('exit', (code, signal) => reject(new Error(`consumer exited early (${code ?? signal})`)));
-    });
-  }
-
-  async function kill(child: ChildProcess): Promise<void> {
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGKILL');
-    await exited;
-  }
+  const spawnConsumer = (env: Record<string, string>): Promise<ChildProcess> =>
+    forkReady(fixture, env, children);
 
   /** Effects written so far: the pending count of a fresh consumer on the effect subjects. */
   async function countEffects(): Promise<number> {
@@ -116,7 +100,7 @@ describe('nats transport: SIGKILLed consumer', ownServer, () => {
       let child = await spawnConsumer(env);
       for (let round = 0; round < 6; round++) {
         await sleep(700 + Math.random() * 700);
-        await kill(child);
+        await killAndWait(child);
         kills++;
         child = await spawnConsumer(env);
       }
@@ -135,7 +119,7 @@ describe('nats transport: SIGKILLed consumer', ownServer, () => {
       });
       const drainMs = Date.now() - started;
       await sleep(1500); // > ackWaitMs: a late duplicate would have shown up by now
-      await kill(child);
+      await killAndWait(child);
       await producer.stop();
 
       const missing = published.filter((id) => !handled.has(id));

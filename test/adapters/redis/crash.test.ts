@@ -7,7 +7,7 @@
  * between a read and the hand-out of its entries).
  */
 import assert from 'node:assert/strict';
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,7 @@ import { createHerald } from '../../../src/index.js';
 import { redis } from '../../../src/adapters/redis/index.js';
 import { needs } from '../../support/services.js';
 import { sleep, unique, waitUntil } from '../../support/wait.js';
+import { forkReady, killAndWait } from '../../support/child.js';
 import { dropPrefix, SHARED_URL, uniquePrefix } from './harness.js';
 
 const fixture = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'crash-consumer.ts');
@@ -33,25 +34,8 @@ for (const ordering of ['key', 'none'] as const)
       await dropPrefix(SHARED_URL, prefix);
     });
 
-    function spawnConsumer(env: Record<string, string>): Promise<ChildProcess> {
-      const child = fork(fixture, [], {
-        execArgv: ['--import', 'tsx'],
-        env: { ...process.env, ...env },
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      });
-      children.add(child);
-      child.once('exit', () => children.delete(child));
-      return new Promise((resolve, reject) => {
-        child.once('message', () => resolve(child));
-        child.once('exit', (code, signal) => reject(new Error(`consumer exited early (${code ?? signal})`)));
-      });
-    }
-
-    async function kill(child: ChildProcess): Promise<void> {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGKILL');
-      await exited;
-    }
+    const spawnConsumer = (env: Record<string, string>): Promise<ChildProcess> =>
+      forkReady(fixture, env, children);
 
     test('every event is handled at least once and its side effect exactly once', async () => {
       const topic = unique('crash');
@@ -89,7 +73,7 @@ for (const ordering of ['key', 'none'] as const)
       let child = await spawnConsumer(env);
       for (let round = 0; round < 5; round++) {
         await sleep(300 + Math.random() * 300);
-        await kill(child);
+        await killAndWait(child);
         kills++;
         child = await spawnConsumer(env);
       }
@@ -103,7 +87,7 @@ for (const ordering of ['key', 'none'] as const)
         40_000,
       );
       await sleep(700); // > claimIdleMs + idempotency lease: a late duplicate would have shown up by now
-      await kill(child);
+      await killAndWait(child);
       await producer.stop();
 
       const effects = await raw.lrange(`${prefix}:effects`, 0, -1);
