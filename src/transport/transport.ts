@@ -24,7 +24,13 @@ export interface TopicTopology {
   readonly groups: readonly string[];
 }
 
-/** One delivery of a message to one member of a consumer group. Settle it exactly once. */
+/**
+ * One delivery of a message to one member of a consumer group. Settle it exactly once.
+ *
+ * A settle that rejects changed nothing, and the lease is no longer kept alive: settling again may
+ * still work until the lease expires, after which the message is redelivered (an attempt counted),
+ * as if this member had died. No transport keeps a failed delivery leased forever (ADR 0042).
+ */
 export interface Delivery {
   readonly message: Message;
   readonly topic: string;

@@ -77,7 +77,9 @@ export class PostgresTransport implements Transport {
   private readonly topicIds = new Map<string, number>();
   private settleQueue: Settlement[] = [];
   private settleFlush: NodeJS.Immediate | undefined;
+  /** Settlement batches and lease renewals, one after another (see {@link renewLeases}). */
   private settling: Promise<void> = Promise.resolve();
+  private renewQueued = false;
   private readonly renewTimer: NodeJS.Timeout;
   private readonly retentionTimer: NodeJS.Timeout;
   private listener: pg.Client | undefined;
@@ -90,7 +92,7 @@ export class PostgresTransport implements Transport {
     private readonly options: ResolvedTransportOptions,
   ) {
     this.channel = channelOf(db.schema);
-    this.renewTimer = setInterval(() => void this.renewLeases(), Math.floor(options.visibilityTimeoutMs / 3));
+    this.renewTimer = setInterval(() => this.renewLeases(), Math.floor(options.visibilityTimeoutMs / 3));
     this.renewTimer.unref();
     this.retentionTimer = setInterval(() => void this.retentionPass(), RETENTION_EVERY_MS);
     this.retentionTimer.unref();
@@ -602,18 +604,23 @@ export class PostgresTransport implements Transport {
           ],
         });
       } catch (err) {
-        // Still leased to us: the caller may settle again, or the lease expires and the message returns.
+        // Not settled: the lease is no longer renewed (renewing it would keep the message here
+        // forever), so it may be settled again until it expires, and then returns to its group as
+        // after a crash (ADR 0042).
+        const members = new Set<Member>();
         for (const item of batch) {
           item.delivery.settling = false;
+          this.freeSlot(item.delivery);
+          members.add(item.delivery.member);
           item.reject(err);
         }
+        if (!closing) for (const m of members) this.wake(m);
         return;
       }
       const members = new Set<Member>();
       for (const { delivery, resolve } of batch) {
         delivery.done = true;
-        this.unsettled.delete(delivery);
-        delivery.member.outstanding--;
+        this.freeSlot(delivery);
         members.add(delivery.member);
         resolve();
       }
@@ -626,7 +633,26 @@ export class PostgresTransport implements Transport {
     return this.settling;
   }
 
-  private async renewLeases(): Promise<void> {
+  /** The delivery stops holding a prefetch slot and a renewed lease (once: settled, or given up). */
+  private freeSlot(d: PostgresDelivery): void {
+    if (this.unsettled.delete(d)) d.member.outstanding--;
+  }
+
+  /**
+   * Renewals run on the settlement chain. Beside a settle they would lock the same rows in another
+   * order, and PostgreSQL breaks such a deadlock by failing one of the two: a failed renewal costs
+   * a redelivery, a failed settle a lease given up (ADR 0042). One waits at most.
+   */
+  private renewLeases(): void {
+    if (this.unsettled.size === 0 || this.closed || this.renewQueued) return;
+    this.renewQueued = true;
+    this.settling = this.settling.then(() => {
+      this.renewQueued = false;
+      return this.renewNow();
+    });
+  }
+
+  private async renewNow(): Promise<void> {
     if (this.unsettled.size === 0 || this.closed) return;
     const leases = [...this.unsettled];
     try {

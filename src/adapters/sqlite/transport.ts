@@ -432,7 +432,7 @@ export class SqliteTransport implements Transport {
     // The handler is done with it: its slot is free now, not when the settle commits, so buffered
     // deliveries keep the handlers busy while this settle waits for the batch or the lock (ADR 0206).
     const m = d.member;
-    m.outstanding--;
+    if (this.unsettled.has(d)) m.outstanding--; // not again for a settle retried after a failed one
     m.queuedSettles++;
     m.settledSinceFetch++;
     m.settledSinceRenew++;
@@ -492,12 +492,13 @@ export class SqliteTransport implements Transport {
       );
     } catch (err) {
       this.settleBusy.reset();
-      // Still leased to us: the caller may settle again, or the lease expires and the message returns.
+      // Not settled: the lease is no longer renewed (renewing it would keep the message here
+      // forever), so it may be settled again until it expires, and then returns to its group as
+      // after a crash (ADR 0042). Its slot stays free.
       for (const d of batch) {
-        // Back with its handler, which may settle it again: it holds the slot again meanwhile.
         d.settling = false;
-        d.member.outstanding++;
         d.member.queuedSettles--;
+        this.unsettled.delete(d);
         d.rejectSettle(err);
       }
       for (const { member } of fetches) this.fetchFailed(member, err);

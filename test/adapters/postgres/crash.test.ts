@@ -56,6 +56,22 @@ test(`${EVENTS} events, consumers SIGKILLed repeatedly: 0 lost, effects exactly 
 
   const effects = async (): Promise<number> =>
     Number((await pool.query(`SELECT count(DISTINCT event_id) AS n FROM "${schema}".effects`)).rows[0].n);
+  /** Where the events without an effect are (pending row, idempotency mark, dead letter), as JSON. */
+  const whereMissing = async (): Promise<string> => {
+    const { rows } = await pool.query(
+      `SELECT m.seq, m.key, p.blocked, p.attempts, p.lease_token,
+              p.lease_until - $1 AS lease_left_ms, p.visible_at - $1 AS visible_in_ms,
+              i.state AS idempotency, d.reason AS dead_letter, d.error
+         FROM "${schema}".messages m
+         LEFT JOIN "${schema}".pending p ON p.seq = m.seq
+         LEFT JOIN "${schema}".idempotency i ON i.key = 'crash:' || m.id
+         LEFT JOIN "${schema}".dead_letters d ON d.id = 'crash:' || m.id
+        WHERE NOT EXISTS (SELECT 1 FROM "${schema}".effects e WHERE e.event_id = m.id)
+        ORDER BY m.seq LIMIT 20`,
+      [Date.now()],
+    );
+    return JSON.stringify(rows);
+  };
   const children: ChildProcess[] = [];
   const t0 = Date.now();
   try {
@@ -72,8 +88,15 @@ test(`${EVENTS} events, consumers SIGKILLed repeatedly: 0 lost, effects exactly 
       () => void effects().then((n) => t.diagnostic(`${n} effects at ${Date.now() - t0} ms`)),
       10_000,
     );
-    await waitUntil(async () => (await effects()) >= EVENTS, `all ${EVENTS} effects`, 120_000);
-    clearInterval(progress);
+    try {
+      await waitUntil(async () => (await effects()) >= EVENTS, `all ${EVENTS} effects`, 120_000);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}; where the rest are: ${await whereMissing()}`, {
+        cause: err,
+      });
+    } finally {
+      clearInterval(progress);
+    }
     t.diagnostic(`done ${Date.now() - t0} ms after the first consumer started`);
   } finally {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');

@@ -209,4 +209,98 @@ describe('PostgreSQL transport', () => {
     await sub.close();
     await t.close();
   });
+
+  test('a settle that fails gives the lease up: the message comes back after the visibility timeout', async () => {
+    const s = schema('failedsettle');
+    const errors: Error[] = [];
+    const t = await PostgresTransport.connect({
+      connectionString: SHARED_URL,
+      schema: s,
+      visibilityTimeoutMs: 300,
+      onError: (err) => errors.push(err),
+    });
+    const seen: { id: string; attempt: number; at: number }[] = [];
+    let failedAt = 0;
+    let failure: unknown;
+    const sub = await t.subscribe('fs', { group: 'g', prefetch: 4 }, async (d) => {
+      seen.push({ id: d.message.id, attempt: d.attempt, at: Date.now() });
+      if (d.attempt > 1) return d.ack();
+      // The settle function is gone for a moment (no connection has prepared it yet): the ack fails.
+      await pool.query(`ALTER FUNCTION "${s}".settle RENAME TO settle_away`);
+      try {
+        await d.ack();
+      } catch (err) {
+        failure = err;
+      } finally {
+        failedAt = Date.now();
+        await pool.query(`ALTER FUNCTION "${s}".settle_away RENAME TO settle`);
+      }
+      if (d.message.id === 'again') await d.ack(); // made again before the lease expires: it holds
+    });
+    const pending = async (): Promise<number> =>
+      (await pool.query(`SELECT 1 FROM "${s}".pending`)).rowCount ?? 0;
+    await t.publish('fs', [{ id: 'x', key: 'k', headers: {}, body: new Uint8Array([1]) }]);
+    await waitUntil(() => seen.length === 2, 'the redelivery after the failed ack', 5000);
+    assert.match(String(failure), /settle/, 'the ack rejected, saying why');
+    // Renewals every 100 ms would have kept the lease forever; given up, it expires within 300 ms.
+    const after = seen[1]!.at - failedAt;
+    assert.equal(seen[1]!.attempt, 2);
+    assert.ok(after <= 300 + 1000, `redelivered ${after} ms after the failed ack`);
+    await waitUntil(async () => (await pending()) === 0, 'the redelivery acked');
+
+    failure = undefined;
+    await t.publish('fs', [{ id: 'again', key: 'k', headers: {}, body: new Uint8Array([2]) }]);
+    await waitUntil(async () => failure !== undefined && (await pending()) === 0, 'the second ack landed');
+    await sleep(600);
+    assert.deepEqual(
+      seen.filter((x) => x.id === 'again').map((x) => x.attempt),
+      [1],
+      'settled by the second ack: never redelivered',
+    );
+    await sub.close();
+    await t.close();
+    assert.deepEqual(errors, [], 'nothing else went wrong');
+  });
+
+  test('lease renewals never deadlock with settlements of the same leases', async () => {
+    // Renewals every 33 ms of up to 256 leases while handlers ack them in shuffled batches: run side
+    // by side, the two locked the same rows in different orders and PostgreSQL failed one of them.
+    const s = schema('renewsettle');
+    const errors: Error[] = [];
+    const t = await PostgresTransport.connect({
+      connectionString: SHARED_URL,
+      schema: s,
+      visibilityTimeoutMs: 100,
+      onError: (err) => errors.push(err),
+    });
+    const N = 20_000;
+    let acked = 0;
+    const held: Delivery[] = [];
+    const sub = await t.subscribe('rs', { group: 'g', prefetch: 512, ordering: 'none' }, (d) => {
+      held.push(d);
+    });
+    // Acks in batches, newest first: the settlement locks rows in the reverse of the renewal's order.
+    const acker = setInterval(() => {
+      const batch = held.splice(0, held.length).reverse();
+      for (const d of batch)
+        void d.ack().then(
+          () => acked++,
+          () => undefined,
+        );
+    }, 3);
+    for (let i = 0; i < N; i += 500)
+      await t.publish(
+        'rs',
+        Array.from({ length: 500 }, (_, j) => ({ id: `m${i + j}`, headers: {}, body: new Uint8Array([1]) })),
+      );
+    await waitUntil(() => acked >= N || errors.length > 0, `${N} acks`, 60_000);
+    clearInterval(acker);
+    await sub.close();
+    await t.close();
+    assert.deepEqual(
+      errors.map((e) => e.message),
+      [],
+      'no renewal or settlement failed',
+    );
+  });
 });

@@ -59,26 +59,36 @@ describe('SqliteTransport under another connection’s write lock', () => {
     }
   });
 
-  test('after busyTimeoutMs of retries the ack fails with SqliteBusyError and can be made again', async () => {
+  test('after busyTimeoutMs of retries acks fail with SqliteBusyError; made again they land, else the message comes back', async () => {
+    // ADR 0042: the lease of a failed settle is no longer renewed, so it cannot stay here forever.
     const file = tmp.file(`${unique('f')}.db`);
-    const t = sqlite({ path: file, busyTimeoutMs: 100, pollIntervalMs: 20 });
+    // The lock is held ~250 ms, well inside the lease, so renewals before its end succeed.
+    const t = sqlite({ path: file, busyTimeoutMs: 100, pollIntervalMs: 20, visibilityTimeoutMs: 1000 });
     try {
       const topic = unique('t');
       const held: Delivery[] = [];
       await t.subscribe(topic, { group: 'g', prefetch: 4 }, (d) => void held.push(d));
-      await t.publish(topic, [msg('a')]);
-      await until(() => held.length === 1);
+      await t.publish(topic, [msg('a'), msg('b')]);
+      await until(() => held.length === 2);
       const lock = holdWriteLock(file);
       try {
-        await assert.rejects(held[0]!.ack(), (err: unknown) => {
-          assert.ok(err instanceof SqliteBusyError, String(err));
-          return true;
-        });
+        for (const outcome of await Promise.allSettled([held[0]!.ack(), held[1]!.ack()])) {
+          assert.equal(outcome.status, 'rejected');
+          assert.ok(outcome.reason instanceof SqliteBusyError, String(outcome.reason));
+        }
       } finally {
         lock.release();
       }
-      await held[0]!.ack();
-      await sleep(10);
+      const failedAt = Date.now();
+      await held[0]!.ack(); // made again: it lands
+      // Not made again: renewals every 333 ms would have kept b leased here for good.
+      await until(() => held.length === 3, 4000, 'b redelivered');
+      assert.equal(held[2]!.message.id, held[1]!.message.id);
+      assert.equal(held[2]!.attempt, 2);
+      assert.ok(Date.now() - failedAt <= 1000 + 1000, 'back within the visibility timeout and a poll');
+      await held[2]!.ack();
+      await sleep(1100);
+      assert.equal(held.length, 3, 'a, acked on the second try, never came back');
       assert.deepEqual(await t.stats(topic, 'g'), { lag: 0, scheduled: 0, inFlight: 0, delayed: 0 });
     } finally {
       await t.close();
