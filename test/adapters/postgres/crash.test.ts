@@ -76,9 +76,22 @@ test(`${EVENTS} events, consumers SIGKILLed repeatedly: 0 lost, effects exactly 
   const t0 = Date.now();
   try {
     children.push(await startConsumer(), await startConsumer());
+    // Handlers started by a child whose effect has not committed: the moment a kill loses work.
+    const midHandler = async (pid: number): Promise<boolean> =>
+      (
+        await pool.query(
+          `SELECT 1 FROM "${schema}".starts s WHERE s.pid = $1
+              AND NOT EXISTS (SELECT 1 FROM "${schema}".effects e WHERE e.event_id = s.event_id) LIMIT 1`,
+          [pid],
+        )
+      ).rowCount === 1;
     for (let k = 0; k < KILLS; k++) {
       await sleep(800 + Math.random() * 1200);
       const i = k % 2;
+      // Aim the kill at a handler in flight (a random moment often fell between handlers).
+      await waitUntil(() => midHandler(children[i]!.pid!), 'a handler in flight', 5000).catch(
+        () => undefined,
+      );
       children[i]!.kill('SIGKILL');
       await exited(children[i]!);
       children[i] = await startConsumer();
