@@ -285,7 +285,7 @@ describe('PostgreSQL transport', () => {
       for (const d of batch)
         void d.ack().then(
           () => acked++,
-          () => undefined,
+          (err: Error) => errors.push(err),
         );
     }, 3);
     for (let i = 0; i < N; i += 500)
@@ -300,7 +300,7 @@ describe('PostgreSQL transport', () => {
     assert.deepEqual(
       errors.map((e) => e.message),
       [],
-      'no renewal or settlement failed',
+      'no renewal or ack failed',
     );
   });
 });
