@@ -425,8 +425,97 @@ ALTER TABLE ${s}.dead_letters ADD COLUMN fingerprint text;
 CREATE INDEX dead_letters_by_fingerprint ON ${s}.dead_letters (fingerprint, dead_lettered_at, id);
 `;
 
+/*
+ * Version 5: fetch_log joins each leased head to its message by a lateral lookup (ADR 0948). As a
+ * plain join, a log whose statistics were stale (a new schema, a backlog grown since the last
+ * analyze) was planned as a scan of the whole topic's messages in sequence order, joined to the
+ * leased rows: every fetch read the entire log, even when it leased nothing. Otherwise unchanged.
+ */
+const V5 = (s: string): string => `
+CREATE OR REPLACE FUNCTION ${s}.fetch_log(p_group int, p_topic int, p_limit int, p_by_key boolean, p_token text,
+                           p_now bigint, p_lease_until bigint)
+RETURNS TABLE (seq bigint, attempt int, id text, key text, headers text, body bytea,
+               next_visible bigint, contended boolean)
+-- Without statistics (a new schema, a log grown since the last analyze) the planner took the log
+-- scan below for a few rows and read the whole topic through a bitmap scan to sort it; the index
+-- already gives the order, and the LIMIT stops it after what it needs.
+LANGUAGE plpgsql SET enable_bitmapscan = off AS $fn$
+#variable_conflict use_column
+DECLARE
+  v_n int := 0;
+  v_cursor bigint;
+  v_moved bigint;
+  v_locked boolean := false;
+  r record;
+BEGIN
+  PERFORM set_config('synchronous_commit', 'off', true);
+  RETURN QUERY
+  WITH ready AS (
+    SELECT p.seq FROM ${s}.pending p
+     WHERE p.group_id = p_group AND NOT p.blocked AND p.visible_at <= p_now AND p.lease_until <= p_now
+     ORDER BY p.seq LIMIT p_limit
+     FOR UPDATE SKIP LOCKED
+  ), leased AS (
+    UPDATE ${s}.pending p SET attempts = p.attempts + 1, lease_token = p_token, lease_until = p_lease_until
+      FROM ready WHERE p.group_id = p_group AND p.seq = ready.seq
+    RETURNING p.seq, p.attempts
+  )
+  SELECT l.seq, l.attempts, m.id, m.key, m.headers, m.body, NULL::bigint, false
+    FROM leased l
+    -- LIMIT keeps the planner from pulling the lookup up into a join it may plan as a log scan.
+    CROSS JOIN LATERAL (SELECT x.id, x.key, x.headers, x.body FROM ${s}.messages x WHERE x.seq = l.seq LIMIT 1) m
+   ORDER BY l.seq;
+  GET DIAGNOSTICS v_n = ROW_COUNT;
+
+  IF v_n < p_limit AND EXISTS (
+       SELECT 1 FROM ${s}.messages m WHERE m.topic_id = p_topic
+          AND m.seq > (SELECT g.cursor FROM ${s}.groups g WHERE g.id = p_group)) THEN
+    BEGIN
+      PERFORM set_config('lock_timeout', '100ms', true);
+      SELECT g.cursor INTO v_cursor FROM ${s}.groups g WHERE g.id = p_group FOR NO KEY UPDATE;
+      v_locked := FOUND;
+      PERFORM set_config('lock_timeout', '0', true);
+    EXCEPTION WHEN lock_not_available THEN
+      v_locked := false;
+    END;
+    IF NOT v_locked THEN
+      IF v_n = 0 THEN
+        RETURN QUERY SELECT NULL::bigint, 0, NULL::text, NULL::text, NULL::text, NULL::bytea, NULL::bigint, true;
+      END IF;
+      RETURN;
+    END IF;
+    v_moved := v_cursor;
+    FOR r IN SELECT m.seq, m.id, m.key, m.headers, m.body FROM ${s}.messages m
+              WHERE m.topic_id = p_topic AND m.seq > v_cursor ORDER BY m.seq LIMIT 512 LOOP
+      IF p_by_key AND r.key IS NOT NULL AND EXISTS (
+           SELECT 1 FROM ${s}.pending q WHERE q.group_id = p_group AND q.key = r.key) THEN
+        INSERT INTO ${s}.pending (group_id, seq, key, blocked) VALUES (p_group, r.seq, r.key, true);
+      ELSE
+        EXIT WHEN v_n >= p_limit;
+        INSERT INTO ${s}.pending (group_id, seq, key, attempts, lease_token, lease_until)
+        VALUES (p_group, r.seq, r.key, 1, p_token, p_lease_until);
+        seq := r.seq; attempt := 1; id := r.id; key := r.key; headers := r.headers; body := r.body;
+        next_visible := NULL; contended := false;
+        RETURN NEXT;
+        v_n := v_n + 1;
+      END IF;
+      v_moved := r.seq;
+    END LOOP;
+    IF v_moved <> v_cursor THEN
+      UPDATE ${s}.groups SET cursor = v_moved WHERE groups.id = p_group;
+    END IF;
+  END IF;
+
+  IF v_n = 0 THEN
+    RETURN QUERY SELECT NULL::bigint, 0, NULL::text, NULL::text, NULL::text, NULL::bytea,
+      (SELECT min(p.visible_at) FROM ${s}.pending p WHERE p.group_id = p_group AND p.visible_at > p_now), false;
+  END IF;
+END
+$fn$;
+`;
+
 /** MIGRATIONS[i] upgrades a schema at version i to version i + 1. Append only; never edit one. */
-export const MIGRATIONS: readonly ((schema: string) => string)[] = [V1, V2, V3, V4];
+export const MIGRATIONS: readonly ((schema: string) => string)[] = [V1, V2, V3, V4, V5];
 
 /** The schema version this code writes and understands. */
 export const SCHEMA_VERSION = MIGRATIONS.length;

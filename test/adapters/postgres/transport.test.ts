@@ -17,6 +17,7 @@ import {
 import { BackendUnreachableError } from '../../../src/backends/index.js';
 import { createHerald, type Delivery } from '../../../src/index.js';
 import { sleep, waitUntil } from '../../support/wait.js';
+import { MIGRATIONS } from '../../../src/adapters/postgres/schema.js';
 import { dropSchemas, freePort, SHARED_URL, uniqueSchema } from './harness.js';
 
 const run = promisify(execFile);
@@ -260,6 +261,93 @@ describe('PostgreSQL transport', () => {
     await sub.close();
     await t.close();
     assert.deepEqual(errors, [], 'nothing else went wrong');
+  });
+
+  test('a fetch reads the messages it leases, not the whole log, before the tables were ever analyzed', async () => {
+    // ADR 0948: without statistics the planner read a topic's whole log on every fetch, twice: to
+    // join leased heads to their messages, and (bitmap scan + sort) to move the cursor.
+    const s = schema('plan');
+    const t = await PostgresTransport.connect({ connectionString: SHARED_URL, schema: s });
+    await pool.query(`ALTER TABLE "${s}".messages SET (autovacuum_enabled = false)`);
+    const body = new Uint8Array(300);
+    for (let i = 0; i < 20_000; i += 1000)
+      await t.publish(
+        'log',
+        Array.from({ length: 1000 }, (_, j) => ({ id: `m${i + j}`, key: `k${j % 50}`, headers: {}, body })),
+      );
+    await t.close();
+    const { rows: stats } = await pool.query(
+      `SELECT reltuples FROM pg_class WHERE oid = '"${s}".messages'::regclass`,
+    );
+    assert.equal(stats[0].reltuples, -1, 'the log has never been analyzed');
+    const topic = (await pool.query(`SELECT id FROM "${s}".topics`)).rows[0].id as number;
+    const group = (
+      await pool.query(
+        `INSERT INTO "${s}".groups (topic_id, name, cursor, created_at) VALUES ($1, 'g', 0, 0) RETURNING id`,
+        [topic],
+      )
+    ).rows[0].id as number;
+    const client = await pool.connect();
+    /** Leases up to 100 in one transaction; the log rows it read, from that transaction's counters. */
+    const fetchReads = async (token: string): Promise<{ leased: number; read: number }> => {
+      await client.query('BEGIN');
+      const now = Date.now();
+      const r = await client.query(`SELECT seq FROM "${s}".fetch($1, $2, 100, false, $3, $4, $5)`, [
+        group,
+        topic,
+        token,
+        now,
+        now + 30_000,
+      ]);
+      const { rows } = await client.query(
+        `SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) AS read
+           FROM pg_stat_xact_user_tables WHERE relid = '"${s}".messages'::regclass`,
+      );
+      await client.query('COMMIT');
+      return { leased: r.rows.filter((x) => x.seq !== null).length, read: Number(rows[0].read) };
+    };
+    try {
+      const fromLog = await fetchReads('a');
+      assert.equal(fromLog.leased, 100);
+      assert.ok(fromLog.read <= 600, `moving the cursor read ${fromLog.read} of 20,000 log rows`);
+      // Given back, they are leased again as heads: the path that joins pending rows to messages.
+      await client.query(`UPDATE "${s}".pending SET lease_token = NULL, lease_until = 0`);
+      const heads = await fetchReads('b');
+      assert.equal(heads.leased, 100);
+      assert.ok(heads.read <= 600, `leasing 100 heads read ${heads.read} of 20,000 log rows`);
+    } finally {
+      client.release();
+    }
+  });
+
+  test('a schema of version 4 is upgraded in place and its messages are still delivered', async () => {
+    const s = schema('upgrade');
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(`CREATE SCHEMA "${s}"`);
+      await client.query(`CREATE TABLE "${s}".schema_version (version int NOT NULL)`);
+      await client.query(`INSERT INTO "${s}".schema_version VALUES (4)`);
+      for (const m of MIGRATIONS.slice(0, 4)) await client.query(m(`"${s}"`));
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
+    await pool.query(
+      `SELECT "${s}".publish('up', ARRAY['a', 'b'], ARRAY['k', 'k'], ARRAY['{}', '{}'], ARRAY['\\x01'::bytea, '\\x02'::bytea], 0, 'x')`,
+    );
+    const t = await PostgresTransport.connect({ connectionString: SHARED_URL, schema: s });
+    const version = await pool.query(`SELECT version FROM "${s}".schema_version`);
+    assert.deepEqual(version.rows, [{ version: SCHEMA_VERSION }]);
+    const got: string[] = [];
+    const sub = await t.subscribe('up', { group: 'g', prefetch: 4 }, async (d) => {
+      got.push(d.message.id);
+      await d.ack();
+    });
+    await waitUntil(() => got.length === 2, 'both messages');
+    assert.deepEqual(got, ['a', 'b']);
+    await sub.close();
+    await t.close();
   });
 
   test('lease renewals never deadlock with settlements of the same leases', async () => {
