@@ -426,20 +426,26 @@ CREATE INDEX dead_letters_by_fingerprint ON ${s}.dead_letters (fingerprint, dead
 `;
 
 /*
- * Version 5: fetch_log joins each leased head to its message by a lateral lookup (ADR 0948). As a
- * plain join, a log whose statistics were stale (a new schema, a backlog grown since the last
- * analyze) was planned as a scan of the whole topic's messages in sequence order, joined to the
- * leased rows: every fetch read the entire log, even when it leased nothing. Otherwise unchanged.
+ * Version 5: plans that do not depend on statistics (ADR 0948). fetch_log joins each leased head
+ * to its message by a lateral lookup and runs without bitmap scans: with stale statistics (a new
+ * schema, a backlog grown since the last analyze) every fetch read the topic's whole log. settle
+ * finds each acked key's next row through the key index: it scanned every blocked row of the
+ * schema. An idle member's next due time comes from a partial index of retried rows instead of a
+ * scan of its group's pending rows. Otherwise both functions are unchanged.
  */
 const V5 = (s: string): string => `
+-- Rows waiting for a retry: the next due time of an idle member's fetch without a scan of every
+-- pending row of its group (under a backlog with per-key order, most of them blocked).
+CREATE INDEX pending_delayed ON ${s}.pending (group_id, visible_at) WHERE visible_at > 0;
+
 CREATE OR REPLACE FUNCTION ${s}.fetch_log(p_group int, p_topic int, p_limit int, p_by_key boolean, p_token text,
                            p_now bigint, p_lease_until bigint)
 RETURNS TABLE (seq bigint, attempt int, id text, key text, headers text, body bytea,
                next_visible bigint, contended boolean)
--- Without statistics (a new schema, a log grown since the last analyze) the planner took the log
--- scan below for a few rows and read the whole topic through a bitmap scan to sort it; the index
--- already gives the order, and the LIMIT stops it after what it needs.
-LANGUAGE plpgsql SET enable_bitmapscan = off AS $fn$
+-- Every query here is an index lookup or an index range stopped by a LIMIT. With statistics that
+-- do not know (a new schema, a log or a backlog grown since the last analyze) the planner read the
+-- whole log through a bitmap scan to sort it, or all pending rows to update the few leased.
+LANGUAGE plpgsql SET enable_bitmapscan = off SET enable_seqscan = off AS $fn$
 #variable_conflict use_column
 DECLARE
   v_n int := 0;
@@ -507,9 +513,55 @@ BEGIN
   END IF;
 
   IF v_n = 0 THEN
+    -- "visible_at > 0" matches pending_delayed: only retried rows ever have a visible_at.
     RETURN QUERY SELECT NULL::bigint, 0, NULL::text, NULL::text, NULL::text, NULL::bytea,
-      (SELECT min(p.visible_at) FROM ${s}.pending p WHERE p.group_id = p_group AND p.visible_at > p_now), false;
+      (SELECT min(p.visible_at) FROM ${s}.pending p
+        WHERE p.group_id = p_group AND p.visible_at > 0 AND p.visible_at > p_now), false;
   END IF;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION ${s}.settle(p_groups int[], p_seqs bigint[], p_tokens text[], p_hows text[],
+                            p_visible bigint[], p_channel text, p_topics text[])
+RETURNS int LANGUAGE plpgsql SET enable_seqscan = off AS $fn$
+DECLARE
+  v_acked int;
+  v_unleased int;
+  v_groups int[];
+  v_keys text[];
+  t text;
+BEGIN
+  -- An ack lost in a server crash means a redelivery (at-least-once), never a lost message.
+  PERFORM set_config('synchronous_commit', 'off', true);
+  PERFORM 1 FROM ${s}.groups g
+   WHERE g.id IN (SELECT DISTINCT x.g FROM unnest(p_groups, p_hows) AS x(g, h) WHERE x.h = 'a')
+   ORDER BY g.id FOR NO KEY UPDATE;
+  WITH acked AS (
+    DELETE FROM ${s}.pending p USING unnest(p_groups, p_seqs, p_tokens, p_hows) AS x(g, s, t, h)
+     WHERE x.h = 'a' AND p.group_id = x.g AND p.seq = x.s AND p.lease_token = x.t
+    RETURNING p.group_id, p.key
+  )
+  SELECT count(*), array_agg(a.group_id) FILTER (WHERE a.key IS NOT NULL),
+         array_agg(a.key) FILTER (WHERE a.key IS NOT NULL)
+    INTO v_acked, v_groups, v_keys FROM acked a;
+  IF v_keys IS NOT NULL THEN
+    -- Each key's next row found through the key index, then updated through the primary key: as a
+    -- correlated condition on every blocked row this was planned as a scan of all of them.
+    UPDATE ${s}.pending p SET blocked = false
+      FROM (SELECT DISTINCT u.g, u.k FROM unnest(v_groups, v_keys) AS u(g, k)) u
+      CROSS JOIN LATERAL (SELECT q.seq FROM ${s}.pending q WHERE q.group_id = u.g AND q.key = u.k
+                           ORDER BY q.seq LIMIT 1) nxt
+     WHERE p.group_id = u.g AND p.seq = nxt.seq AND p.blocked;
+  END IF;
+  UPDATE ${s}.pending p SET lease_token = NULL, lease_until = 0, visible_at = x.v,
+         attempts = p.attempts - CASE WHEN x.h = 'r' THEN 1 ELSE 0 END
+    FROM unnest(p_groups, p_seqs, p_tokens, p_hows, p_visible) AS x(g, s, t, h, v)
+   WHERE x.h <> 'a' AND p.group_id = x.g AND p.seq = x.s AND p.lease_token = x.t;
+  GET DIAGNOSTICS v_unleased = ROW_COUNT;
+  FOREACH t IN ARRAY p_topics LOOP
+    PERFORM pg_notify(p_channel, t);
+  END LOOP;
+  RETURN v_acked + v_unleased;
 END
 $fn$;
 `;

@@ -320,6 +320,88 @@ describe('PostgreSQL transport', () => {
     }
   });
 
+  test('with a backlog blocked behind 50 keys, an ack and an idle fetch read a few pending rows, not all', async () => {
+    // ADR 0948: the ack's unblock step and an idle member's next-due-time query each read every
+    // pending row of the schema or group.
+    const s = schema('blocked');
+    const t = await PostgresTransport.connect({ connectionString: SHARED_URL, schema: s });
+    await pool.query(`ALTER TABLE "${s}".pending SET (autovacuum_enabled = false)`);
+    const body = new Uint8Array(10);
+    for (let i = 0; i < 20_000; i += 1000)
+      await t.publish(
+        'log',
+        Array.from({ length: 1000 }, (_, j) => ({ id: `m${i + j}`, key: `k${j % 50}`, headers: {}, body })),
+      );
+    await t.close();
+    const topic = (await pool.query(`SELECT id FROM "${s}".topics`)).rows[0].id as number;
+    const group = (
+      await pool.query(
+        `INSERT INTO "${s}".groups (topic_id, name, cursor, created_at)
+         VALUES ($1, 'g', (SELECT max(seq) FROM "${s}".messages), 0) RETURNING id`,
+        [topic],
+      )
+    ).rows[0].id as number;
+    // What the cursor advance leaves behind: each key's first message leased, the rest blocked.
+    // Analyzed (as autovacuum would) while 2,000 rows were pending, then grown: with such stale
+    // statistics the unblock step was planned as a scan of every blocked row.
+    const addPending = (from: number, to: number): Promise<unknown> =>
+      pool.query(
+        `INSERT INTO "${s}".pending (group_id, seq, key, blocked, attempts, lease_token, lease_until)
+         SELECT $1, seq, key, rank > 1, CASE WHEN rank = 1 THEN 1 ELSE 0 END,
+                CASE WHEN rank = 1 THEN 'tok' END, CASE WHEN rank = 1 THEN $2::bigint ELSE 0 END
+           FROM (SELECT seq, key, row_number() OVER (PARTITION BY key ORDER BY seq) AS rank,
+                        row_number() OVER (ORDER BY seq) AS n
+                   FROM "${s}".messages) m
+          WHERE n > $3 AND n <= $4`,
+        [group, Date.now() + 600_000, from, to],
+      );
+    await addPending(0, 2000);
+    await pool.query(`ANALYZE "${s}".pending`);
+    await addPending(2000, 20_000);
+    const client = await pool.connect();
+    /** Pending rows read by `sql` in a transaction of its own (that transaction's counters). */
+    const pendingRead = async (sql: string, values: unknown[]): Promise<unknown[]> => {
+      await client.query('BEGIN');
+      const r = await client.query(sql, values);
+      const { rows } = await client.query(
+        `SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) AS read
+           FROM pg_stat_xact_user_tables WHERE relid = '"${s}".pending'::regclass`,
+      );
+      await client.query('COMMIT');
+      return [r.rows, Number(rows[0].read)];
+    };
+    try {
+      const head = (await pool.query(`SELECT seq FROM "${s}".pending WHERE key = 'k7' AND NOT blocked`))
+        .rows[0].seq as string;
+      const [, ackRead] = await pendingRead(
+        `SELECT "${s}".settle(ARRAY[$1::int], ARRAY[$2::bigint], ARRAY['tok'], ARRAY['a'], ARRAY[0::bigint], 'c', ARRAY['log'])`,
+        [group, head],
+      );
+      assert.ok((ackRead as number) <= 50, `the ack read ${String(ackRead)} of 20,000 pending rows`);
+      const next = await pool.query(
+        `SELECT count(*) AS n FROM "${s}".pending WHERE key = 'k7' AND NOT blocked AND seq > $1`,
+        [head],
+      );
+      assert.equal(Number(next.rows[0].n), 1, "the key's next message is its head now");
+      const now = Date.now();
+      const [rows, idleRead] = await pendingRead(
+        `SELECT * FROM "${s}".fetch($1, $2, 100, true, 'x', $3, $4)`,
+        [group, topic, now, now + 30_000],
+      );
+      assert.equal((rows as { seq: unknown }[]).filter((r) => r.seq !== null).length, 1, 'the new head');
+      const [, emptyRead] = await pendingRead(`SELECT * FROM "${s}".fetch($1, $2, 100, true, 'y', $3, $4)`, [
+        group,
+        topic,
+        now,
+        now + 30_000,
+      ]);
+      assert.ok((idleRead as number) <= 200, `a fetch read ${String(idleRead)} pending rows`);
+      assert.ok((emptyRead as number) <= 200, `an idle fetch read ${String(emptyRead)} pending rows`);
+    } finally {
+      client.release();
+    }
+  });
+
   test('a schema of version 4 is upgraded in place and its messages are still delivered', async () => {
     const s = schema('upgrade');
     const client = await pool.connect();
