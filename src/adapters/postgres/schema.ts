@@ -530,6 +530,8 @@ DECLARE
   v_groups int[];
   v_keys text[];
   t text;
+  v_next_groups int[];
+  v_next_seqs bigint[];
 BEGIN
   -- An ack lost in a server crash means a redelivery (at-least-once), never a lost message.
   PERFORM set_config('synchronous_commit', 'off', true);
@@ -545,13 +547,16 @@ BEGIN
          array_agg(a.key) FILTER (WHERE a.key IS NOT NULL)
     INTO v_acked, v_groups, v_keys FROM acked a;
   IF v_keys IS NOT NULL THEN
-    -- Each key's next row found through the key index, then updated through the primary key: as a
-    -- correlated condition on every blocked row this was planned as a scan of all of them.
+    -- Each key's next row first (a subquery per key on the key index), then those rows by primary
+    -- key. As one statement joining the keys to the blocked rows, it was planned as a scan of them.
+    SELECT array_agg(n.g), array_agg(n.s) INTO v_next_groups, v_next_seqs
+      FROM (SELECT u.g, (SELECT q.seq FROM ${s}.pending q WHERE q.group_id = u.g AND q.key = u.k
+                          ORDER BY q.seq LIMIT 1) AS s
+              FROM (SELECT DISTINCT x.g, x.k FROM unnest(v_groups, v_keys) AS x(g, k)) u) n
+     WHERE n.s IS NOT NULL;
     UPDATE ${s}.pending p SET blocked = false
-      FROM (SELECT DISTINCT u.g, u.k FROM unnest(v_groups, v_keys) AS u(g, k)) u
-      CROSS JOIN LATERAL (SELECT q.seq FROM ${s}.pending q WHERE q.group_id = u.g AND q.key = u.k
-                           ORDER BY q.seq LIMIT 1) nxt
-     WHERE p.group_id = u.g AND p.seq = nxt.seq AND p.blocked;
+      FROM unnest(v_next_groups, v_next_seqs) AS n(g, s)
+     WHERE p.group_id = n.g AND p.seq = n.s AND p.blocked;
   END IF;
   UPDATE ${s}.pending p SET lease_token = NULL, lease_until = 0, visible_at = x.v,
          attempts = p.attempts - CASE WHEN x.h = 'r' THEN 1 ELSE 0 END
