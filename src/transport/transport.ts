@@ -27,10 +27,10 @@ export interface TopicTopology {
 /**
  * One delivery of a message to one member of a consumer group. Settle it exactly once.
  *
- * A settle that rejects changed nothing, and the lease is no longer kept alive: once it expires the
- * message is redelivered (an attempt counted), as if this member had died. Before then a second
- * settle may still land (SQLite and PostgreSQL take it). No transport keeps a failed delivery
- * leased forever (ADR 0042).
+ * A settle that rejects may not have been applied, and the lease is no longer kept alive: once it
+ * expires the message is redelivered (an attempt counted), as if this member had died. Before then
+ * a second settle may still land (SQLite and PostgreSQL take it). No transport keeps a failed
+ * delivery leased forever (ADR 0042).
  */
 export interface Delivery {
   readonly message: Message;
