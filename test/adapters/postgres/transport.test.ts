@@ -58,6 +58,38 @@ async function rowsRead(
   }
 }
 
+/**
+ * A schema whose topic `log` holds 20,000 messages over 50 keys, with autovacuum off for `table` (so
+ * its statistics stay what the test makes them), and a group `g` created by hand with its cursor at
+ * `cursor`: 'start' (nothing read yet) or 'end' (every message already in pending).
+ */
+async function seededLog(
+  what: string,
+  table: 'messages' | 'pending',
+  bodyBytes: number,
+  cursor: 'start' | 'end',
+): Promise<{ s: string; topic: number; group: number }> {
+  const s = schema(what);
+  const t = await PostgresTransport.connect({ connectionString: SHARED_URL, schema: s });
+  await pool.query(`ALTER TABLE "${s}".${table} SET (autovacuum_enabled = false)`);
+  const body = new Uint8Array(bodyBytes);
+  for (let i = 0; i < 20_000; i += 1000)
+    await t.publish(
+      'log',
+      Array.from({ length: 1000 }, (_, j) => ({ id: `m${i + j}`, key: `k${j % 50}`, headers: {}, body })),
+    );
+  await t.close();
+  const topic = (await pool.query(`SELECT id FROM "${s}".topics`)).rows[0].id as number;
+  const start = cursor === 'start' ? '0' : `(SELECT max(seq) FROM "${s}".messages)`;
+  const group = (
+    await pool.query(
+      `INSERT INTO "${s}".groups (topic_id, name, cursor, created_at) VALUES ($1, 'g', ${start}, 0) RETURNING id`,
+      [topic],
+    )
+  ).rows[0].id as number;
+  return { s, topic, group };
+}
+
 describe('PostgreSQL transport', () => {
   test('hostile rows inserted with plain SQL go to the DLQ with reason decode; the group goes on', async () => {
     const s = schema('hostile');
@@ -291,27 +323,11 @@ describe('PostgreSQL transport', () => {
   test('a fetch reads the messages it leases, not the whole log, before the tables were ever analyzed', async () => {
     // ADR 0948: without statistics the planner read a topic's whole log on every fetch, twice: to
     // join leased heads to their messages, and (bitmap scan + sort) to move the cursor.
-    const s = schema('plan');
-    const t = await PostgresTransport.connect({ connectionString: SHARED_URL, schema: s });
-    await pool.query(`ALTER TABLE "${s}".messages SET (autovacuum_enabled = false)`);
-    const body = new Uint8Array(300);
-    for (let i = 0; i < 20_000; i += 1000)
-      await t.publish(
-        'log',
-        Array.from({ length: 1000 }, (_, j) => ({ id: `m${i + j}`, key: `k${j % 50}`, headers: {}, body })),
-      );
-    await t.close();
+    const { s, topic, group } = await seededLog('plan', 'messages', 300, 'start');
     const { rows: stats } = await pool.query(
       `SELECT reltuples FROM pg_class WHERE oid = '"${s}".messages'::regclass`,
     );
     assert.equal(stats[0].reltuples, -1, 'the log has never been analyzed');
-    const topic = (await pool.query(`SELECT id FROM "${s}".topics`)).rows[0].id as number;
-    const group = (
-      await pool.query(
-        `INSERT INTO "${s}".groups (topic_id, name, cursor, created_at) VALUES ($1, 'g', 0, 0) RETURNING id`,
-        [topic],
-      )
-    ).rows[0].id as number;
     /** Leases up to 100; how many it leased and how many log rows it read. */
     const fetchReads = async (token: string): Promise<{ leased: number; read: number }> => {
       const now = Date.now();
@@ -335,24 +351,7 @@ describe('PostgreSQL transport', () => {
   test('with a backlog blocked behind 50 keys, an ack and an idle fetch read a few pending rows, not all', async () => {
     // ADR 0948: the ack's unblock step and an idle member's next-due-time query each read every
     // pending row of the schema or group.
-    const s = schema('blocked');
-    const t = await PostgresTransport.connect({ connectionString: SHARED_URL, schema: s });
-    await pool.query(`ALTER TABLE "${s}".pending SET (autovacuum_enabled = false)`);
-    const body = new Uint8Array(10);
-    for (let i = 0; i < 20_000; i += 1000)
-      await t.publish(
-        'log',
-        Array.from({ length: 1000 }, (_, j) => ({ id: `m${i + j}`, key: `k${j % 50}`, headers: {}, body })),
-      );
-    await t.close();
-    const topic = (await pool.query(`SELECT id FROM "${s}".topics`)).rows[0].id as number;
-    const group = (
-      await pool.query(
-        `INSERT INTO "${s}".groups (topic_id, name, cursor, created_at)
-         VALUES ($1, 'g', (SELECT max(seq) FROM "${s}".messages), 0) RETURNING id`,
-        [topic],
-      )
-    ).rows[0].id as number;
+    const { s, topic, group } = await seededLog('blocked', 'pending', 10, 'end');
     // What the cursor advance leaves behind: each key's first message leased, the rest blocked.
     // Analyzed (as autovacuum would) while 2,000 rows were pending, then grown: with such stale
     // statistics the unblock step was planned as a scan of every blocked row.
