@@ -11,12 +11,7 @@ import type { Message } from '../../transport/transport.js';
 export function encodeFields(message: Message): (string | Buffer)[] {
   const fields: (string | Buffer)[] = ['i', message.id];
   if (message.key !== undefined) fields.push('k', message.key);
-  let hasHeaders = false;
-  for (const _ in message.headers) {
-    hasHeaders = true;
-    break;
-  }
-  if (hasHeaders) fields.push('h', JSON.stringify(message.headers));
+  if (hasHeaders(message)) fields.push('h', JSON.stringify(message.headers));
   fields.push('b', Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength));
   return fields;
 }
@@ -56,6 +51,45 @@ export const Layout = {
   /** field count, then field/value pairs */
   fieldList: 4,
 } as const;
+
+/**
+ * The arguments of the publish script (scripts.ts PUBLISH) for a batch: runs of messages of the same
+ * {@link Layout}, each run as its layout, its length and then its messages' values alone (the script
+ * supplies the field names). A batch usually is one run: its messages all have a key or none, and
+ * all headers or none.
+ */
+export function publishArgs(messages: readonly Message[]): (string | number | Buffer)[] {
+  const args: (string | number | Buffer)[] = [];
+  let runAt = -1;
+  let runLayout = -1;
+  for (const m of messages) {
+    const headers = hasHeaders(m) ? JSON.stringify(m.headers) : undefined;
+    const layout =
+      m.key !== undefined
+        ? headers !== undefined
+          ? Layout.idKeyHeadersBody
+          : Layout.idKeyBody
+        : headers !== undefined
+          ? Layout.idHeadersBody
+          : Layout.idBody;
+    if (layout !== runLayout) {
+      runLayout = layout;
+      runAt = args.length;
+      args.push(layout, 0);
+    }
+    (args[runAt + 1] as number)++;
+    args.push(m.id);
+    if (m.key !== undefined) args.push(m.key);
+    if (headers !== undefined) args.push(headers);
+    args.push(Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength));
+  }
+  return args;
+}
+
+function hasHeaders(message: Message): boolean {
+  for (const _ in message.headers) return true;
+  return false;
+}
 
 /** Items of an entry of the fetch reply after its number, from `items[start]` on. */
 export function itemsOf(layout: number, items: readonly unknown[], start: number): number {

@@ -560,6 +560,46 @@ return n
 `;
 
 /**
+ * Adds a publish batch to the stream (ADR 0311). ARGV: runs of `layout count` and then `count`
+ * messages' values in that layout (codec.ts publishArgs); the field names are supplied here.
+ * Atomic like the MULTI it replaces: Redis runs a script without interleaving, and an XADD with `*`
+ * on a stream key fails only for a reason that fails the first one already (the key holds another
+ * type, or the server is over maxmemory, which a script is refused for at its first write), so
+ * nothing is half-written. KEYS: stream. Returns how many messages were added.
+ */
+export const PUBLISH = `
+local s = KEYS[1]
+local i, n, added = 1, #ARGV, 0
+while i <= n do
+  local layout, count = ARGV[i], tonumber(ARGV[i + 1])
+  i = i + 2
+  if layout == '0' then
+    for _ = 1, count do
+      redis.call('XADD', s, '*', 'i', ARGV[i], 'k', ARGV[i + 1], 'h', ARGV[i + 2], 'b', ARGV[i + 3])
+      i = i + 4
+    end
+  elseif layout == '1' then
+    for _ = 1, count do
+      redis.call('XADD', s, '*', 'i', ARGV[i], 'k', ARGV[i + 1], 'b', ARGV[i + 2])
+      i = i + 3
+    end
+  elseif layout == '2' then
+    for _ = 1, count do
+      redis.call('XADD', s, '*', 'i', ARGV[i], 'h', ARGV[i + 1], 'b', ARGV[i + 2])
+      i = i + 3
+    end
+  else
+    for _ = 1, count do
+      redis.call('XADD', s, '*', 'i', ARGV[i], 'b', ARGV[i + 1])
+      i = i + 2
+    end
+  end
+  added = added + count
+end
+return added
+`;
+
+/**
  * Removes scheduled messages that have not entered the stream. Atomic against the fetch script's
  * move: a message is either removed here or moved there. KEYS: scheduled scheduledBodies.
  * ARGV: ids. Returns how many were removed.
@@ -611,6 +651,8 @@ export interface Scripts {
   fetch(keys: readonly string[], args: readonly Arg[]): Promise<unknown>;
   /** Per operation 0/1, or the id of the follower an ack passed the key to. */
   settle(keys: readonly string[], args: readonly Arg[]): Promise<(number | string)[]>;
+  /** Returns how many messages were added. */
+  publish(stream: string, args: readonly Arg[]): Promise<number>;
   schedule(keys: readonly string[], args: readonly Arg[]): Promise<number>;
   cancelScheduled(keys: readonly string[], ids: readonly string[]): Promise<number>;
   /** Returns the ids no longer held by the consumer. */
@@ -630,6 +672,7 @@ export function bindScripts(client: Definable): Scripts {
     client.defineCommand(`herald_${name}`, { lua, numberOfKeys });
   define('fetch', FETCH, 12);
   define('settle', SETTLE, 9);
+  define('publish', PUBLISH, 1);
   define('schedule', SCHEDULE, 4);
   define('cancel_scheduled', CANCEL_SCHEDULED, 2);
   define('touch', TOUCH, 1);
@@ -643,6 +686,7 @@ export function bindScripts(client: Definable): Scripts {
   };
   const fetch = fn('herald_fetchBuffer');
   const settle = fn('herald_settle');
+  const publish = fn('herald_publish');
   const schedule = fn('herald_schedule');
   const cancelScheduled = fn('herald_cancel_scheduled');
   const touch = fn('herald_touch');
@@ -652,6 +696,7 @@ export function bindScripts(client: Definable): Scripts {
   return {
     fetch: (keys, args) => fetch(...keys, ...args),
     settle: (keys, args) => settle(...keys, ...args) as Promise<(number | string)[]>,
+    publish: (stream, args) => publish(stream, ...args) as Promise<number>,
     schedule: (keys, args) => schedule(...keys, ...args) as Promise<number>,
     cancelScheduled: (keys, ids) => cancelScheduled(...keys, ...ids) as Promise<number>,
     touch: (stream, args) => touch(stream, ...args) as Promise<string[]>,

@@ -308,13 +308,34 @@ describe('redis transport', await needs('redis'), () => {
     await waitUntil(async () => (await raw.xlen(`${prefix}:{${topic}}:s`)) <= 30, 'trimmed towards maxLen');
   });
 
+  test('a batch is written entry for entry as one-message publishes write it, whatever mix of keys and headers', async () => {
+    const t = open();
+    const [single, batched] = [unique('layout-single'), unique('layout-batch')];
+    // Alternating layouts, so the batch's arguments are several runs (codec.ts publishArgs).
+    const messages: Message[] = [
+      { id: 'kh', key: 'k1', headers: { a: '1', 'x-é': 'ü' }, body: encoder.encode('first') },
+      { id: 'k', key: 'k2', headers: {}, body: encoder.encode('') },
+      { id: 'k2', key: 'k2', headers: {}, body: new Uint8Array([0, 255, 10, 13]) },
+      { id: 'h', headers: { b: '2' }, body: encoder.encode('third') },
+      { id: 'none', headers: {}, body: encoder.encode('fourth') },
+      { id: 'kh2', key: 'k1', headers: { c: '3' }, body: encoder.encode('fifth') },
+    ];
+    for (const m of messages) await t.publish(single, [m]);
+    await t.publish(batched, messages);
+    const entries = async (topic: string): Promise<Buffer[][]> =>
+      (await raw.xrangeBuffer(`${prefix}:{${topic}}:s`, '-', '+')).map(([, fields]) => fields);
+    const expected = await entries(single);
+    assert.equal(expected.length, messages.length);
+    assert.deepEqual(await entries(batched), expected);
+  });
+
   test('a publish onto a key another client made a string fails loudly, one message or a batch, and writes nothing', async () => {
     const errors: string[] = [];
     const t = open({ onError: (err, context) => errors.push(`${context}: ${err.message}`) });
     const topic = unique('wrongtype');
     const stream = `${prefix}:{${topic}}:s`;
     await raw.set(stream, 'not a stream');
-    // One message is a plain XADD, several a MULTI/EXEC: both paths report the same way.
+    // One message is a plain XADD, several one script call: both paths report the same way.
     for (const batch of [[msg('one')], [msg('a'), msg('b')]]) {
       await assert.rejects(
         t.publish(topic, batch),
