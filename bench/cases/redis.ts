@@ -26,6 +26,17 @@ const CURRENT_SRC = path.join(here, '..', '..', 'src');
 const N = Number(process.env.HERALD_BENCH_N ?? 50_000);
 const BATCH = 500;
 const KEYS = 100;
+/**
+ * The aggregate of the n-th event: in turn (the README rows), or drawn at random (a 32-bit mix of n),
+ * as real traffic is. In turn, a window of fewer than KEYS consecutive events never repeats a key, the
+ * best case for ordering by key; at random, keys repeat within a fetch and the follower path runs.
+ */
+const aggregateOf = (n: number, random: boolean | undefined): string => {
+  if (!random) return `agg-${n % KEYS}`;
+  let h = Math.imul(n ^ (n >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return `agg-${((h ^ (h >>> 16)) >>> 0) % KEYS}`;
+};
 const ROUNDS = Number(process.env.HERALD_BENCH_ROUNDS ?? 3);
 const CONCURRENCY = 16;
 const LATENCY_RATE = 1_000;
@@ -43,6 +54,7 @@ interface ChildArgs {
   readonly url: string;
   readonly prefix: string;
   readonly src: string;
+  readonly randomKeys?: boolean;
 }
 
 interface ChildResult {
@@ -95,7 +107,7 @@ async function runChild(args: ChildArgs): Promise<void> {
         Array.from({ length: Math.min(BATCH, to - i) }, (_, j) => ({
           event: ItemMade,
           payload: payload(i + j),
-          options: { aggregateId: `agg-${(i + j) % KEYS}` },
+          options: { aggregateId: aggregateOf(i + j, args.randomKeys) },
         })),
       );
   };
@@ -186,8 +198,10 @@ async function rawChild(
   const publishRange = async (from: number, to: number): Promise<void> => {
     for (let i = from; i < to; i += BATCH) {
       const p = writer.pipeline();
-      for (let j = i; j < Math.min(to, i + BATCH); j++)
-        p.xadd(stream, '*', 'i', `r-${j}`, 'k', `agg-${j % KEYS}`, 'b', JSON.stringify(payload(j)));
+      for (let j = i; j < Math.min(to, i + BATCH); j++) {
+        const key = aggregateOf(j, args.randomKeys);
+        p.xadd(stream, '*', 'i', `r-${j}`, 'k', key, 'b', JSON.stringify(payload(j)));
+      }
       await p.exec();
     }
   };
@@ -270,7 +284,14 @@ async function measure(
   const prefix = `herald-bench:${process.pid}:${run}`;
   const memBefore = await usedMemory(admin);
   const child = fork(fileURLToPath(import.meta.url), [], {
-    execArgv: ['--import', 'tsx'],
+    // HERALD_BENCH_PROF=<dir> writes a V8 CPU profile of every child there.
+    execArgv: [
+      '--import',
+      'tsx',
+      ...(process.env.HERALD_BENCH_PROF
+        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.HERALD_BENCH_PROF}`]
+        : []),
+    ],
     env: { ...process.env, HERALD_BENCH_CHILD: JSON.stringify({ ...args, url, prefix } satisfies ChildArgs) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -419,11 +440,17 @@ export async function run(): Promise<string> {
   const before = process.env.HERALD_BENCH_BEFORE;
   const variants: Variant[] = before ? ['raw', 'before', 'herald'] : ['raw', 'herald'];
   const srcOf = (v: Variant): string => (v === 'before' ? before! : CURRENT_SRC);
-  const cases: { label: string; scenario: Scenario; idem: boolean }[] = [
+  const cases: { label: string; scenario: Scenario; idem: boolean; randomKeys?: boolean }[] = [
     { label: 'end to end, idempotency off', scenario: 'e2e', idem: false },
     { label: 'end to end, idempotency on', scenario: 'e2e', idem: true },
     { label: `drain of a ${fmt(N)} backlog, idempotency off`, scenario: 'drain', idem: false },
     { label: `drain of a ${fmt(N)} backlog, idempotency on`, scenario: 'drain', idem: true },
+    {
+      label: `drain of a ${fmt(N)} backlog, idempotency off, aggregates in random order`,
+      scenario: 'drain',
+      idem: false,
+      randomKeys: true,
+    },
     {
       label: `paced ${fmt(LATENCY_RATE)} events/s for ${LATENCY_SECONDS} s, idempotency off`,
       scenario: 'latency',
@@ -439,7 +466,7 @@ export async function run(): Promise<string> {
         const m = await measure(
           admin,
           url,
-          { variant: v, scenario: c.scenario, idem: c.idem, src: srcOf(v) },
+          { variant: v, scenario: c.scenario, idem: c.idem, randomKeys: c.randomKeys, src: srcOf(v) },
           runNo++,
         );
         console.log(
@@ -459,7 +486,7 @@ export async function run(): Promise<string> {
           const m = await measure(
             admin,
             url,
-            { variant: v, scenario: c.scenario, idem: c.idem, src: srcOf(v) },
+            { variant: v, scenario: c.scenario, idem: c.idem, randomKeys: c.randomKeys, src: srcOf(v) },
             runNo++,
           );
           const k = `${c.label}|${v}`;
@@ -480,7 +507,7 @@ export async function run(): Promise<string> {
 
     const lines: string[] = [];
     lines.push(
-      `README setup: \`createHerald\`, an event with a zod schema, \`concurrency: ${CONCURRENCY}\`, ordering by aggregate (${KEYS} aggregates), JSON payloads of about 300 bytes, a handler that does nothing; the stores from \`redisStores\` when idempotency is on. Raw = ioredis doing the same Redis moves in the same run: pipelined XADD batches of ${BATCH}; XREADGROUP COUNT ${BATCH}, JSON.parse of each body, XACK of the batch; with idempotency a pipelined \`SET NX GET PX\` per message before and \`SET PX\` after. Each figure is the median of ${ROUNDS} rounds; a round runs every variant once per row, each in a fresh process, in alternating order. The benchmark runs its own redis-server (no persistence), so its CPU is this benchmark's alone: server CPU per message is the INFO cpu (user + sys) delta over the measurement divided by the messages handled (end to end and paced include the publishing).`,
+      `README setup: \`createHerald\`, an event with a zod schema, \`concurrency: ${CONCURRENCY}\`, ordering by aggregate (${KEYS} aggregates, in turn unless the row says otherwise), JSON payloads of about 300 bytes, a handler that does nothing; the stores from \`redisStores\` when idempotency is on. Raw = ioredis doing the same Redis moves in the same run: pipelined XADD batches of ${BATCH}; XREADGROUP COUNT ${BATCH}, JSON.parse of each body, XACK of the batch; with idempotency a pipelined \`SET NX GET PX\` per message before and \`SET PX\` after. Each figure is the median of ${ROUNDS} rounds; a round runs every variant once per row, each in a fresh process, in alternating order. The benchmark runs its own redis-server (no persistence), so its CPU is this benchmark's alone: server CPU per message is the INFO cpu (user + sys) delta over the measurement divided by the messages handled (end to end and paced include the publishing).`,
       '',
       `| Measure | ${herald.map((v) => `${name(v)} (msg/s)`).join(' | ')} | raw ioredis (msg/s) | ${herald.map((v) => `${name(v)} / raw`).join(' | ')} | server CPU µs/msg (${[...herald.map(name), 'raw'].join(' / ')}) | client CPU µs/msg (${[...herald.map(name), 'raw'].join(' / ')}) |`,
       `|---|${herald.map(() => '---:').join('|')}|---:|${herald.map(() => '---:').join('|')}|---:|---:|`,
@@ -509,7 +536,7 @@ export async function run(): Promise<string> {
       `${Math.round((1 - med(label(true), v, rate) / med(label(false), v, rate)) * 100)} %`;
     const e2e = (idem: boolean): string => cases.find((x) => x.scenario === 'e2e' && x.idem === idem)!.label;
     const drain = (idem: boolean): string =>
-      cases.find((x) => x.scenario === 'drain' && x.idem === idem)!.label;
+      cases.find((x) => x.scenario === 'drain' && x.idem === idem && !x.randomKeys)!.label;
     lines.push(
       '',
       `Rate lost to idempotency (1 − on / off): end to end ${herald.map((v) => `${name(v)} ${idemCost(e2e, v)}`).join(', ')}, raw ${idemCost(e2e, 'raw')}; drain ${herald.map((v) => `${name(v)} ${idemCost(drain, v)}`).join(', ')}, raw ${idemCost(drain, 'raw')}.`,

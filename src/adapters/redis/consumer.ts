@@ -53,6 +53,11 @@ function newBatch(): SettleBatch {
 
 /** Most operations sent in one settle script call. */
 const SETTLE_CHUNK = 1000;
+/**
+ * A fetch of which more than one entry in FOLLOWER_SHARE came back as a follower shrinks the
+ * read-ahead. Measured (ADR 0312): a quarter of followers costs about what the larger batches save.
+ */
+const FOLLOWER_SHARE = 4;
 /** Complete reclaim scans between two sweeps of consumers left behind by crashed processes. */
 const SWEEP_EVERY_CYCLES = 20;
 
@@ -87,13 +92,16 @@ export class GroupConsumer implements Subscription {
   private dispatching = false;
   /**
    * How many entries may be fetched beyond the free handler slots: 0 until the handlers have settled
-   * a whole `prefetch` window between two fetches, then doubling up to `bufferSize`; back to 0 when a
-   * renewal period passes without a settle. A stuck or slow consumer so never takes more than
+   * a whole `prefetch` window between two fetches, then doubling up to `bufferSize`; halved after a
+   * fetch that was mostly followers (FOLLOWER_SHARE); back to 0 when a renewal period passes without
+   * a settle. A stuck or slow consumer so never takes more than
    * `prefetch` entries out of Redis (the backlog stays with the group, visible as lag, for other
    * members); a consumer keeping up fetches in large batches.
    */
   private readAhead = 0;
   private settledSinceFetch = 0;
+  /** The last fetch was mostly followers: the read-ahead does not grow (see FOLLOWER_SHARE). */
+  private followerHeavy = false;
   private settledSinceRenew = 0;
   private readonly ordering: 'key' | 'none';
   private active = true;
@@ -265,7 +273,7 @@ export class GroupConsumer implements Subscription {
         // Handler slots are free and only followers wait: their holders may be gone (a fetch reply
         // lost to a reconnect). Fetch for the free slots, reading new entries only while the
         // followers stay within bounds, so the reclaim step can bring lost holders back.
-        if (this.followerCount < this.options.prefetch + this.ctx.options.bufferSize) room = free;
+        if (this.followerCount < this.options.prefetch + this.readAhead) room = free;
         else if (Date.now() >= this.nextReclaimAt) {
           room = free;
           readNew = false;
@@ -318,7 +326,16 @@ export class GroupConsumer implements Subscription {
       // The settles ran before this call's fetch steps, so they concern followers of earlier fetches.
       if (carried) this.carriedDone(carried, result.settled, fetchSeq, undefined);
       if (reclaim) this.afterReclaim(result.cursor);
-      for (const d of result.deliveries) if (d.follower) this.addFollower(d, fetchSeq);
+      let followers = 0;
+      for (const d of result.deliveries)
+        if (d.follower) {
+          this.addFollower(d, fetchSeq);
+          followers++;
+        }
+      // Followers cost Redis more than the round trips read-ahead saves (ADR 0312): a fetch that was
+      // mostly followers means the window spans keys that repeat, so it shrinks.
+      this.followerHeavy = followers * FOLLOWER_SHARE > result.deliveries.length;
+      if (this.followerHeavy) this.shrinkReadAhead();
       this.fetchInFlight = undefined;
       applied();
       if (!this.active) {
@@ -550,8 +567,14 @@ export class GroupConsumer implements Subscription {
 
   private growReadAhead(): void {
     const max = this.ctx.options.bufferSize;
-    if (this.readAhead >= max || this.settledSinceFetch < this.options.prefetch) return;
+    if (this.readAhead >= max || this.followerHeavy || this.settledSinceFetch < this.options.prefetch) return;
     this.readAhead = Math.min(max, Math.max(this.options.prefetch, this.readAhead * 2));
+  }
+
+  /** The inverse of a growth step: halved, and 0 below one `prefetch` window. */
+  private shrinkReadAhead(): void {
+    const half = Math.floor(this.readAhead / 2);
+    this.readAhead = half < this.options.prefetch ? 0 : half;
   }
 
   private handOut(delivery: RedisDelivery): void {

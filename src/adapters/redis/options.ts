@@ -49,11 +49,12 @@ export interface RedisTransportOptions extends RedisConnectionOptions {
    * Most entries a subscription fetches ahead of its free handler slots (`prefetch`) and keeps in
    * process memory until a slot frees. They are leased to the subscription and renewed like
    * in-flight ones; they go back to the group when the subscription closes and are reclaimed by
-   * other members if the process dies. Larger means fewer, bigger fetches; 0 fetches only for free
-   * slots (spreads a small backlog evenly over many slow members). Memory: up to
-   * `prefetch + bufferSize` entries per subscription. Default 0: with ordering by key, read-ahead
-   * spanning several entries of a key costs Redis more CPU per message than it saves in round trips
-   * (docs/benchmarks.md, ADR 0304); it pays with ordering `none` or keys that rarely repeat in a batch.
+   * other members if the process dies. The read-ahead grows towards this bound only while the
+   * handlers settle a whole `prefetch` window between two fetches, and shrinks while fetches come
+   * back mostly as later entries of keys this consumer already holds (followers, which cost Redis
+   * more than the saved round trips: ADR 0312). 0 fetches only for free slots (spreads a small
+   * backlog evenly over many slow members). Memory: up to `prefetch + bufferSize` entries per
+   * subscription. Default 64.
    */
   readonly bufferSize?: number;
   /** Stream trimming; off by default (streams grow until trimmed). */
@@ -125,7 +126,7 @@ export function resolveTransportOptions(options: RedisTransportOptions): Resolve
   const claimIdleMs = integer('claimIdleMs', options.claimIdleMs, 10, 30_000);
   const blockMs = integer('blockMs', options.blockMs, 1, 2_000);
   const batchSize = integer('batchSize', options.batchSize, 1, 500);
-  const bufferSize = integer('bufferSize', options.bufferSize, 0, 0);
+  const bufferSize = integer('bufferSize', options.bufferSize, 0, 64);
   if (bufferSize > 100_000) throw new ConfigError('bufferSize', `must be at most 100000, got ${bufferSize}`);
   let trim: ResolvedTransportOptions['trim'];
   if (options.trim !== undefined) {

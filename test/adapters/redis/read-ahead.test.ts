@@ -147,3 +147,82 @@ describe('redis transport: leases of entries waiting in the local buffer', await
     });
   }
 });
+
+describe('redis transport: how far a consumer reads ahead', await needs('redis'), () => {
+  const prefix = uniquePrefix('ahead-size');
+  const raw = new Redis(SHARED_URL);
+  const transports: RedisTransport[] = [];
+  after(async () => {
+    await Promise.all(transports.map((t) => t.close()));
+    raw.disconnect();
+    await dropPrefix(SHARED_URL, prefix);
+  });
+
+  /**
+   * Drains `total` messages over `keys` keys (ordering by key, prefetch 4) and returns the most
+   * entries the group had leased at once, sampled from the PEL with Redis's own client: handed out,
+   * buffered and followers alike. The handlers finish together every 2 ms, as a batch of writes
+   * would: read-ahead grows only when a whole prefetch window settles between two fetches.
+   */
+  async function mostLeased(keys: number, options: RedisTransportOptions): Promise<number> {
+    const total = 400;
+    const topic = unique('size');
+    const group = unique('g');
+    const stream = `${prefix}:{${topic}}:s`;
+    const t = redis({ url: SHARED_URL, prefix, ...options });
+    transports.push(t);
+    const messages: Message[] = Array.from({ length: total }, (_, i) => ({
+      id: `m-${i}`,
+      key: `k${i % keys}`,
+      headers: {},
+      body: new Uint8Array(0),
+    }));
+    await t.publish(topic, messages);
+    let handled = 0;
+    let open!: () => void;
+    let gate = new Promise<void>((resolve) => (open = resolve));
+    const ticker = setInterval(() => {
+      open();
+      gate = new Promise<void>((resolve) => (open = resolve));
+    }, 2);
+    const sub = await t.subscribe(
+      topic,
+      { group, prefetch: 4, ordering: 'key', startFrom: 'earliest' },
+      async (d) => {
+        await gate;
+        await d.ack();
+        handled++;
+      },
+    );
+    let most = 0;
+    try {
+      while (handled < total) {
+        const [count] = (await raw.xpending(stream, group)) as [number];
+        most = Math.max(most, Number(count));
+        await sleep(3);
+      }
+    } finally {
+      clearInterval(ticker);
+      await sub.close();
+    }
+    return most;
+  }
+
+  test('by default a consumer whose keys do not repeat reads well beyond its free handler slots', async () => {
+    const most = await mostLeased(400, {});
+    // prefetch 4 + bufferSize 64 = 68 at most; with bufferSize 0 it is 4 (next test).
+    assert.ok(most > 16, `leased at most ${most} at once with prefetch 4`);
+  });
+
+  test('bufferSize 0 leases no more than the free handler slots', async () => {
+    const most = await mostLeased(400, { bufferSize: 0 });
+    assert.ok(most <= 4, `leased at most ${most} at once with prefetch 4`);
+  });
+
+  test('a consumer whose fetches come back mostly followers stops reading ahead (ADR 0312)', async () => {
+    // Eight keys in turn: once the window passes eight entries, every further one is a follower.
+    // Without the check read-ahead grows to the 64 of bufferSize all the same (68 leased at once).
+    const most = await mostLeased(8, {});
+    assert.ok(most <= 24, `leased at most ${most} at once with prefetch 4`);
+  });
+});
