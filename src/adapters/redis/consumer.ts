@@ -94,9 +94,9 @@ export class GroupConsumer implements Subscription {
    * How many entries may be fetched beyond the free handler slots: 0 until the handlers have settled
    * a whole `prefetch` window between two fetches, then doubling up to `bufferSize`; halved after a
    * fetch that was mostly followers (FOLLOWER_SHARE); back to 0 when a renewal period passes without
-   * a settle. A stuck or slow consumer so never takes more than
-   * `prefetch` entries out of Redis (the backlog stays with the group, visible as lag, for other
-   * members); a consumer keeping up fetches in large batches.
+   * a settle. A stuck or slow consumer so never takes more than `prefetch` entries out of Redis (the
+   * backlog stays with the group, visible as lag, for other members); a consumer keeping up fetches
+   * in large batches.
    */
   private readAhead = 0;
   private settledSinceFetch = 0;
