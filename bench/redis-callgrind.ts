@@ -6,7 +6,8 @@
  *
  * Modes: `readme` (createHerald, an event with a zod schema, `concurrency: 16`, ordering by
  * aggregate over 100 aggregates, ~300-byte JSON payloads, a handler that does nothing),
- * `readme-idem` (the same with `idempotency: true` on the stores from `redisStores`),
+ * `readme-idem` (the same with `idempotency: true` on the stores from `redisStores`), `readme-none`
+ * (the same with `ordering: 'none'`),
  * `transport-key` / `transport-none` (`transport.subscribe`, prefetch 1000, an acking handler,
  * ordering by key over 100 keys / none), `raw` (ioredis: XREADGROUP COUNT 500, JSON.parse of each
  * body, XACK of the batch) and `raw-idem` (the same with a pipelined `SET NX GET PX` per message
@@ -49,6 +50,7 @@ const GROUP = 'readme';
 const MODES = {
   readme: 'README consumer (createHerald, zod, concurrency 16, ordering by aggregate)',
   'readme-idem': 'README consumer, idempotency on (the stores from `redisStores`)',
+  'readme-none': "README consumer with `ordering: 'none'`",
   'transport-key': 'transport.subscribe, prefetch 1000, ordering by key (100 keys)',
   'transport-none': 'transport.subscribe, prefetch 1000, ordering none',
   raw: 'raw ioredis (XREADGROUP COUNT 500, JSON.parse, XACK)',
@@ -178,6 +180,7 @@ async function child(mode: Mode, prefix: string, n: number): Promise<void> {
       group: GROUP,
       events: [OrderPlaced],
       concurrency: 16,
+      ...(mode === 'readme-none' ? { ordering: 'none' as const } : {}),
       idempotency,
       handler: onMessage,
     });

@@ -55,6 +55,8 @@ interface ChildArgs {
   readonly prefix: string;
   readonly src: string;
   readonly randomKeys?: boolean;
+  /** The README setup with `ordering: 'none'` (raw does not order either way). */
+  readonly orderingNone?: boolean;
 }
 
 interface ChildResult {
@@ -135,6 +137,7 @@ async function runChild(args: ChildArgs): Promise<void> {
     group: 'readme',
     events: [ItemMade],
     concurrency: CONCURRENCY,
+    ...(args.orderingNone ? { ordering: 'none' as const } : {}),
     idempotency: args.idem,
     handler: async (event) => {
       if (args.scenario === 'latency')
@@ -440,7 +443,13 @@ export async function run(): Promise<string> {
   const before = process.env.HERALD_BENCH_BEFORE;
   const variants: Variant[] = before ? ['raw', 'before', 'herald'] : ['raw', 'herald'];
   const srcOf = (v: Variant): string => (v === 'before' ? before! : CURRENT_SRC);
-  const cases: { label: string; scenario: Scenario; idem: boolean; randomKeys?: boolean }[] = [
+  const cases: {
+    label: string;
+    scenario: Scenario;
+    idem: boolean;
+    randomKeys?: boolean;
+    orderingNone?: boolean;
+  }[] = [
     { label: 'end to end, idempotency off', scenario: 'e2e', idem: false },
     { label: 'end to end, idempotency on', scenario: 'e2e', idem: true },
     { label: `drain of a ${fmt(N)} backlog, idempotency off`, scenario: 'drain', idem: false },
@@ -452,27 +461,29 @@ export async function run(): Promise<string> {
       randomKeys: true,
     },
     {
+      label: `drain of a ${fmt(N)} backlog, idempotency off, ordering none`,
+      scenario: 'drain',
+      idem: false,
+      orderingNone: true,
+    },
+    {
       label: `paced ${fmt(LATENCY_RATE)} events/s for ${LATENCY_SECONDS} s, idempotency off`,
       scenario: 'latency',
       idem: false,
     },
   ];
   let runNo = 0;
+  const measureCase = (c: (typeof cases)[number], v: Variant): Promise<Measured> =>
+    measure(admin, url, { ...c, variant: v, src: srcOf(v) }, runNo++);
+  const line = (c: (typeof cases)[number], v: Variant, m: Measured): string =>
+    `${c.label} ${v}: ${fmt((m.handled / m.elapsedMs) * 1000)}/s, server ${m.serverCpuUs.toFixed(2)} µs/msg` +
+    (m.p99 !== undefined ? `, p50 ${m.p50!.toFixed(2)} ms p99 ${m.p99.toFixed(2)} ms` : '');
   // For profiling one row: HERALD_BENCH_ONLY=<part of a row label>[|<variant>]; the report then needs every row.
   const [onlyLabel, onlyVariant] = (process.env.HERALD_BENCH_ONLY ?? '').split('|');
   if (onlyLabel) {
     for (const c of cases.filter((x) => x.label.includes(onlyLabel)))
       for (const v of variants.filter((x) => !onlyVariant || x === onlyVariant)) {
-        const m = await measure(
-          admin,
-          url,
-          { variant: v, scenario: c.scenario, idem: c.idem, randomKeys: c.randomKeys, src: srcOf(v) },
-          runNo++,
-        );
-        console.log(
-          `${c.label} ${v}: ${fmt((m.handled / m.elapsedMs) * 1000)}/s, server ${m.serverCpuUs.toFixed(2)} µs/msg` +
-            (m.p99 !== undefined ? `, p50 ${m.p50!.toFixed(2)} ms p99 ${m.p99.toFixed(2)} ms` : ''),
-        );
+        console.log(line(c, v, await measureCase(c, v)));
       }
     admin.disconnect();
     server?.kill();
@@ -483,18 +494,10 @@ export async function run(): Promise<string> {
     for (let round = 0; round < ROUNDS; round++) {
       for (const c of cases) {
         for (const v of round % 2 ? [...variants].reverse() : variants) {
-          const m = await measure(
-            admin,
-            url,
-            { variant: v, scenario: c.scenario, idem: c.idem, randomKeys: c.randomKeys, src: srcOf(v) },
-            runNo++,
-          );
+          const m = await measureCase(c, v);
           const k = `${c.label}|${v}`;
           results.set(k, [...(results.get(k) ?? []), m]);
-          console.log(
-            `round ${round + 1} ${c.label} ${v}: ${fmt((m.handled / m.elapsedMs) * 1000)}/s, server ${m.serverCpuUs.toFixed(2)} µs/msg` +
-              (m.p99 !== undefined ? `, p50 ${m.p50!.toFixed(2)} ms p99 ${m.p99.toFixed(2)} ms` : ''),
-          );
+          console.log(`round ${round + 1} ${line(c, v, m)}`);
         }
       }
     }
@@ -507,7 +510,7 @@ export async function run(): Promise<string> {
 
     const lines: string[] = [];
     lines.push(
-      `README setup: \`createHerald\`, an event with a zod schema, \`concurrency: ${CONCURRENCY}\`, ordering by aggregate (${KEYS} aggregates, in turn unless the row says otherwise), JSON payloads of about 300 bytes, a handler that does nothing; the stores from \`redisStores\` when idempotency is on. Raw = ioredis doing the same Redis moves in the same run: pipelined XADD batches of ${BATCH}; XREADGROUP COUNT ${BATCH}, JSON.parse of each body, XACK of the batch; with idempotency a pipelined \`SET NX GET PX\` per message before and \`SET PX\` after. Each figure is the median of ${ROUNDS} rounds; a round runs every variant once per row, each in a fresh process, in alternating order. The benchmark runs its own redis-server (no persistence), so its CPU is this benchmark's alone: server CPU per message is the INFO cpu (user + sys) delta over the measurement divided by the messages handled (end to end and paced include the publishing).`,
+      `README setup: \`createHerald\`, an event with a zod schema, \`concurrency: ${CONCURRENCY}\`, ordering by aggregate (${KEYS} aggregates, in turn) unless the row says otherwise, JSON payloads of about 300 bytes, a handler that does nothing; the stores from \`redisStores\` when idempotency is on. Raw = ioredis doing the same Redis moves in the same run: pipelined XADD batches of ${BATCH}; XREADGROUP COUNT ${BATCH}, JSON.parse of each body, XACK of the batch; with idempotency a pipelined \`SET NX GET PX\` per message before and \`SET PX\` after. Each figure is the median of ${ROUNDS} rounds; a round runs every variant once per row, each in a fresh process, in alternating order. The benchmark runs its own redis-server (no persistence), so its CPU is this benchmark's alone: server CPU per message is the INFO cpu (user + sys) delta over the measurement divided by the messages handled (end to end and paced include the publishing).`,
       '',
       `| Measure | ${herald.map((v) => `${name(v)} (msg/s)`).join(' | ')} | raw ioredis (msg/s) | ${herald.map((v) => `${name(v)} / raw`).join(' | ')} | server CPU µs/msg (${[...herald.map(name), 'raw'].join(' / ')}) | client CPU µs/msg (${[...herald.map(name), 'raw'].join(' / ')}) |`,
       `|---|${herald.map(() => '---:').join('|')}|---:|${herald.map(() => '---:').join('|')}|---:|---:|`,
@@ -536,7 +539,7 @@ export async function run(): Promise<string> {
       `${Math.round((1 - med(label(true), v, rate) / med(label(false), v, rate)) * 100)} %`;
     const e2e = (idem: boolean): string => cases.find((x) => x.scenario === 'e2e' && x.idem === idem)!.label;
     const drain = (idem: boolean): string =>
-      cases.find((x) => x.scenario === 'drain' && x.idem === idem && !x.randomKeys)!.label;
+      cases.find((x) => x.scenario === 'drain' && x.idem === idem && !x.randomKeys && !x.orderingNone)!.label;
     lines.push(
       '',
       `Rate lost to idempotency (1 − on / off): end to end ${herald.map((v) => `${name(v)} ${idemCost(e2e, v)}`).join(', ')}, raw ${idemCost(e2e, 'raw')}; drain ${herald.map((v) => `${name(v)} ${idemCost(drain, v)}`).join(', ')}, raw ${idemCost(drain, 'raw')}.`,

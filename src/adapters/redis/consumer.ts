@@ -58,6 +58,12 @@ const SETTLE_CHUNK = 1000;
  * read-ahead. Measured (ADR 0312): a quarter of followers costs about what the larger batches save.
  */
 const FOLLOWER_SHARE = 4;
+/**
+ * The read-ahead bound when `bufferSize` is not set, per ordering. By key, larger windows repeat keys
+ * and followers cost more than the round trips saved (ADR 0312); with ordering none there are no
+ * followers and Redis's cost per message keeps falling with the batch (ADR 0313).
+ */
+const DEFAULT_READ_AHEAD = { key: 64, none: 512 } as const;
 /** Complete reclaim scans between two sweeps of consumers left behind by crashed processes. */
 const SWEEP_EVERY_CYCLES = 20;
 
@@ -92,13 +98,15 @@ export class GroupConsumer implements Subscription {
   private dispatching = false;
   /**
    * How many entries may be fetched beyond the free handler slots: 0 until the handlers have settled
-   * a whole `prefetch` window between two fetches, then doubling up to `bufferSize`; halved after a
+   * a whole `prefetch` window between two fetches, then doubling up to `readAheadLimit`; halved after a
    * fetch that was mostly followers (FOLLOWER_SHARE); back to 0 when a renewal period passes without
    * a settle. A stuck or slow consumer so never takes more than `prefetch` entries out of Redis (the
    * backlog stays with the group, visible as lag, for other members); a consumer keeping up fetches
    * in large batches.
    */
   private readAhead = 0;
+  /** `bufferSize`, or the ordering's default. */
+  private readonly readAheadLimit: number;
   private settledSinceFetch = 0;
   /** The last fetch was mostly followers: the read-ahead does not grow (see FOLLOWER_SHARE). */
   private followerHeavy = false;
@@ -139,6 +147,7 @@ export class GroupConsumer implements Subscription {
   ) {
     this.name = `${process.pid}-${Date.now().toString(36)}-${(consumerSeq++).toString(36)}`;
     this.ordering = options.ordering ?? 'key';
+    this.readAheadLimit = ctx.options.bufferSize ?? DEFAULT_READ_AHEAD[this.ordering];
     const idle = ctx.options.claimIdleMs;
     this.renewEveryMs = Math.max(5, Math.floor(idle / 3));
     this.reclaimEveryMs = Math.min(Math.max(10, Math.floor(idle / 2)), 5_000);
@@ -566,7 +575,7 @@ export class GroupConsumer implements Subscription {
   }
 
   private growReadAhead(): void {
-    const max = this.ctx.options.bufferSize;
+    const max = this.readAheadLimit;
     if (this.readAhead >= max || this.followerHeavy || this.settledSinceFetch < this.options.prefetch) return;
     this.readAhead = Math.min(max, Math.max(this.options.prefetch, this.readAhead * 2));
   }

@@ -54,7 +54,9 @@ export interface RedisTransportOptions extends RedisConnectionOptions {
    * back mostly as later entries of keys this consumer already holds (followers, which cost Redis
    * more than the saved round trips: ADR 0312). 0 fetches only for free slots (spreads a small
    * backlog evenly over many slow members). Memory: up to `prefetch + bufferSize` entries per
-   * subscription. Default 64.
+   * subscription. Default 64 for a subscription with ordering by key and 512 for one with ordering
+   * `none`, which has no followers to fear and whose Redis cost per message falls with the batch
+   * (ADR 0313).
    */
   readonly bufferSize?: number;
   /** Stream trimming; off by default (streams grow until trimmed). */
@@ -66,7 +68,8 @@ export interface ResolvedTransportOptions {
   readonly claimIdleMs: number;
   readonly blockMs: number;
   readonly batchSize: number;
-  readonly bufferSize: number;
+  /** Undefined: each subscription takes its ordering's default (see the consumer). */
+  readonly bufferSize: number | undefined;
   readonly trim:
     { readonly maxLen?: number; readonly minIdAgeMs?: number; readonly intervalMs: number } | undefined;
 }
@@ -126,8 +129,10 @@ export function resolveTransportOptions(options: RedisTransportOptions): Resolve
   const claimIdleMs = integer('claimIdleMs', options.claimIdleMs, 10, 30_000);
   const blockMs = integer('blockMs', options.blockMs, 1, 2_000);
   const batchSize = integer('batchSize', options.batchSize, 1, 500);
-  const bufferSize = integer('bufferSize', options.bufferSize, 0, 64);
-  if (bufferSize > 100_000) throw new ConfigError('bufferSize', `must be at most 100000, got ${bufferSize}`);
+  const bufferSize =
+    options.bufferSize === undefined ? undefined : integer('bufferSize', options.bufferSize, 0, 0);
+  if (bufferSize !== undefined && bufferSize > 100_000)
+    throw new ConfigError('bufferSize', `must be at most 100000, got ${bufferSize}`);
   let trim: ResolvedTransportOptions['trim'];
   if (options.trim !== undefined) {
     if (options.trim === null || typeof options.trim !== 'object')

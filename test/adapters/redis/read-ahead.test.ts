@@ -159,13 +159,17 @@ describe('redis transport: how far a consumer reads ahead', await needs('redis')
   });
 
   /**
-   * Drains `total` messages over `keys` keys (ordering by key, prefetch 4) and returns the most
+   * Drains `total` messages over `keys` keys (prefetch 4, ordering by key unless told) and returns the most
    * entries the group had leased at once, sampled from the PEL with Redis's own client: handed out,
    * buffered and followers alike. The handlers finish together every 2 ms, as a batch of writes
    * would: read-ahead grows only when a whole prefetch window settles between two fetches.
    */
-  async function mostLeased(keys: number, options: RedisTransportOptions): Promise<number> {
-    const total = 400;
+  async function mostLeased(
+    keys: number,
+    options: RedisTransportOptions,
+    ordering: 'key' | 'none' = 'key',
+    total = 400,
+  ): Promise<number> {
     const topic = unique('size');
     const group = unique('g');
     const stream = `${prefix}:{${topic}}:s`;
@@ -187,7 +191,7 @@ describe('redis transport: how far a consumer reads ahead', await needs('redis')
     }, 2);
     const sub = await t.subscribe(
       topic,
-      { group, prefetch: 4, ordering: 'key', startFrom: 'earliest' },
+      { group, prefetch: 4, ordering, startFrom: 'earliest' },
       async (d) => {
         await gate;
         await d.ack();
@@ -224,5 +228,16 @@ describe('redis transport: how far a consumer reads ahead', await needs('redis')
     // Without the check read-ahead grows to the 64 of bufferSize all the same (68 leased at once).
     const most = await mostLeased(8, {});
     assert.ok(most <= 24, `leased at most ${most} at once with prefetch 4`);
+  });
+
+  test('with ordering none the default read-ahead goes beyond the bound of ordering by key (ADR 0313)', async () => {
+    // By key the default bound is 64 (68 leased with prefetch 4); with ordering none it is 512.
+    const most = await mostLeased(1, {}, 'none', 1500);
+    assert.ok(most > 68, `leased at most ${most} at once with prefetch 4`);
+  });
+
+  test('an explicit bufferSize bounds a subscription with ordering none as well', async () => {
+    const most = await mostLeased(1, { bufferSize: 64 }, 'none', 1500);
+    assert.ok(most <= 68, `leased at most ${most} at once with prefetch 4`);
   });
 });
