@@ -64,6 +64,13 @@ const FOLLOWER_SHARE = 4;
  * followers and Redis's cost per message keeps falling with the batch (ADR 0313).
  */
 const DEFAULT_READ_AHEAD = { key: 64, none: 512 } as const;
+/**
+ * A read-ahead whose upper half took longer than this to reach the handlers is halved; it may grow
+ * only while a half takes less than half of this. Read-ahead is there to hide a fetch round trip
+ * (milliseconds); a half that lasts longer than this holds hundreds of round trips of work and only
+ * keeps entries from idle members of the group (ADR 0314).
+ */
+const SLOW_DRAIN_MS = 250;
 /** Complete reclaim scans between two sweeps of consumers left behind by crashed processes. */
 const SWEEP_EVERY_CYCLES = 20;
 
@@ -98,7 +105,8 @@ export class GroupConsumer implements Subscription {
   private dispatching = false;
   /**
    * How many entries may be fetched beyond the free handler slots: 0 until the handlers have settled
-   * a whole `prefetch` window between two fetches, then doubling up to `readAheadLimit`; halved after a
+   * a whole `prefetch` window between two fetches, then doubling up to `readAheadLimit` while halves
+   * of the buffer drain fast and halving when one drains slowly (SLOW_DRAIN_MS); halved after a
    * fetch that was mostly followers (FOLLOWER_SHARE); back to 0 when a renewal period passes without
    * a settle. A stuck or slow consumer so never takes more than `prefetch` entries out of Redis (the
    * backlog stays with the group, visible as lag, for other members); a consumer keeping up fetches
@@ -110,6 +118,14 @@ export class GroupConsumer implements Subscription {
   private settledSinceFetch = 0;
   /** The last fetch was mostly followers: the read-ahead does not grow (see FOLLOWER_SHARE). */
   private followerHeavy = false;
+  /** When a fetch left the buffer above half its read-ahead (see SLOW_DRAIN_MS); 0: it did not. */
+  private aboveHalfSince = 0;
+  /**
+   * Since the last growth step, the buffer's upper half reached the handlers within half of
+   * SLOW_DRAIN_MS (or a fetch left it at or below half): a doubled read-ahead would still drain in
+   * time, so it may grow one step (see growReadAhead).
+   */
+  private halfDrainedFast = false;
   private settledSinceRenew = 0;
   private readonly ordering: 'key' | 'none';
   private active = true;
@@ -274,6 +290,7 @@ export class GroupConsumer implements Subscription {
   private async loop(): Promise<void> {
     let backoffMs = 0;
     while (this.active) {
+      this.checkDrain();
       this.growReadAhead();
       let room = this.options.prefetch + this.readAhead - this.outstanding.size - this.waiting;
       let readNew = true;
@@ -364,6 +381,11 @@ export class GroupConsumer implements Subscription {
       }
       for (const d of kept) if (!d.follower) this.buffer.push(d);
       this.dispatch();
+      // Above half: how long the upper half lasts decides (checkDrain). At or below: the handlers took
+      // it as it came, which is as fast as a drain gets.
+      const aboveHalf = this.buffered > Math.floor(this.readAhead / 2);
+      this.aboveHalfSince = aboveHalf ? Date.now() : 0;
+      if (!aboveHalf) this.halfDrainedFast = true;
       if (result.deliveries.length > 0 || result.read > 0 || this.cursor !== '0-0') continue;
       // The script skipped its idle step (a backlog was expected, and others took it): once more with it.
       if (result.lastStream === '') continue;
@@ -577,7 +599,27 @@ export class GroupConsumer implements Subscription {
   private growReadAhead(): void {
     const max = this.readAheadLimit;
     if (this.readAhead >= max || this.followerHeavy || this.settledSinceFetch < this.options.prefetch) return;
+    // Past the first step the count says little: a refill comes when the buffer is down to half, and
+    // a whole window settles between two refills however slow the handlers are. So the buffer must
+    // also have drained fast since the last step (one step each: growing refills at once, and a
+    // second step before the buffer was timed again would go by the count alone).
+    if (this.readAhead > 0 && !this.halfDrainedFast) return;
+    this.halfDrainedFast = false;
     this.readAhead = Math.min(max, Math.max(this.options.prefetch, this.readAhead * 2));
+  }
+
+  /**
+   * Once the buffer a fetch left above half is down to half: if that took longer than SLOW_DRAIN_MS,
+   * the handlers have slowed down since the read-ahead grew, so it shrinks: as many halvings as bring
+   * a half under SLOW_DRAIN_MS. Within half of it, the read-ahead may grow one step.
+   */
+  private checkDrain(): void {
+    if (this.aboveHalfSince === 0 || this.buffered > Math.floor(this.readAhead / 2)) return;
+    // Each halving halves how long a half lasts: as many as bring it under SLOW_DRAIN_MS, at once.
+    let lasted = Date.now() - this.aboveHalfSince;
+    this.aboveHalfSince = 0;
+    this.halfDrainedFast = lasted * 2 <= SLOW_DRAIN_MS;
+    for (; lasted > SLOW_DRAIN_MS && this.readAhead > 0; lasted /= 2) this.shrinkReadAhead();
   }
 
   /** The inverse of a growth step: halved, and 0 below one `prefetch` window. */

@@ -159,6 +159,20 @@ describe('redis transport: how far a consumer reads ahead', await needs('redis')
   });
 
   /**
+   * Releases whoever waits on `next()` together every 2 ms, so handlers finish in batches, as a
+   * batch of writes would.
+   */
+  function everyTwoMs(): { next: () => Promise<void>; stop: () => void } {
+    let open!: () => void;
+    let gate = new Promise<void>((resolve) => (open = resolve));
+    const timer = setInterval(() => {
+      open();
+      gate = new Promise<void>((resolve) => (open = resolve));
+    }, 2);
+    return { next: () => gate, stop: () => clearInterval(timer) };
+  }
+
+  /**
    * Drains `total` messages over `keys` keys (prefetch 4, ordering by key unless told) and returns the most
    * entries the group had leased at once, sampled from the PEL with Redis's own client: handed out,
    * buffered and followers alike. The handlers finish together every 2 ms, as a batch of writes
@@ -183,17 +197,12 @@ describe('redis transport: how far a consumer reads ahead', await needs('redis')
     }));
     await t.publish(topic, messages);
     let handled = 0;
-    let open!: () => void;
-    let gate = new Promise<void>((resolve) => (open = resolve));
-    const ticker = setInterval(() => {
-      open();
-      gate = new Promise<void>((resolve) => (open = resolve));
-    }, 2);
+    const ticker = everyTwoMs();
     const sub = await t.subscribe(
       topic,
       { group, prefetch: 4, ordering, startFrom: 'earliest' },
       async (d) => {
-        await gate;
+        await ticker.next();
         await d.ack();
         handled++;
       },
@@ -206,7 +215,7 @@ describe('redis transport: how far a consumer reads ahead', await needs('redis')
         await sleep(3);
       }
     } finally {
-      clearInterval(ticker);
+      ticker.stop();
       await sub.close();
     }
     return most;
@@ -239,5 +248,53 @@ describe('redis transport: how far a consumer reads ahead', await needs('redis')
   test('an explicit bufferSize bounds a subscription with ordering none as well', async () => {
     const most = await mostLeased(1, { bufferSize: 64 }, 'none', 1500);
     assert.ok(most <= 68, `leased at most ${most} at once with prefetch 4`);
+  });
+
+  test('a read-ahead that grew shrinks once the handlers slow down (ADR 0313)', async () => {
+    const total = 3000;
+    const topic = unique('slow');
+    const group = unique('g');
+    const stream = `${prefix}:{${topic}}:s`;
+    const t = redis({ url: SHARED_URL, prefix });
+    transports.push(t);
+    await t.publish(
+      topic,
+      Array.from({ length: total }, (_, i) => ({ id: `m-${i}`, headers: {}, body: new Uint8Array(0) })),
+    );
+    // Fast (a batch every 2 ms, as mostLeased) until the read-ahead has grown, then 25 ms a message.
+    let slow = false;
+    const ticker = everyTwoMs();
+    const sub = await t.subscribe(
+      topic,
+      { group, prefetch: 4, ordering: 'none', startFrom: 'earliest' },
+      async (d) => {
+        if (slow) await sleep(25);
+        else await ticker.next();
+        await d.ack();
+      },
+    );
+    const leased = async (): Promise<number> => Number(((await raw.xpending(stream, group)) as [number])[0]);
+    try {
+      let grown = 0;
+      await waitUntil(
+        async () => (grown = Math.max(grown, await leased())) > 68,
+        'the read-ahead grows beyond 64 while the handlers are fast',
+      );
+      slow = true;
+      // Four handlers of 25 ms get through 160 a second. Without the shrink the buffer is refilled to
+      // 512 every time it is down to half (256 to 516 leased). With it, the first half that takes
+      // over 250 ms (256 entries: 1.6 s) halves the read-ahead three times, to 64 (65 or 66 leased
+      // in the runs here), where a half (0.2 s) neither shrinks it nor lets it grow.
+      await sleep(4_000);
+      let most = 0;
+      for (let i = 0; i < 20; i++) {
+        most = Math.max(most, await leased());
+        await sleep(50);
+      }
+      assert.ok(most <= 100, `leased ${most} at once 4 s after the handlers slowed down (${grown} before)`);
+    } finally {
+      ticker.stop();
+      await sub.close();
+    }
   });
 });
