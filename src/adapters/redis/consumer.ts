@@ -212,6 +212,11 @@ export class GroupConsumer implements Subscription {
     return this.buffer.length - this.bufferHead;
   }
 
+  /** More is buffered than half the read-ahead: the loop does not refill yet (fetches stay large). */
+  private get aboveRefillLevel(): boolean {
+    return this.buffered > Math.floor(this.readAhead / 2);
+  }
+
   /** Entries fetched and not handed out: buffered ones and followers. */
   private get waiting(): number {
     return this.buffered + this.followerCount;
@@ -306,7 +311,7 @@ export class GroupConsumer implements Subscription {
         }
       }
       // Refill once the buffer is down to half, so fetches stay large while handlers never starve.
-      if (room <= 0 || this.buffered > Math.floor(this.readAhead / 2)) {
+      if (room <= 0 || this.aboveRefillLevel) {
         if (this.followerCount > 0 && this.buffered === 0 && free > 0)
           await this.pause(Math.max(1, this.nextReclaimAt - Date.now()));
         else await new Promise<void>((resolve) => (this.wakeUp = resolve));
@@ -383,7 +388,7 @@ export class GroupConsumer implements Subscription {
       this.dispatch();
       // Above half: how long the upper half lasts decides (checkDrain). At or below: the handlers took
       // it as it came, which is as fast as a drain gets.
-      const aboveHalf = this.buffered > Math.floor(this.readAhead / 2);
+      const aboveHalf = this.aboveRefillLevel;
       this.aboveHalfSince = aboveHalf ? Date.now() : 0;
       if (!aboveHalf) this.halfDrainedFast = true;
       if (result.deliveries.length > 0 || result.read > 0 || this.cursor !== '0-0') continue;
@@ -593,7 +598,7 @@ export class GroupConsumer implements Subscription {
     } finally {
       this.dispatching = false;
     }
-    if (this.buffered <= Math.floor(this.readAhead / 2)) this.wake();
+    if (!this.aboveRefillLevel) this.wake();
   }
 
   private growReadAhead(): void {
@@ -614,8 +619,7 @@ export class GroupConsumer implements Subscription {
    * a half under SLOW_DRAIN_MS. Within half of it, the read-ahead may grow one step.
    */
   private checkDrain(): void {
-    if (this.aboveHalfSince === 0 || this.buffered > Math.floor(this.readAhead / 2)) return;
-    // Each halving halves how long a half lasts: as many as bring it under SLOW_DRAIN_MS, at once.
+    if (this.aboveHalfSince === 0 || this.aboveRefillLevel) return;
     let lasted = Date.now() - this.aboveHalfSince;
     this.aboveHalfSince = 0;
     this.halfDrainedFast = lasted * 2 <= SLOW_DRAIN_MS;
