@@ -53,10 +53,10 @@ export interface RedisTransportOptions extends RedisConnectionOptions {
    * handlers keep up (the buffer's upper half reaches them within 125 ms), shrinks once a half takes
    * over 250 ms (ADR 0314), and shrinks while fetches come back mostly as later entries of keys this
    * consumer already holds (followers, which cost Redis more than the saved round trips: ADR 0312).
-   * 0 fetches only for free slots (spreads a small backlog evenly over many slow members). Memory: up to `prefetch + bufferSize` entries per
-   * subscription. Default 64 for a subscription with ordering by key and 512 for one with ordering
-   * `none`, which has no followers to fear and whose Redis cost per message falls with the batch
-   * (ADR 0313).
+   * 0 fetches only for free slots (spreads a small backlog evenly over many slow members). Memory:
+   * up to `prefetch + bufferSize` entries per subscription. Default 64 for a subscription with
+   * ordering by key and 512 for one with ordering `none`, which has no followers to fear and whose
+   * Redis cost per message falls with the batch (ADR 0313).
    */
   readonly bufferSize?: number;
   /** Stream trimming; off by default (streams grow until trimmed). */
